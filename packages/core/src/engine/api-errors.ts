@@ -1,0 +1,95 @@
+/**
+ * Classifies what the port throws and retries what is safe to retry.
+ */
+import {
+  ApiError,
+  ForbiddenError,
+  KVError,
+  NamespaceNotFoundError,
+  UnauthorizedError,
+  UnavailableError,
+} from '../errors.ts';
+import { KubeApiError, resourceOf, type ObjectKind } from '../kube/port.ts';
+
+/** Backoff settings for transient failures (network errors, 429, 5xx). */
+export interface RetryOptions {
+  /** Give up after this many milliseconds of retrying (default 30000). */
+  maxElapsedMs?: number;
+  /** First delay (default 100 ms); doubles up to `maxDelayMs`, with jitter. */
+  initialDelayMs?: number;
+  /** Longest delay between attempts (default 2000 ms). */
+  maxDelayMs?: number;
+}
+
+/** True for a KubeApiError with this status (and reason, if given). */
+export function isStatus(error: unknown, status: number, reason?: string): error is KubeApiError {
+  return error instanceof KubeApiError && error.status === status && (reason === undefined || error.reason === reason);
+}
+
+/** True when the failure is transient: the call may succeed if repeated. */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof KVError) return error.retryable;
+  if (error instanceof KubeApiError) {
+    if (/request is too large/i.test(error.message)) return false;
+    return error.status === 429 || error.status === 500 || error.status === 502 || error.status === 503 || error.status === 504;
+  }
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code ?? (error.cause as { code?: unknown } | undefined)?.code;
+  return (
+    error.name === 'TimeoutError' ||
+    error.name === 'AbortError' ||
+    error.message === 'fetch failed' ||
+    (typeof code === 'string' && /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test(code))
+  );
+}
+
+/** Context of a call, for error messages. */
+export interface CallContext {
+  verb: string;
+  kind: ObjectKind;
+  namespace: string;
+}
+
+/** Maps a port failure to the typed error users see. */
+export function toKVError(error: unknown, ctx: CallContext): KVError {
+  if (error instanceof KVError) return error;
+  if (error instanceof KubeApiError) {
+    if (error.status === 403) return new ForbiddenError(ctx.verb, resourceOf(ctx.kind), ctx.namespace, error);
+    if (error.status === 401) return new UnauthorizedError(error);
+    if (error.status === 404 && error.details?.kind === 'namespaces') return new NamespaceNotFoundError(ctx.namespace, error);
+    if (isTransient(error)) {
+      return new UnavailableError(`The API server answered HTTP ${error.status} to "${ctx.verb}" ${resourceOf(ctx.kind)} and retries ran out: ${error.message}`, error);
+    }
+    return new ApiError(error.status, error.reason, `The API server refused "${ctx.verb}" ${resourceOf(ctx.kind)}: HTTP ${error.status} ${error.reason ?? ''} ${error.message}`.replace(/\s+/g, ' '), error);
+  }
+  if (isTransient(error)) {
+    const reason = error instanceof Error ? `${error.message}${(error.cause as Error | undefined)?.message ? ` (${(error.cause as Error).message})` : ''}` : String(error);
+    return new UnavailableError(`The API server could not be reached for "${ctx.verb}" ${resourceOf(ctx.kind)} and retries ran out: ${reason}`, error);
+  }
+  return new KVError('KV_API_ERROR', `Unexpected failure of "${ctx.verb}" ${resourceOf(ctx.kind)}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs `call`, retrying transient failures with jittered exponential backoff. Non-transient failures are thrown unchanged. */
+export async function withRetry<T>(call: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  const maxElapsed = options.maxElapsedMs ?? 30_000;
+  const maxDelay = options.maxDelayMs ?? 2_000;
+  let delay = options.initialDelayMs ?? 100;
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isTransient(error) || Date.now() - started + delay > maxElapsed) throw error;
+      await sleep(delay / 2 + Math.random() * (delay / 2));
+      delay = Math.min(delay * 2, maxDelay);
+    }
+  }
+}
+
+/** Backoff between compare-and-swap attempts that lost a race (short, jittered). */
+export function conflictBackoff(attempt: number): Promise<void> {
+  const ceiling = Math.min(5 * 2 ** Math.min(attempt, 6), 250);
+  return sleep(Math.random() * ceiling);
+}

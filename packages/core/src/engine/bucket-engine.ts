@@ -1,0 +1,369 @@
+/**
+ * The storage engine: one bucket kept in one Kubernetes object, ConfigMap or
+ * Secret (the kind is a parameter; the logic is the same). Every write is a
+ * server-side atomic patch of only the keys it changes:
+ * - put: merge patch `{metadata:{uid}, binaryData:{k: v}}` (the uid makes the
+ *   patch fail if the object was replaced by one k8s-kv does not own);
+ * - delete: JSON patch `test /metadata/uid` + `remove` per key;
+ * - update: compare-and-swap with a JSON patch `test` of the old value (or a
+ *   resourceVersion-conditional merge patch when the key is new), retried.
+ * The object is created on first write, race-safely (404 -> create -> 409 -> patch).
+ */
+import { BucketFullError, ConflictError, ForeignObjectError, KVError, ValueTooLargeError } from '../errors.ts';
+import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
+import { resourceOf, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectKind, type ObjectRef } from '../kube/port.ts';
+import { conflictBackoff, isStatus, isTransient, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
+import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
+
+/** Label every k8s-kv object carries: `app.kubernetes.io/managed-by=k8s-kv`. */
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+/** Value of {@link LABEL_MANAGED_BY}. */
+export const MANAGED_BY_VALUE = 'k8s-kv';
+/** Label naming the app that owns the bucket. */
+export const LABEL_APP = 'k8s-kv.io/app';
+/** Label naming the bucket. */
+export const LABEL_BUCKET = 'k8s-kv.io/bucket';
+/** Annotation recording the storage format version. */
+export const ANNOTATION_FORMAT = 'k8s-kv.io/format';
+
+/** One entry ready to be written. */
+export interface PreparedEntry {
+  key: string;
+  dataKey: string;
+  b64: string;
+  size: number;
+}
+
+/** Settings of a {@link BucketEngine}. */
+export interface EngineSettings {
+  api: KubeApi;
+  kind: ObjectKind;
+  namespace: string;
+  bucket: string;
+  app: string;
+  retry?: RetryOptions | undefined;
+  /** Attempts of a compare-and-swap before {@link ConflictError} (default 100). */
+  maxUpdateAttempts?: number | undefined;
+  now: () => number;
+}
+
+/** What an update callback decided. */
+export type UpdateDecision =
+  | { action: 'keep' }
+  | { action: 'delete' }
+  | { action: 'put'; entry: PreparedEntry };
+
+const MAX_WRITE_ATTEMPTS = 8;
+
+function pointer(field: string, dataKey: string): string {
+  return `/${field}/${dataKey.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+}
+
+/** Bucket storage engine over the port. */
+export class BucketEngine {
+  readonly ref: ObjectRef;
+  readonly field: 'binaryData' | 'data';
+  private readonly s: EngineSettings;
+  /** uid of the object once we verified that k8s-kv owns it. */
+  private ownedUid: string | undefined;
+
+  constructor(settings: EngineSettings) {
+    this.s = settings;
+    this.ref = { kind: settings.kind, namespace: settings.namespace, name: settings.bucket };
+    this.field = entryField(settings.kind);
+  }
+
+  /** Labels every object of this bucket carries. */
+  labels(): Record<string, string> {
+    return { [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, [LABEL_APP]: this.s.app, [LABEL_BUCKET]: this.s.bucket };
+  }
+
+  /** Label selector matching every object of this bucket. */
+  selector(): string {
+    return `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE},${LABEL_BUCKET}=${this.s.bucket}`;
+  }
+
+  /** Throws {@link ForeignObjectError} unless k8s-kv created `object` for this bucket and app. */
+  checkOwnership(object: KubeObject): void {
+    const labels = object.metadata.labels ?? {};
+    const foreign = (why: string): never => {
+      throw new ForeignObjectError(this.s.kind, this.s.bucket, this.s.namespace, why);
+    };
+    if (labels[LABEL_MANAGED_BY] !== MANAGED_BY_VALUE) foreign(`it has no label ${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`);
+    if (labels[LABEL_BUCKET] !== this.s.bucket) foreign(`its label ${LABEL_BUCKET} is not "${this.s.bucket}"`);
+    if (labels[LABEL_APP] !== this.s.app) foreign(`it belongs to app "${labels[LABEL_APP] ?? ''}", not "${this.s.app}"`);
+  }
+
+  /** Runs one port call with retries of transient failures and typed errors. */
+  private async call<T>(verb: string, fn: () => Promise<T>, passThrough: (error: unknown) => boolean = () => false): Promise<T> {
+    try {
+      return await withRetry(fn, this.s.retry);
+    } catch (error) {
+      if (passThrough(error)) throw error;
+      throw toKVError(error, { verb, kind: this.s.kind, namespace: this.s.namespace });
+    }
+  }
+
+  /** Reads the object from the API server (GET) and decodes it. A missing object is an empty snapshot. */
+  async read(): Promise<Snapshot> {
+    let object: KubeObject;
+    try {
+      object = await this.call('get', () => this.s.api.get(this.ref), (e) => isStatus(e, 404));
+    } catch (error) {
+      if (isStatus(error, 404)) {
+        this.ownedUid = undefined;
+        return emptySnapshot();
+      }
+      throw error;
+    }
+    return this.accept(object);
+  }
+
+  /** Checks ownership of an object the server returned and decodes it. */
+  private accept(object: KubeObject): Snapshot {
+    this.checkOwnership(object);
+    this.ownedUid = object.metadata.uid;
+    return snapshotOf(this.s.kind, object);
+  }
+
+  /** Creates the object holding `entries`. Returns undefined when someone else created it first. */
+  private async create(entries: Record<string, string>): Promise<Snapshot | undefined> {
+    const body: KubeObject = {
+      metadata: { name: this.s.bucket, labels: this.labels(), annotations: { [ANNOTATION_FORMAT]: '1' } },
+      [this.field]: entries,
+      ...(this.s.kind === 'Secret' ? { type: 'Opaque' } : {}),
+    };
+    try {
+      const created = await this.call('create', () => this.s.api.create(this.s.kind, this.s.namespace, body), (e) => isStatus(e, 409) || isStatus(e, 422));
+      return this.accept(created);
+    } catch (error) {
+      if (isStatus(error, 409)) return undefined;
+      throw error;
+    }
+  }
+
+  private isUidMismatch(error: unknown): boolean {
+    return (isStatus(error, 409) || isStatus(error, 422)) && /uid/i.test((error as Error).message);
+  }
+
+  private isTooLarge(error: unknown): boolean {
+    return (isStatus(error, 422) && /Too long/i.test((error as Error).message)) || (error instanceof Error && /request is too large/i.test(error.message));
+  }
+
+  /** Writes entries in one atomic patch (creating the object when missing). */
+  async put(entries: PreparedEntry[]): Promise<Snapshot> {
+    const batchBytes = entries.reduce((sum, e) => sum + e.size, 0);
+    for (const entry of entries) {
+      if (entry.size > MAX_OBJECT_DATA_BYTES) throw new ValueTooLargeError(entry.key, entry.size, MAX_OBJECT_DATA_BYTES);
+    }
+    if (batchBytes > MAX_OBJECT_DATA_BYTES) throw await this.bucketFull(entries);
+    const patchEntries: Record<string, string> = {};
+    for (const entry of entries) patchEntries[entry.dataKey] = entry.b64;
+    let swept = false;
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+      if (this.ownedUid === undefined) {
+        const current = await this.read();
+        if (!current.exists) {
+          try {
+            const created = await this.create(patchEntries);
+            if (created) return created;
+          } catch (error) {
+            if (this.isTooLarge(error)) throw await this.bucketFull(entries, error);
+            throw error;
+          }
+          continue;
+        }
+      }
+      const uid = this.ownedUid!;
+      try {
+        const patched = await this.call(
+          'patch',
+          () => this.s.api.mergePatch(this.ref, { metadata: { uid }, [this.field]: patchEntries }),
+          (e) => isStatus(e, 404) || this.isUidMismatch(e) || this.isTooLarge(e),
+        );
+        return this.accept(patched);
+      } catch (error) {
+        if (isStatus(error, 404) || this.isUidMismatch(error)) {
+          this.ownedUid = undefined;
+          continue;
+        }
+        if (this.isTooLarge(error)) {
+          // Expired entries still take space: remove them and try once more.
+          if (!swept && (await this.sweepExpired()) > 0) {
+            swept = true;
+            continue;
+          }
+          throw await this.bucketFull(entries, error);
+        }
+        throw error;
+      }
+    }
+    throw new ConflictError(`Could not write to bucket "${this.s.bucket}": it kept being deleted or replaced while writing.`);
+  }
+
+  /** Removes expired entries (only if unchanged since read). Returns how many were removed. */
+  async sweepExpired(): Promise<number> {
+    const snapshot = await this.read();
+    const now = this.s.now();
+    const expired = [...snapshot.entries.values()].filter((e) => isExpired(e, now));
+    if (!snapshot.exists || expired.length === 0) return 0;
+    const ops: JsonPatchOp[] = [{ op: 'test', path: '/metadata/uid', value: snapshot.uid }];
+    for (const entry of expired) {
+      ops.push({ op: 'test', path: pointer(this.field, entry.dataKey), value: entry.b64 }, { op: 'remove', path: pointer(this.field, entry.dataKey) });
+    }
+    try {
+      const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops), (e) => isStatus(e, 422) || isStatus(e, 404));
+      this.accept(patched);
+      return expired.length;
+    } catch (error) {
+      if (isStatus(error, 422) || isStatus(error, 404)) return 0;
+      throw error;
+    }
+  }
+
+  private async bucketFull(entries: PreparedEntry[], cause?: unknown): Promise<BucketFullError> {
+    const snapshot = await this.read();
+    let attempted = snapshot.totalBytes;
+    for (const entry of entries) {
+      const old = snapshot.entries.get(entry.key);
+      attempted += entry.size - (old ? entrySize(old) : 0);
+    }
+    return new BucketFullError(this.s.bucket, snapshot.totalBytes, attempted, MAX_OBJECT_DATA_BYTES, cause);
+  }
+
+  /**
+   * Removes keys in one atomic patch. Returns, per data key, whether a live
+   * (unexpired) entry was there. Missing keys are not an error.
+   */
+  async remove(dataKeys: string[], known?: Snapshot): Promise<Map<string, boolean>> {
+    const unique = [...new Set(dataKeys)];
+    const result = new Map(unique.map((k) => [k, false] as [string, boolean]));
+    let snapshot = known;
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+      if (snapshot === undefined && this.ownedUid === undefined) snapshot = await this.read();
+      if (snapshot && !snapshot.exists) return result;
+      let targets = unique;
+      let live = new Set(unique);
+      if (snapshot) {
+        const present = new Map<string, boolean>();
+        const now = this.s.now();
+        for (const entry of snapshot.entries.values()) present.set(entry.dataKey, !isExpired(entry, now));
+        for (const dataKey of snapshot.corruptByDataKey.keys()) present.set(dataKey, true);
+        targets = unique.filter((k) => present.has(k));
+        live = new Set(targets.filter((k) => present.get(k)));
+      }
+      if (targets.length === 0) return result;
+      const uid = snapshot?.uid ?? this.ownedUid!;
+      const ops: JsonPatchOp[] = [{ op: 'test', path: '/metadata/uid', value: uid }, ...targets.map((k) => ({ op: 'remove' as const, path: pointer(this.field, k) }))];
+      try {
+        const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops), (e) => isStatus(e, 422) || isStatus(e, 404));
+        this.accept(patched);
+        for (const k of live) result.set(k, true);
+        return result;
+      } catch (error) {
+        if (isStatus(error, 404)) {
+          this.ownedUid = undefined;
+          return result;
+        }
+        if (isStatus(error, 422)) {
+          // A key was already gone, or the object was replaced: look again.
+          snapshot = await this.read();
+          continue;
+        }
+        throw error;
+      }
+    }
+    throw new ConflictError(`Could not delete from bucket "${this.s.bucket}": it kept changing under the delete.`);
+  }
+
+  /**
+   * Atomic read-modify-write of one key. `decide` sees the current snapshot and
+   * returns what to do; on a lost race the snapshot is re-read and `decide` runs again.
+   */
+  async update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
+    const maxAttempts = this.s.maxUpdateAttempts ?? 100;
+    let lastError: unknown;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      if (attempt > 0) await conflictBackoff(attempt);
+      const snapshot = await this.read();
+      const decision = await decide(snapshot);
+      const current = snapshot.entries.get(key);
+      if (decision.action === 'keep') return snapshot;
+      if (decision.action === 'delete' && !current) return snapshot;
+      const write = async (): Promise<KubeObject | undefined> => {
+        if (!snapshot.exists) {
+          if (decision.action !== 'put') return undefined;
+          const created = await this.create({ [dataKey]: decision.entry.b64 });
+          if (!created) throw new RaceLost();
+          return undefined;
+        }
+        const path = pointer(this.field, dataKey);
+        if (current) {
+          const ops: JsonPatchOp[] = [
+            { op: 'test', path: '/metadata/uid', value: snapshot.uid },
+            { op: 'test', path, value: current.b64 },
+            decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path },
+          ];
+          return this.s.api.jsonPatch(this.ref, ops);
+        }
+        if (decision.action !== 'put') return undefined;
+        // New key: the whole object must be unchanged since we read it.
+        return this.s.api.mergePatch(this.ref, {
+          metadata: { uid: snapshot.uid, resourceVersion: snapshot.resourceVersion },
+          [this.field]: { [dataKey]: decision.entry.b64 },
+        });
+      };
+      try {
+        const written = await write();
+        if (written) return this.accept(written);
+        return snapshot.exists ? snapshot : await this.read();
+      } catch (error) {
+        lastError = error;
+        if (error instanceof RaceLost || isStatus(error, 409) || (isStatus(error, 422) && /test|uid/i.test((error as Error).message)) || isStatus(error, 404)) {
+          continue;
+        }
+        if (this.isTooLarge(error) && decision.action === 'put') throw await this.bucketFull([decision.entry], error);
+        if (isTransient(error)) {
+          // The write may or may not have happened: look before trying again.
+          const after = await this.read();
+          const stored = after.entries.get(key);
+          if (decision.action === 'put' && stored?.b64 === decision.entry.b64) return after;
+          if (decision.action === 'delete' && !stored) return after;
+          continue;
+        }
+        if (error instanceof KVError) throw error;
+        throw toKVError(error, { verb: 'patch', kind: this.s.kind, namespace: this.s.namespace });
+      }
+    }
+    throw new ConflictError(
+      `update("${key}") lost to concurrent writers ${maxAttempts} times in bucket "${this.s.bucket}"; try again later.`,
+      key,
+      lastError,
+    );
+  }
+
+  /** Deletes every object of this bucket that k8s-kv owns. Foreign objects are refused and left alone. */
+  async teardown(): Promise<void> {
+    const list = await this.call('list', () => this.s.api.list(this.s.kind, this.s.namespace, this.selector()));
+    // Refuses (ForeignObjectError) when the bucket's name is taken by an object k8s-kv does not own.
+    await this.read();
+    for (const object of list.items) {
+      this.checkOwnership(object);
+      const ref = { ...this.ref, name: object.metadata.name };
+      try {
+        await this.call('delete', () => this.s.api.delete(ref, { uid: object.metadata.uid! }), (e) => isStatus(e, 404) || isStatus(e, 409));
+      } catch (error) {
+        if (!isStatus(error, 404) && !isStatus(error, 409)) throw error;
+      }
+    }
+    this.ownedUid = undefined;
+  }
+
+  /** The resource name (for messages). */
+  resource(): string {
+    return resourceOf(this.s.kind);
+  }
+}
+
+/** Someone created the object between our read and our create. */
+class RaceLost extends Error {}

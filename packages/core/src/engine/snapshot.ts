@@ -1,0 +1,130 @@
+/**
+ * A decoded view of one bucket object: its entries by user key, the entries
+ * that could not be decoded, and the bytes it holds. Pure.
+ */
+import { decodeEnvelope, decodeEnvelopeHeader, EnvelopeError, type EnvelopeHeader } from '../codec/envelope.ts';
+import { decodeKey, decodeKeyFull, encodeKey } from '../codec/key-codec.ts';
+import { CorruptEntryError } from '../errors.ts';
+import { objectDataBytes } from '../kube/object-rules.ts';
+import type { KubeObject, ObjectKind } from '../kube/port.ts';
+
+/** The map of an object that holds k8s-kv entries. */
+export function entryField(kind: ObjectKind): 'binaryData' | 'data' {
+  return kind === 'Secret' ? 'data' : 'binaryData';
+}
+
+/** One stored entry, header decoded, value not yet inflated. */
+export interface StoredEntry {
+  /** The user's key. */
+  key: string;
+  /** The ConfigMap data key. */
+  dataKey: string;
+  /** The stored base64 text (what a JSON patch `test` compares). */
+  b64: string;
+  /** The envelope bytes. */
+  envelope: Uint8Array;
+  /** The decoded header. */
+  header: EnvelopeHeader;
+}
+
+/** A decoded bucket object. */
+export interface Snapshot {
+  /** False when the object does not exist (yet). */
+  exists: boolean;
+  uid?: string | undefined;
+  resourceVersion?: string | undefined;
+  /** True when the entry map exists on the object (JSON patch `add` into it works). */
+  hasEntryMap: boolean;
+  /** Entries by user key, expired ones included. */
+  entries: Map<string, StoredEntry>;
+  /** Entries that could not be decoded. */
+  corrupt: CorruptEntryError[];
+  /** Data keys of corrupt entries, to their error. */
+  corruptByDataKey: Map<string, CorruptEntryError>;
+  /** Bytes the API server counts against the 1 MiB limit. */
+  totalBytes: number;
+}
+
+/** The snapshot of a bucket that does not exist. */
+export function emptySnapshot(): Snapshot {
+  return { exists: false, hasEntryMap: false, entries: new Map(), corrupt: [], corruptByDataKey: new Map(), totalBytes: 0 };
+}
+
+/** Decodes one stored entry, or returns why it is corrupt. */
+export function parseEntry(dataKey: string, b64: string): StoredEntry | CorruptEntryError {
+  const decodedKey = decodeKey(dataKey);
+  if (decodedKey.kind === 'invalid') return new CorruptEntryError(dataKey, `data key is not a k8s-kv key: ${decodedKey.reason}`);
+  const envelope = new Uint8Array(Buffer.from(b64, 'base64'));
+  let header: EnvelopeHeader;
+  try {
+    header = decodeEnvelopeHeader(envelope);
+  } catch (error) {
+    const key = decodedKey.kind === 'plain' ? decodedKey.key : dataKey;
+    return new CorruptEntryError(key, error instanceof EnvelopeError ? error.message : String(error));
+  }
+  let key: string;
+  if (decodedKey.kind === 'plain') {
+    key = decodedKey.key;
+  } else {
+    const full = header.fullKey === undefined ? undefined : decodeKeyFull(header.fullKey);
+    if (!full || full.kind !== 'plain' || encodeKey(full.key).dataKey !== dataKey) {
+      return new CorruptEntryError(dataKey, 'hashed key does not match the key stored in the entry');
+    }
+    key = full.key;
+  }
+  return { key, dataKey, b64, envelope, header };
+}
+
+/** Decodes a bucket object into a snapshot. */
+export function snapshotOf(kind: ObjectKind, object: KubeObject): Snapshot {
+  const snapshot: Snapshot = {
+    exists: true,
+    uid: object.metadata.uid,
+    resourceVersion: object.metadata.resourceVersion,
+    hasEntryMap: false,
+    entries: new Map(),
+    corrupt: [],
+    corruptByDataKey: new Map(),
+    totalBytes: objectDataBytes(kind, object),
+  };
+  const field = entryField(kind);
+  const map = object[field];
+  snapshot.hasEntryMap = map !== undefined && map !== null;
+  for (const [dataKey, b64] of Object.entries(map ?? {})) {
+    const parsed = parseEntry(dataKey, b64);
+    if (parsed instanceof CorruptEntryError) {
+      snapshot.corrupt.push(parsed);
+      snapshot.corruptByDataKey.set(dataKey, parsed);
+    } else {
+      snapshot.entries.set(parsed.key, parsed);
+    }
+  }
+  if (kind === 'ConfigMap') {
+    // k8s-kv never writes `data`; anything there was added by hand.
+    for (const dataKey of Object.keys(object.data ?? {})) {
+      const error = new CorruptEntryError(dataKey, 'plain-text "data" entry was not written by k8s-kv');
+      snapshot.corrupt.push(error);
+      snapshot.corruptByDataKey.set(dataKey, error);
+    }
+  }
+  return snapshot;
+}
+
+/** True when the entry has expired at `now`. */
+export function isExpired(entry: StoredEntry, now: number): boolean {
+  return entry.header.expiresAt !== undefined && entry.header.expiresAt <= now;
+}
+
+/** Decodes an entry's value; throws {@link CorruptEntryError} when its payload is damaged. */
+export function entryValue(entry: StoredEntry): Uint8Array {
+  try {
+    return decodeEnvelope(entry.envelope).value;
+  } catch (error) {
+    throw new CorruptEntryError(entry.key, error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** Decoded size of the entry as the API server counts it. */
+export function entrySize(entry: StoredEntry): number {
+  return entry.envelope.length;
+}

@@ -1,0 +1,245 @@
+/**
+ * Typed errors. Every error k8s-kv raises is a {@link KVError} with a stable
+ * `code`, a `retryable` flag and a message that says what to do. Messages name
+ * keys, buckets and namespaces, never values or credentials.
+ */
+
+/** Stable error codes. Match on these, not on messages. */
+export type KVErrorCode =
+  | 'KV_INVALID_OPTION'
+  | 'KV_INVALID_BUCKET_NAME'
+  | 'KV_INVALID_KEY'
+  | 'KV_INVALID_VALUE'
+  | 'KV_VALUE_TOO_LARGE'
+  | 'KV_BUCKET_FULL'
+  | 'KV_FORBIDDEN'
+  | 'KV_UNAUTHORIZED'
+  | 'KV_NAMESPACE_NOT_FOUND'
+  | 'KV_FOREIGN_OBJECT'
+  | 'KV_CORRUPT_ENTRY'
+  | 'KV_CONFLICT'
+  | 'KV_UNAVAILABLE'
+  | 'KV_CLOSED'
+  | 'KV_API_ERROR';
+
+/** Where RBAC for k8s-kv is documented; quoted by {@link ForbiddenError}. */
+export const RBAC_DOC_POINTER = 'see "RBAC" in the @k8s-kv/core README (manifest: deploy/rbac.yaml)';
+
+/** Base class of every error raised by k8s-kv. */
+export class KVError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: KVErrorCode;
+  /** True when the same call may succeed if repeated later. */
+  readonly retryable: boolean;
+
+  constructor(code: KVErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/** An option passed to `createKV` (or a driver) is missing or malformed. */
+export class InvalidOptionError extends KVError {
+  /** The option's name. */
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super('KV_INVALID_OPTION', message);
+    this.option = option;
+  }
+}
+
+/** The bucket name cannot be used as a ConfigMap name and label value. */
+export class InvalidBucketNameError extends KVError {
+  /** The rejected bucket name. */
+  readonly bucket: string;
+  constructor(bucket: string, reason: string) {
+    super(
+      'KV_INVALID_BUCKET_NAME',
+      `Invalid bucket name ${JSON.stringify(bucket)}: ${reason}. ` +
+        'Use 1-63 lowercase letters, digits, "-" or ".", starting and ending with a letter or digit (e.g. "my-app-state").',
+    );
+    this.bucket = bucket;
+  }
+}
+
+/** A key is not a string. Any string (including "" and unicode) is a valid key. */
+export class InvalidKeyError extends KVError {
+  constructor(message: string) {
+    super('KV_INVALID_KEY', message);
+  }
+}
+
+/** A value has a type the store cannot keep (only strings and bytes are stored). */
+export class InvalidValueError extends KVError {
+  /** The key the value was meant for. */
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super('KV_INVALID_VALUE', message);
+    this.key = key;
+  }
+}
+
+/** One value is larger than a whole bucket may hold. Raised before any API call. */
+export class ValueTooLargeError extends KVError {
+  /** The key the value was meant for. */
+  readonly key: string;
+  /** Encoded size of the entry in bytes. */
+  readonly size: number;
+  /** The limit in bytes. */
+  readonly limit: number;
+  constructor(key: string, size: number, limit: number) {
+    super(
+      'KV_VALUE_TOO_LARGE',
+      `Value for key ${JSON.stringify(key)} is ${size} bytes once encoded; a bucket holds at most ${limit} bytes ` +
+        '(the Kubernetes ConfigMap limit). Store it in smaller pieces or elsewhere.',
+    );
+    this.key = key;
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** The write would take the bucket over the 1 MiB ConfigMap limit. Nothing was written. */
+export class BucketFullError extends KVError {
+  /** The bucket's name. */
+  readonly bucket: string;
+  /** Bytes the bucket holds now (sum of entry sizes, as the API server counts them). */
+  readonly currentBytes: number;
+  /** Bytes the bucket would hold after the write. */
+  readonly attemptedBytes: number;
+  /** The limit in bytes. */
+  readonly limitBytes: number;
+  constructor(bucket: string, currentBytes: number, attemptedBytes: number, limitBytes: number, cause?: unknown) {
+    super(
+      'KV_BUCKET_FULL',
+      `Bucket ${JSON.stringify(bucket)} is full: it holds ${currentBytes} bytes and the write would make it ` +
+        `${attemptedBytes} bytes, over the ${limitBytes}-byte ConfigMap limit. Nothing was written. ` +
+        'Delete keys, set TTLs, or spread data over several buckets.',
+      { cause },
+    );
+    this.bucket = bucket;
+    this.currentBytes = currentBytes;
+    this.attemptedBytes = attemptedBytes;
+    this.limitBytes = limitBytes;
+  }
+}
+
+/** The identity in use may not perform an API call the store needs. */
+export class ForbiddenError extends KVError {
+  /** The API verb that was refused (get, list, watch, create, patch, delete). */
+  readonly verb: string;
+  /** The resource (configmaps or secrets). */
+  readonly resource: string;
+  /** The namespace. */
+  readonly namespace: string;
+  constructor(verb: string, resource: string, namespace: string, cause?: unknown) {
+    super(
+      'KV_FORBIDDEN',
+      `Forbidden: this identity may not "${verb}" ${resource} in namespace "${namespace}". ` +
+        `Grant a Role with verbs get, list, watch, create, patch, delete on ${resource} (${RBAC_DOC_POINTER}).`,
+      { cause },
+    );
+    this.verb = verb;
+    this.resource = resource;
+    this.namespace = namespace;
+  }
+}
+
+/** The API server did not accept the credentials (401). */
+export class UnauthorizedError extends KVError {
+  constructor(cause?: unknown) {
+    super(
+      'KV_UNAUTHORIZED',
+      'Unauthorized: the API server rejected the credentials of the current kubeconfig context or service account. ' +
+        'Check the token or certificate (kubectl auth whoami).',
+      { cause },
+    );
+  }
+}
+
+/** The namespace the bucket lives in does not exist. */
+export class NamespaceNotFoundError extends KVError {
+  /** The missing namespace. */
+  readonly namespace: string;
+  constructor(namespace: string, cause?: unknown) {
+    super(
+      'KV_NAMESPACE_NOT_FOUND',
+      `Namespace "${namespace}" does not exist. Create it (kubectl create namespace ${namespace}) or pass another "namespace" option.`,
+      { cause },
+    );
+    this.namespace = namespace;
+  }
+}
+
+/** An object with the bucket's name exists but was not created by k8s-kv for this bucket. It was not changed. */
+export class ForeignObjectError extends KVError {
+  /** The object's kind (ConfigMap or Secret). */
+  readonly kind: string;
+  /** The object's name. */
+  readonly objectName: string;
+  /** The namespace. */
+  readonly namespace: string;
+  constructor(kind: string, name: string, namespace: string, why: string) {
+    super(
+      'KV_FOREIGN_OBJECT',
+      `${kind} "${name}" in namespace "${namespace}" was not created by k8s-kv for this bucket (${why}); ` +
+        'k8s-kv refuses to modify it and changed nothing. Choose another bucket name.',
+    );
+    this.kind = kind;
+    this.objectName = name;
+    this.namespace = namespace;
+  }
+}
+
+/** A stored entry cannot be decoded (edited by hand, or written by something else). Only this key is affected. */
+export class CorruptEntryError extends KVError {
+  /** The user key, or the raw ConfigMap data key when the user key cannot be recovered. */
+  readonly key: string;
+  constructor(key: string, reason: string) {
+    super(
+      'KV_CORRUPT_ENTRY',
+      `Entry ${JSON.stringify(key)} is corrupt (${reason}). Other keys are unaffected; ` +
+        'overwrite it with put() or remove it with delete().',
+    );
+    this.key = key;
+  }
+}
+
+/** A compare-and-swap kept losing to concurrent writers until its attempts ran out. */
+export class ConflictError extends KVError {
+  /** The contended key, if the conflict was on one key. */
+  readonly key: string | undefined;
+  constructor(message: string, key?: string, cause?: unknown) {
+    super('KV_CONFLICT', message, { cause, retryable: true });
+    this.key = key;
+  }
+}
+
+/** The API server could not be reached or answered with a transient failure, after retries. */
+export class UnavailableError extends KVError {
+  constructor(message: string, cause?: unknown) {
+    super('KV_UNAVAILABLE', message, { cause, retryable: true });
+  }
+}
+
+/** The store was used after `close()`. */
+export class ClosedError extends KVError {
+  constructor() {
+    super('KV_CLOSED', 'This k8s-kv store was closed; create a new one with createKV().');
+  }
+}
+
+/** Any other error answer from the API server. */
+export class ApiError extends KVError {
+  /** HTTP status code. */
+  readonly status: number;
+  /** Kubernetes `reason`, e.g. "Invalid". */
+  readonly reason: string | undefined;
+  constructor(status: number, reason: string | undefined, message: string, cause?: unknown) {
+    super('KV_API_ERROR', message, { cause, retryable: status >= 500 || status === 429 });
+    this.status = status;
+    this.reason = reason;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * @k8s-kv/core: a key/value store kept in Kubernetes ConfigMaps.
+ * @packageDocumentation
+ */
+export { createKV, validateBucketName } from './kv.ts';
+export type { KV, KVOptions, KVValue, KVEntry, KVPutEntry, KVStats, PutOptions, UpdateResult } from './kv.ts';
+export * from './errors.ts';
+export type { RetryOptions } from './engine/api-errors.ts';
+export { LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_APP, LABEL_BUCKET, ANNOTATION_FORMAT } from './engine/bucket-engine.ts';
+export { createClientNodeApi, loadDefaultKubeConfig } from './kube/client-node-api.ts';
+export type { ClientNodeApiOptions } from './kube/client-node-api.ts';
+export { KubeApiError } from './kube/port.ts';
+export type {
+  KubeApi,
+  KubeObject,
+  ObjectKind,
+  ObjectMeta,
+  ObjectRef,
+  ObjectList,
+  JsonPatchOp,
+  WatchEvent,
+  WatchHandle,
+  WatchOptions,
+  DeletePreconditions,
+} from './kube/port.ts';
+export { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
+export { resolveNamespace } from './kube/namespace.ts';
+export { encodeKey, decodeKey, encodeKeyFull, decodeKeyFull } from './codec/key-codec.ts';
+export type { EncodedKey, DecodedKey } from './codec/key-codec.ts';
+export { encodeEnvelope, decodeEnvelope, decodeEnvelopeHeader, EnvelopeError } from './codec/envelope.ts';
+export type { EnvelopeFields, EnvelopeHeader, EncodeOptions } from './codec/envelope.ts';

@@ -1,0 +1,129 @@
+/**
+ * The port: the handful of Kubernetes API calls k8s-kv needs, for ConfigMaps
+ * and Secrets alike (the object kind is a parameter). Two implementations ship:
+ * `createClientNodeApi` (the real API via @kubernetes/client-node) and
+ * `createMemoryApi` (in memory, from `@k8s-kv/core/testing`).
+ *
+ * Objects travel in their JSON wire form: `binaryData` (ConfigMap) and `data`
+ * (Secret) values are base64 strings.
+ */
+
+/** The kinds of object a bucket can live in. */
+export type ObjectKind = 'ConfigMap' | 'Secret';
+
+/** Object metadata, as far as k8s-kv reads or writes it. */
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/** A ConfigMap or Secret in its JSON wire form. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: ObjectKind;
+  metadata: ObjectMeta;
+  /** ConfigMap: UTF-8 strings. Secret: base64 strings. */
+  data?: Record<string, string>;
+  /** ConfigMap only: base64 strings. */
+  binaryData?: Record<string, string>;
+  /** Secret only. */
+  type?: string;
+  immutable?: boolean;
+}
+
+/** Names one object. */
+export interface ObjectRef {
+  kind: ObjectKind;
+  namespace: string;
+  name: string;
+}
+
+/** One RFC 6902 JSON patch operation. */
+export type JsonPatchOp =
+  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
+  | { op: 'remove'; path: string }
+  | { op: 'move' | 'copy'; from: string; path: string };
+
+/** A page of objects from a list call. */
+export interface ObjectList {
+  items: KubeObject[];
+  /** The list's resourceVersion, to start a watch from. */
+  resourceVersion: string;
+}
+
+/** A watch event. `BOOKMARK` carries only a resourceVersion. */
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+  object: KubeObject;
+}
+
+/** A running watch. */
+export interface WatchHandle {
+  /** Stops the watch; `onClose` is not called after this. */
+  stop(): void;
+}
+
+/** Options of {@link KubeApi.watch}. */
+export interface WatchOptions {
+  labelSelector: string;
+  resourceVersion: string;
+  /** Called for each event, in order. */
+  onEvent: (event: WatchEvent) => void;
+  /**
+   * Called once when the server ends the watch (normal timeout: no error) or it fails.
+   * A `KubeApiError` with status 410 means the resourceVersion is too old: relist.
+   */
+  onClose: (error?: unknown) => void;
+}
+
+/** Preconditions of a delete. */
+export interface DeletePreconditions {
+  uid?: string;
+  resourceVersion?: string;
+}
+
+/** The port to the Kubernetes API. Every failure answered by the server is a {@link KubeApiError}. */
+export interface KubeApi {
+  /** GET one object. */
+  get(ref: ObjectRef): Promise<KubeObject>;
+  /** LIST objects of a kind in a namespace by label selector. */
+  list(kind: ObjectKind, namespace: string, labelSelector: string): Promise<ObjectList>;
+  /** CREATE an object (409 AlreadyExists if the name is taken). */
+  create(kind: ObjectKind, namespace: string, body: KubeObject): Promise<KubeObject>;
+  /** PATCH with an RFC 7386 merge patch; returns the object after the patch. */
+  mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<KubeObject>;
+  /** PATCH with an RFC 6902 JSON patch; returns the object after the patch. */
+  jsonPatch(ref: ObjectRef, ops: JsonPatchOp[]): Promise<KubeObject>;
+  /** DELETE an object, optionally only if its uid/resourceVersion match. */
+  delete(ref: ObjectRef, preconditions?: DeletePreconditions): Promise<void>;
+  /** WATCH objects of a kind in a namespace by label selector from a resourceVersion. */
+  watch(kind: ObjectKind, namespace: string, options: WatchOptions): Promise<WatchHandle>;
+}
+
+/** A Kubernetes `Status` failure, normalized by every {@link KubeApi} implementation. */
+export class KubeApiError extends Error {
+  override name = 'KubeApiError';
+  /** HTTP status code. */
+  readonly status: number;
+  /** Kubernetes reason (NotFound, AlreadyExists, Conflict, Invalid, Forbidden, Gone, ...). */
+  readonly reason: string | undefined;
+  /** `details` of the Status (kind, name, causes). */
+  readonly details: { kind?: string; name?: string; causes?: Array<{ field?: string; message?: string; reason?: string }> } | undefined;
+
+  constructor(status: number, reason: string | undefined, message: string, details?: KubeApiError['details']) {
+    super(message);
+    this.status = status;
+    this.reason = reason;
+    this.details = details;
+  }
+}
+
+/** Plural resource name of a kind (for RBAC messages and URLs). */
+export function resourceOf(kind: ObjectKind): 'configmaps' | 'secrets' {
+  return kind === 'Secret' ? 'secrets' : 'configmaps';
+}

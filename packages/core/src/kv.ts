@@ -1,0 +1,431 @@
+/**
+ * The public store: `createKV(options)` returns a {@link KV} bound to one bucket.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { encodeEnvelope } from './codec/envelope.ts';
+import { encodeKey } from './codec/key-codec.ts';
+import { BucketEngine, type PreparedEntry, type UpdateDecision } from './engine/bucket-engine.ts';
+import type { RetryOptions } from './engine/api-errors.ts';
+import { entryValue, isExpired, type Snapshot, type StoredEntry } from './engine/snapshot.ts';
+import {
+  ClosedError,
+  CorruptEntryError,
+  InvalidBucketNameError,
+  InvalidKeyError,
+  InvalidOptionError,
+  InvalidValueError,
+} from './errors.ts';
+import { createClientNodeApi, loadDefaultKubeConfig } from './kube/client-node-api.ts';
+import { resolveNamespace } from './kube/namespace.ts';
+import { dns1123SubdomainError, labelValueError, MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
+import type { KubeApi } from './kube/port.ts';
+
+/** What can be stored: bytes, or a string (kept as UTF-8 and marked as text). */
+export type KVValue = Uint8Array | string;
+
+/** Options of {@link createKV}. */
+export interface KVOptions {
+  /** Bucket name = ConfigMap name: 1-63 lowercase letters, digits, "-" or ".". Required. */
+  bucket: string;
+  /** App the bucket belongs to (label `k8s-kv.io/app`; default "default"). */
+  app?: string;
+  /** Namespace. Default: the pod's own namespace in a cluster, else the kubeconfig context's, else "default". */
+  namespace?: string;
+  /** Credentials and cluster. Default: `KubeConfig.loadFromDefault()` on first use. */
+  kubeConfig?: KubeConfig;
+  /** The Kubernetes API port. Default: the client-node implementation; `createMemoryApi()` for tests. */
+  api?: KubeApi;
+  /** TTL in milliseconds applied when `put` gives none (default: no expiry). */
+  defaultTtl?: number;
+  /** Compress values with DEFLATE when it saves space (default true). */
+  compress?: boolean;
+  /** Called for each corrupt entry that `list`, `keys`, `entries` or `getMany` skip. Default: ignore. */
+  onCorruptEntry?: (error: CorruptEntryError) => void;
+  /** Backoff for transient API failures (network errors, 429, 5xx). */
+  retry?: RetryOptions;
+  /** Attempts of `update()` before it gives up with ConflictError (default 100). */
+  maxUpdateAttempts?: number;
+  /** Clock in ms since the epoch (default `Date.now`); for tests of expiry. */
+  now?: () => number;
+}
+
+/** Options of a write. */
+export interface PutOptions {
+  /** Time to live in milliseconds; 0 or absent means the store's `defaultTtl` (none by default). */
+  ttl?: number;
+}
+
+/** A batch entry for {@link KV.putMany}. */
+export interface KVPutEntry {
+  key: string;
+  value: KVValue;
+  /** Time to live in milliseconds. */
+  ttl?: number;
+}
+
+/** A stored entry with its metadata. */
+export interface KVEntry {
+  key: string;
+  value: Uint8Array;
+  /** True when the value was stored as a string. */
+  text: boolean;
+  /** When it was last written. */
+  modifiedAt: Date;
+  /** When it expires, if it does. */
+  expiresAt: Date | undefined;
+  /** Bytes it takes in the bucket (after compression, with its header). */
+  size: number;
+}
+
+/** Bucket usage, for operators. */
+export interface KVStats {
+  /** Live keys. */
+  keys: number;
+  /** Expired entries not yet removed. */
+  expired: number;
+  /** Entries that cannot be decoded. */
+  corrupt: number;
+  /** Bytes used, as the API server counts them. */
+  bytes: number;
+  /** The limit (1 MiB). */
+  limitBytes: number;
+}
+
+/**
+ * Value returned by an {@link KV.update} callback: the new value; `undefined`
+ * to leave the key as it is; `null` to delete it.
+ */
+export type UpdateResult = KVValue | null | undefined;
+
+/** A key/value bucket in a Kubernetes ConfigMap. */
+export interface KV {
+  /** The bucket (ConfigMap) name. */
+  readonly bucket: string;
+  /** The namespace (resolved on first access). */
+  readonly namespace: string;
+  /** Stores a value (one atomic server-side patch of this key only). */
+  put(key: string, value: KVValue, options?: PutOptions): Promise<void>;
+  /** Reads a value's bytes, or undefined when missing or expired. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** Reads a value as UTF-8 text, or undefined. */
+  getText(key: string): Promise<string | undefined>;
+  /** Reads a value with its metadata, or undefined. */
+  getEntry(key: string): Promise<KVEntry | undefined>;
+  /** True when the key holds a live value. */
+  has(key: string): Promise<boolean>;
+  /** Deletes a key; true if it held a live value. */
+  delete(key: string): Promise<boolean>;
+  /** Values of every live key starting with `prefix` (default: all). Corrupt entries are skipped and reported to `onCorruptEntry`. */
+  list(prefix?: string): Promise<Map<string, Uint8Array>>;
+  /** Live keys starting with `prefix`, sorted. */
+  keys(prefix?: string): Promise<string[]>;
+  /** Live entries with metadata starting with `prefix`, sorted by key. */
+  entries(prefix?: string): Promise<KVEntry[]>;
+  /** Values of several keys in one API call, in order (undefined where missing). */
+  getMany(keys: readonly string[]): Promise<Array<Uint8Array | undefined>>;
+  /** Stores several values in one atomic patch: all are written or none. */
+  putMany(entries: ReadonlyArray<KVPutEntry | readonly [string, KVValue]>, options?: PutOptions): Promise<void>;
+  /** Deletes several keys in one atomic patch; per key, whether it held a live value. */
+  deleteMany(keys: readonly string[]): Promise<boolean[]>;
+  /**
+   * Atomic read-modify-write of one key (compare-and-swap, retried on conflict).
+   * `fn` gets the current value (undefined if none) and returns the new value,
+   * `undefined` to keep it, or `null` to delete it; it may run more than once.
+   * Resolves to the value stored afterwards.
+   */
+  update(key: string, fn: (current: Uint8Array | undefined) => UpdateResult | Promise<UpdateResult>, options?: PutOptions): Promise<Uint8Array | undefined>;
+  /** Usage of the bucket. */
+  stats(): Promise<KVStats>;
+  /** Deletes the bucket's ConfigMap (everything it holds). Refuses objects k8s-kv does not own. */
+  teardown(): Promise<void>;
+  /** Releases resources; later calls fail with ClosedError. */
+  close(): Promise<void>;
+  /** Same as {@link KV.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+/** Validates a bucket name; throws {@link InvalidBucketNameError}. */
+export function validateBucketName(bucket: unknown): asserts bucket is string {
+  if (typeof bucket !== 'string') throw new InvalidBucketNameError(String(bucket), 'it must be a string');
+  const error = dns1123SubdomainError(bucket);
+  if (error) throw new InvalidBucketNameError(bucket, error);
+  if (bucket.length > 63) throw new InvalidBucketNameError(bucket, 'it is longer than 63 characters (it is also used as a label value)');
+}
+
+function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') throw new InvalidKeyError(`Keys must be strings, got ${key === null ? 'null' : typeof key}.`);
+}
+
+function checkTtl(ttl: unknown): number | undefined {
+  if (ttl === undefined || ttl === null) return undefined;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+    throw new InvalidOptionError('ttl', `ttl must be a finite number of milliseconds >= 0, got ${String(ttl)}.`);
+  }
+  return ttl === 0 ? undefined : ttl;
+}
+
+function toBytes(key: string, value: unknown): { bytes: Uint8Array; text: boolean } {
+  if (typeof value === 'string') return { bytes: textEncoder.encode(value), text: true };
+  if (value instanceof Uint8Array) return { bytes: value, text: false };
+  const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+  throw new InvalidValueError(key, `Value for key ${JSON.stringify(key)} is ${type === 'object' ? 'an object' : `a ${type}`}; store a string or a Uint8Array (JSON.stringify objects first).`);
+}
+
+class KVStore implements KV {
+  readonly bucket: string;
+  private readonly options: KVOptions;
+  private readonly app: string;
+  private engineInstance: BucketEngine | undefined;
+  private resolvedNamespace: string | undefined;
+  private closed = false;
+  private readonly now: () => number;
+
+  constructor(options: KVOptions) {
+    if (!options || typeof options !== 'object') throw new InvalidOptionError('options', 'createKV needs an options object with at least { bucket }.');
+    validateBucketName(options.bucket);
+    const app = options.app ?? 'default';
+    const appError = typeof app === 'string' && app !== '' ? labelValueError(app) : 'must be a non-empty string';
+    if (appError) throw new InvalidOptionError('app', `Invalid app ${JSON.stringify(app)}: ${appError}.`);
+    if (options.namespace !== undefined) {
+      const nsError = typeof options.namespace === 'string' ? dns1123SubdomainError(options.namespace) : 'must be a string';
+      if (nsError || options.namespace.length > 63 || options.namespace.includes('.')) {
+        throw new InvalidOptionError('namespace', `Invalid namespace ${JSON.stringify(options.namespace)}: use 1-63 lowercase letters, digits or "-".`);
+      }
+    }
+    checkTtl(options.defaultTtl);
+    this.options = options;
+    this.bucket = options.bucket;
+    this.app = app;
+    this.now = options.now ?? Date.now;
+  }
+
+  get namespace(): string {
+    this.engine();
+    return this.resolvedNamespace!;
+  }
+
+  /** Builds the engine on first use (loads the kubeconfig then, never at construction). */
+  private engine(): BucketEngine {
+    if (this.closed) throw new ClosedError();
+    if (this.engineInstance) return this.engineInstance;
+    let api = this.options.api;
+    let kubeConfig = this.options.kubeConfig;
+    if (!api) {
+      kubeConfig ??= loadDefaultKubeConfig();
+      api = createClientNodeApi(kubeConfig);
+    }
+    this.resolvedNamespace = resolveNamespace(this.options.namespace, kubeConfig);
+    this.engineInstance = new BucketEngine({
+      api,
+      kind: 'ConfigMap',
+      namespace: this.resolvedNamespace,
+      bucket: this.bucket,
+      app: this.app,
+      retry: this.options.retry,
+      maxUpdateAttempts: this.options.maxUpdateAttempts,
+      now: this.now,
+    });
+    return this.engineInstance;
+  }
+
+  private prepare(key: unknown, value: unknown, ttl: unknown): PreparedEntry {
+    checkKey(key);
+    const { bytes, text } = toBytes(key, value);
+    const lifetime = checkTtl(ttl) ?? checkTtl(this.options.defaultTtl);
+    const now = this.now();
+    const encoded = encodeKey(key);
+    const envelope = encodeEnvelope(
+      { value: bytes, text, modifiedAt: now, expiresAt: lifetime === undefined ? undefined : now + lifetime, fullKey: encoded.hashed ? encoded.fullKey : undefined },
+      { compress: this.options.compress !== false },
+    );
+    return { key, dataKey: encoded.dataKey, b64: Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength).toString('base64'), size: envelope.length };
+  }
+
+  private async snapshot(): Promise<Snapshot> {
+    return this.engine().read();
+  }
+
+  /** The live entry of `key` in a snapshot (throws CorruptEntryError for a damaged entry of that key). */
+  private live(snapshot: Snapshot, key: string): StoredEntry | undefined {
+    const entry = snapshot.entries.get(key);
+    if (entry) return isExpired(entry, this.now()) ? undefined : entry;
+    const corrupt = snapshot.corruptByDataKey.get(encodeKey(key).dataKey);
+    if (corrupt) throw corrupt;
+    return undefined;
+  }
+
+  private toEntry(entry: StoredEntry): KVEntry {
+    return {
+      key: entry.key,
+      value: entryValue(entry),
+      text: entry.header.text,
+      modifiedAt: new Date(entry.header.modifiedAt),
+      expiresAt: entry.header.expiresAt === undefined ? undefined : new Date(entry.header.expiresAt),
+      size: entry.envelope.length,
+    };
+  }
+
+  /** Live entries under a prefix, sorted by key; corrupt ones reported and skipped. */
+  private liveEntries(snapshot: Snapshot, prefix: string, decodeValues: boolean): StoredEntry[] {
+    const now = this.now();
+    const report = this.options.onCorruptEntry;
+    for (const corrupt of snapshot.corrupt) if (corrupt.key.startsWith(prefix)) report?.(corrupt);
+    const out: StoredEntry[] = [];
+    for (const entry of snapshot.entries.values()) {
+      if (!entry.key.startsWith(prefix) || isExpired(entry, now)) continue;
+      if (decodeValues) {
+        try {
+          entryValue(entry);
+        } catch (error) {
+          report?.(error as CorruptEntryError);
+          continue;
+        }
+      }
+      out.push(entry);
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async put(key: string, value: KVValue, options?: PutOptions): Promise<void> {
+    const entry = this.prepare(key, value, options?.ttl);
+    await this.engine().put([entry]);
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    checkKey(key);
+    const entry = this.live(await this.snapshot(), key);
+    return entry ? entryValue(entry) : undefined;
+  }
+
+  async getText(key: string): Promise<string | undefined> {
+    const value = await this.get(key);
+    return value === undefined ? undefined : textDecoder.decode(value);
+  }
+
+  async getEntry(key: string): Promise<KVEntry | undefined> {
+    checkKey(key);
+    const entry = this.live(await this.snapshot(), key);
+    return entry ? this.toEntry(entry) : undefined;
+  }
+
+  async has(key: string): Promise<boolean> {
+    checkKey(key);
+    return this.live(await this.snapshot(), key) !== undefined;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const [deleted] = await this.deleteMany([key]);
+    return deleted!;
+  }
+
+  async list(prefix = ''): Promise<Map<string, Uint8Array>> {
+    const entries = this.liveEntries(await this.snapshot(), prefix, true);
+    return new Map(entries.map((e) => [e.key, entryValue(e)]));
+  }
+
+  async keys(prefix = ''): Promise<string[]> {
+    return this.liveEntries(await this.snapshot(), prefix, false).map((e) => e.key);
+  }
+
+  async entries(prefix = ''): Promise<KVEntry[]> {
+    return this.liveEntries(await this.snapshot(), prefix, true).map((e) => this.toEntry(e));
+  }
+
+  async getMany(keys: readonly string[]): Promise<Array<Uint8Array | undefined>> {
+    keys.forEach(checkKey);
+    const snapshot = await this.snapshot();
+    return keys.map((key) => {
+      try {
+        const entry = this.live(snapshot, key);
+        return entry ? entryValue(entry) : undefined;
+      } catch (error) {
+        if (error instanceof CorruptEntryError) {
+          this.options.onCorruptEntry?.(error);
+          return undefined;
+        }
+        throw error;
+      }
+    });
+  }
+
+  async putMany(entries: ReadonlyArray<KVPutEntry | readonly [string, KVValue]>, options?: PutOptions): Promise<void> {
+    const latest = new Map<string, PreparedEntry>();
+    for (const item of entries) {
+      const [key, value, ttl] = Array.isArray(item) ? [item[0], item[1], options?.ttl] : [(item as KVPutEntry).key, (item as KVPutEntry).value, (item as KVPutEntry).ttl ?? options?.ttl];
+      const prepared = this.prepare(key, value, ttl);
+      latest.set(prepared.dataKey, prepared);
+    }
+    if (latest.size === 0) return;
+    await this.engine().put([...latest.values()]);
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<boolean[]> {
+    keys.forEach(checkKey);
+    if (keys.length === 0) return [];
+    const dataKeys = keys.map((k) => encodeKey(k).dataKey);
+    const removed = await this.engine().remove(dataKeys);
+    // A key listed twice was deleted once.
+    const reported = new Set<string>();
+    return dataKeys.map((dk) => {
+      if (reported.has(dk)) return false;
+      reported.add(dk);
+      return removed.get(dk) ?? false;
+    });
+  }
+
+  async update(
+    key: string,
+    fn: (current: Uint8Array | undefined) => UpdateResult | Promise<UpdateResult>,
+    options?: PutOptions,
+  ): Promise<Uint8Array | undefined> {
+    checkKey(key);
+    if (typeof fn !== 'function') throw new InvalidOptionError('fn', 'update(key, fn) needs a function.');
+    const { dataKey } = encodeKey(key);
+    const after = await this.engine().update(key, dataKey, async (snapshot): Promise<UpdateDecision> => {
+      const entry = this.live(snapshot, key);
+      const next = await fn(entry ? entryValue(entry) : undefined);
+      if (next === undefined) return { action: 'keep' };
+      if (next === null) return { action: 'delete' };
+      return { action: 'put', entry: this.prepare(key, next, options?.ttl) };
+    });
+    const entry = this.live(after, key);
+    return entry ? entryValue(entry) : undefined;
+  }
+
+  async stats(): Promise<KVStats> {
+    const snapshot = await this.snapshot();
+    const now = this.now();
+    let expired = 0;
+    for (const entry of snapshot.entries.values()) if (isExpired(entry, now)) expired++;
+    return { keys: snapshot.entries.size - expired, expired, corrupt: snapshot.corrupt.length, bytes: snapshot.totalBytes, limitBytes: MAX_OBJECT_DATA_BYTES };
+  }
+
+  async teardown(): Promise<void> {
+    await this.engine().teardown();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/**
+ * Creates a store bound to one bucket. Makes no API call and reads no
+ * kubeconfig until first use; the ConfigMap is created on the first write.
+ *
+ * @example
+ * const kv = createKV({ bucket: 'sessions', app: 'shop' });
+ * await kv.put('user:42', JSON.stringify({ cart: 3 }), { ttl: 60_000 });
+ * console.log(await kv.getText('user:42'));
+ * await kv.close();
+ */
+export function createKV(options: KVOptions): KV {
+  return new KVStore(options);
+}
