@@ -3,7 +3,7 @@
  * @packageDocumentation
  */
 export { createKV, validateBucketName } from './kv.ts';
-export type { KV, KVOptions, KVValue, KVEntry, KVPutEntry, KVStats, PutOptions, UpdateResult } from './kv.ts';
+export type { KV, KVOptions, KVValue, KVEntry, KVPutEntry, KVStats, KVChangeEvent, PutOptions, UpdateResult } from './kv.ts';
 export * from './errors.ts';
 export type { RetryOptions } from './engine/api-errors.ts';
 export { LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_APP, LABEL_BUCKET, ANNOTATION_FORMAT } from './engine/bucket-engine.ts';
@@ -22,6 +22,7 @@ export type {
   WatchHandle,
   WatchOptions,
   DeletePreconditions,
+  Selectors,
 } from './kube/port.ts';
 export { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
 export { resolveNamespace } from './kube/namespace.ts';

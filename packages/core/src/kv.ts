@@ -7,6 +7,7 @@ import { encodeKey } from './codec/key-codec.ts';
 import { BucketEngine, type PreparedEntry, type UpdateDecision } from './engine/bucket-engine.ts';
 import type { RetryOptions } from './engine/api-errors.ts';
 import { entryValue, isExpired, type Snapshot, type StoredEntry } from './engine/snapshot.ts';
+import type { ChangeEvent as KVChangeEvent } from './engine/watch-cache.ts';
 import {
   ClosedError,
   CorruptEntryError,
@@ -47,7 +48,20 @@ export interface KVOptions {
   maxUpdateAttempts?: number;
   /** Clock in ms since the epoch (default `Date.now`); for tests of expiry. */
   now?: () => number;
+  /**
+   * Serve reads from a list+watch cache of the bucket (default true): reads at
+   * memory speed, your own writes visible at once, other pods' writes within the
+   * watch latency. Turn off for reads that must see other pods' writes the
+   * instant they are acknowledged, or when the identity may not list/watch
+   * (the store then falls back to GET by itself).
+   */
+  cache?: boolean;
+  /** Called with errors of background work (the watch, which retries by itself). Default: ignore. */
+  onError?: (error: unknown) => void;
 }
+
+/** A change of one key, as {@link KV.watch} reports it. */
+export type { ChangeEvent as KVChangeEvent } from './engine/watch-cache.ts';
 
 /** Options of a write. */
 export interface PutOptions {
@@ -134,6 +148,18 @@ export interface KV {
    * Resolves to the value stored afterwards.
    */
   update(key: string, fn: (current: Uint8Array | undefined) => UpdateResult | Promise<UpdateResult>, options?: PutOptions): Promise<Uint8Array | undefined>;
+  /**
+   * Deletes every key starting with `prefix` (default: all keys; expired and
+   * corrupt entries under the prefix too) in one atomic patch. Resolves to the
+   * number of live keys deleted. The ConfigMap itself stays; see `teardown`.
+   */
+  clear(prefix?: string): Promise<number>;
+  /**
+   * Calls `listener` for every change of a key by any process or pod (this one
+   * included), as the watch delivers it. Resolves once the watch is running, to
+   * a function that unsubscribes. Expiry does not raise events.
+   */
+  watch(listener: (event: KVChangeEvent) => void): Promise<() => void>;
   /** Usage of the bucket. */
   stats(): Promise<KVStats>;
   /** Deletes the bucket's ConfigMap (everything it holds). Refuses objects k8s-kv does not own. */
@@ -227,6 +253,8 @@ class KVStore implements KV {
       retry: this.options.retry,
       maxUpdateAttempts: this.options.maxUpdateAttempts,
       now: this.now,
+      cache: this.options.cache,
+      onError: this.options.onError,
     });
     return this.engineInstance;
   }
@@ -245,7 +273,7 @@ class KVStore implements KV {
   }
 
   private async snapshot(): Promise<Snapshot> {
-    return this.engine().read();
+    return this.engine().view();
   }
 
   /** The live entry of `key` in a snapshot (throws CorruptEntryError for a damaged entry of that key). */
@@ -395,6 +423,18 @@ class KVStore implements KV {
     return entry ? entryValue(entry) : undefined;
   }
 
+  async clear(prefix = ''): Promise<number> {
+    if (typeof prefix !== 'string') throw new InvalidKeyError('clear(prefix) needs a string prefix.');
+    const snapshot = await this.snapshot();
+    const dataKeys = [...snapshot.entries.values()].filter((e) => e.key.startsWith(prefix)).map((e) => e.dataKey);
+    for (const [dataKey, error] of snapshot.corruptByDataKey) if (error.key.startsWith(prefix)) dataKeys.push(dataKey);
+    if (dataKeys.length === 0) return 0;
+    const removed = await this.engine().remove(dataKeys, snapshot);
+    let count = 0;
+    for (const live of removed.values()) if (live) count++;
+    return count;
+  }
+
   async stats(): Promise<KVStats> {
     const snapshot = await this.snapshot();
     const now = this.now();
@@ -407,8 +447,15 @@ class KVStore implements KV {
     await this.engine().teardown();
   }
 
+  async watch(listener: (event: KVChangeEvent) => void): Promise<() => void> {
+    if (typeof listener !== 'function') throw new InvalidOptionError('listener', 'watch(listener) needs a function.');
+    return this.engine().subscribe(listener);
+  }
+
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
+    this.engineInstance?.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -21,6 +21,9 @@ export interface RetryOptions {
   maxDelayMs?: number;
 }
 
+/** etcd's refusals of an object too large to store (key names and metadata count there too). */
+export const TOO_LARGE_FOR_ETCD = /request is too large|larger than max/i;
+
 /** True for a KubeApiError with this status (and reason, if given). */
 export function isStatus(error: unknown, status: number, reason?: string): error is KubeApiError {
   return error instanceof KubeApiError && error.status === status && (reason === undefined || error.reason === reason);
@@ -30,7 +33,7 @@ export function isStatus(error: unknown, status: number, reason?: string): error
 export function isTransient(error: unknown): boolean {
   if (error instanceof KVError) return error.retryable;
   if (error instanceof KubeApiError) {
-    if (/request is too large/i.test(error.message)) return false;
+    if (TOO_LARGE_FOR_ETCD.test(error.message)) return false;
     return error.status === 429 || error.status === 500 || error.status === 502 || error.status === 503 || error.status === 504;
   }
   if (!(error instanceof Error)) return false;

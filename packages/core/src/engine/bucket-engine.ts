@@ -12,8 +12,9 @@
 import { BucketFullError, ConflictError, ForeignObjectError, KVError, ValueTooLargeError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import { resourceOf, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectKind, type ObjectRef } from '../kube/port.ts';
-import { conflictBackoff, isStatus, isTransient, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
+import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
+import { WatchCache, type ChangeListener } from './watch-cache.ts';
 
 /** Label every k8s-kv object carries: `app.kubernetes.io/managed-by=k8s-kv`. */
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
@@ -45,6 +46,10 @@ export interface EngineSettings {
   /** Attempts of a compare-and-swap before {@link ConflictError} (default 100). */
   maxUpdateAttempts?: number | undefined;
   now: () => number;
+  /** Serve reads from a list+watch cache (default true). */
+  cache?: boolean | undefined;
+  /** Errors of background work (the watch), which is retried. */
+  onError?: ((error: unknown) => void) | undefined;
 }
 
 /** What an update callback decided. */
@@ -66,11 +71,60 @@ export class BucketEngine {
   private readonly s: EngineSettings;
   /** uid of the object once we verified that k8s-kv owns it. */
   private ownedUid: string | undefined;
+  private readonly cache: WatchCache;
+  /** Set when the identity may not list/watch: reads then always GET. */
+  private cacheRefused = false;
+  /** Writes waiting for the next group commit. */
+  private queue: QueuedPut[] = [];
+  private flushing = false;
+  private flushScheduled = false;
 
   constructor(settings: EngineSettings) {
     this.s = settings;
     this.ref = { kind: settings.kind, namespace: settings.namespace, name: settings.bucket };
     this.field = entryField(settings.kind);
+    this.cache = new WatchCache({
+      api: settings.api,
+      kind: settings.kind,
+      namespace: settings.namespace,
+      name: settings.bucket,
+      decode: (object) => {
+        this.checkOwnership(object);
+        return snapshotOf(settings.kind, object);
+      },
+      onError: settings.onError,
+    });
+  }
+
+  /** Starts the watch (if not yet) and subscribes to per-key changes of any writer. */
+  async subscribe(listener: ChangeListener): Promise<() => void> {
+    try {
+      await this.cache.start();
+    } catch (error) {
+      throw toKVError(error, { verb: 'watch', kind: this.s.kind, namespace: this.s.namespace });
+    }
+    return this.cache.subscribe(listener);
+  }
+
+  /** Stops the watch and its timers. */
+  close(): void {
+    this.cache.close();
+  }
+
+  /** The bucket as the cache sees it when the cache is on and healthy, else as a GET returns it. */
+  async view(): Promise<Snapshot> {
+    if (this.s.cache === false || this.cacheRefused) return this.read();
+    try {
+      await this.cache.start();
+    } catch (error) {
+      if (isStatus(error, 403) || isStatus(error, 401)) {
+        // No list/watch rights: serve every read with a GET from now on.
+        this.cacheRefused = true;
+        this.s.onError?.(toKVError(error, { verb: 'watch', kind: this.s.kind, namespace: this.s.namespace }));
+      }
+      return this.read();
+    }
+    return this.cache.current() ?? this.read();
   }
 
   /** Labels every object of this bucket carries. */
@@ -119,11 +173,13 @@ export class BucketEngine {
     return this.accept(object);
   }
 
-  /** Checks ownership of an object the server returned and decodes it. */
+  /** Checks ownership of an object the server returned, decodes it, and hands it to the cache. */
   private accept(object: KubeObject): Snapshot {
     this.checkOwnership(object);
     this.ownedUid = object.metadata.uid;
-    return snapshotOf(this.s.kind, object);
+    const snapshot = snapshotOf(this.s.kind, object);
+    this.cache.offer(object, snapshot);
+    return snapshot;
   }
 
   /** Creates the object holding `entries`. Returns undefined when someone else created it first. */
@@ -147,15 +203,66 @@ export class BucketEngine {
   }
 
   private isTooLarge(error: unknown): boolean {
-    return (isStatus(error, 422) && /Too long/i.test((error as Error).message)) || (error instanceof Error && /request is too large/i.test(error.message));
+    return (isStatus(error, 422) && /Too long/i.test((error as Error).message)) || (error instanceof Error && TOO_LARGE_FOR_ETCD.test(error.message));
   }
 
-  /** Writes entries in one atomic patch (creating the object when missing). */
-  async put(entries: PreparedEntry[]): Promise<Snapshot> {
-    const batchBytes = entries.reduce((sum, e) => sum + e.size, 0);
+  /**
+   * Writes entries atomically (creating the object when missing). Calls made in
+   * the same tick, and calls made while a write is in flight, are coalesced into
+   * one patch (group commit); each caller still gets its own outcome.
+   */
+  put(entries: PreparedEntry[]): Promise<Snapshot> {
     for (const entry of entries) {
-      if (entry.size > MAX_OBJECT_DATA_BYTES) throw new ValueTooLargeError(entry.key, entry.size, MAX_OBJECT_DATA_BYTES);
+      if (entry.size > MAX_OBJECT_DATA_BYTES) return Promise.reject(new ValueTooLargeError(entry.key, entry.size, MAX_OBJECT_DATA_BYTES));
     }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ entries, resolve, reject });
+      if (!this.flushing && !this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          void this.flush();
+        });
+      }
+    });
+  }
+
+  /** Number of patches sent by group commit (for tests and benchmarks). */
+  commits = 0;
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.queue.length);
+        try {
+          this.commits += 1;
+          const snapshot = await this.write(batch.flatMap((b) => b.entries));
+          for (const b of batch) b.resolve(snapshot);
+        } catch (error) {
+          if (batch.length === 1 || !(error instanceof BucketFullError)) {
+            for (const b of batch) b.reject(error);
+            continue;
+          }
+          // Together they do not fit; alone some may. Each caller gets its own outcome.
+          for (const b of batch) {
+            try {
+              this.commits += 1;
+              b.resolve(await this.write(b.entries));
+            } catch (own) {
+              b.reject(own);
+            }
+          }
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** One atomic write of entries (later entries for the same key win). */
+  private async write(entries: PreparedEntry[]): Promise<Snapshot> {
+    const batchBytes = entries.reduce((sum, e) => sum + e.size, 0);
     if (batchBytes > MAX_OBJECT_DATA_BYTES) throw await this.bucketFull(entries);
     const patchEntries: Record<string, string> = {};
     for (const entry of entries) patchEntries[entry.dataKey] = entry.b64;
@@ -233,47 +340,73 @@ export class BucketEngine {
 
   /**
    * Removes keys in one atomic patch. Returns, per data key, whether a live
-   * (unexpired) entry was there. Missing keys are not an error.
+   * (unexpired) entry was there. Missing keys are not an error. The patch tests
+   * every key against the state it was planned on (value, or absence), so the
+   * answer is exact even when the plan came from the cache: on a mismatch the
+   * bucket is re-read and the patch planned again.
    */
   async remove(dataKeys: string[], known?: Snapshot): Promise<Map<string, boolean>> {
     const unique = [...new Set(dataKeys)];
     const result = new Map(unique.map((k) => [k, false] as [string, boolean]));
-    let snapshot = known;
+    let view = known ?? this.cachedView();
+    let fresh = false;
+    if (!view) {
+      view = await this.read();
+      fresh = true;
+    }
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
-      if (snapshot === undefined && this.ownedUid === undefined) snapshot = await this.read();
-      if (snapshot && !snapshot.exists) return result;
-      let targets = unique;
-      let live = new Set(unique);
-      if (snapshot) {
-        const present = new Map<string, boolean>();
-        const now = this.s.now();
-        for (const entry of snapshot.entries.values()) present.set(entry.dataKey, !isExpired(entry, now));
-        for (const dataKey of snapshot.corruptByDataKey.keys()) present.set(dataKey, true);
-        targets = unique.filter((k) => present.has(k));
-        live = new Set(targets.filter((k) => present.get(k)));
+      const present = new Map<string, { b64: string; live: boolean }>();
+      const now = this.s.now();
+      for (const entry of view.entries.values()) present.set(entry.dataKey, { b64: entry.b64, live: !isExpired(entry, now) });
+      // A corrupt entry is removed without a value test (its raw text is not kept).
+      for (const dataKey of view.corruptByDataKey.keys()) present.set(dataKey, { b64: '', live: true });
+      const targets = unique.filter((k) => present.has(k));
+      if (targets.length === 0 || !view.exists) {
+        if (fresh) return result;
+        // The cache says there is nothing to delete: confirm with the server.
+        view = await this.read();
+        fresh = true;
+        continue;
       }
-      if (targets.length === 0) return result;
-      const uid = snapshot?.uid ?? this.ownedUid!;
-      const ops: JsonPatchOp[] = [{ op: 'test', path: '/metadata/uid', value: uid }, ...targets.map((k) => ({ op: 'remove' as const, path: pointer(this.field, k) }))];
+      const ops: JsonPatchOp[] = [{ op: 'test', path: '/metadata/uid', value: view.uid }];
+      for (const k of unique) {
+        const path = pointer(this.field, k);
+        const entry = present.get(k);
+        if (entry) {
+          if (!view.corruptByDataKey.has(k)) ops.push({ op: 'test', path, value: entry.b64 });
+          ops.push({ op: 'remove', path });
+        } else if (view.hasEntryMap && !fresh) {
+          ops.push({ op: 'test', path, value: null });
+        }
+      }
       try {
         const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops), (e) => isStatus(e, 422) || isStatus(e, 404));
         this.accept(patched);
-        for (const k of live) result.set(k, true);
+        for (const k of targets) result.set(k, present.get(k)!.live);
         return result;
       } catch (error) {
         if (isStatus(error, 404)) {
           this.ownedUid = undefined;
-          return result;
+          if (fresh) return result;
+        } else if (!isStatus(error, 422)) {
+          throw error;
         }
-        if (isStatus(error, 422)) {
-          // A key was already gone, or the object was replaced: look again.
-          snapshot = await this.read();
-          continue;
-        }
-        throw error;
+        // The bucket changed since the plan (or was replaced): look again.
+        view = await this.read();
+        fresh = true;
       }
     }
     throw new ConflictError(`Could not delete from bucket "${this.s.bucket}": it kept changing under the delete.`);
+  }
+
+  /** The cache's snapshot if the cache is on and healthy (never starts it). */
+  private cachedView(): Snapshot | undefined {
+    if (this.s.cache === false || this.cacheRefused) return undefined;
+    try {
+      return this.cache.current();
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -307,7 +440,15 @@ export class BucketEngine {
           return this.s.api.jsonPatch(this.ref, ops);
         }
         if (decision.action !== 'put') return undefined;
-        // New key: the whole object must be unchanged since we read it.
+        if (snapshot.hasEntryMap) {
+          // New key: `test` with null passes only while the key is absent.
+          return this.s.api.jsonPatch(this.ref, [
+            { op: 'test', path: '/metadata/uid', value: snapshot.uid },
+            { op: 'test', path, value: null },
+            { op: 'add', path, value: decision.entry.b64 },
+          ]);
+        }
+        // No entry map yet (`add` would fail): the whole object must be unchanged since we read it.
         return this.s.api.mergePatch(this.ref, {
           metadata: { uid: snapshot.uid, resourceVersion: snapshot.resourceVersion },
           [this.field]: { [dataKey]: decision.entry.b64 },
@@ -319,10 +460,11 @@ export class BucketEngine {
         return snapshot.exists ? snapshot : await this.read();
       } catch (error) {
         lastError = error;
-        if (error instanceof RaceLost || isStatus(error, 409) || (isStatus(error, 422) && /test|uid/i.test((error as Error).message)) || isStatus(error, 404)) {
+        if (this.isTooLarge(error) && decision.action === 'put') throw await this.bucketFull([decision.entry], error);
+        // 422 from a JSON patch is a failed `test` (the server does not say more); 409 a stale resourceVersion.
+        if (error instanceof RaceLost || isStatus(error, 409) || isStatus(error, 422) || isStatus(error, 404)) {
           continue;
         }
-        if (this.isTooLarge(error) && decision.action === 'put') throw await this.bucketFull([decision.entry], error);
         if (isTransient(error)) {
           // The write may or may not have happened: look before trying again.
           const after = await this.read();
@@ -344,7 +486,7 @@ export class BucketEngine {
 
   /** Deletes every object of this bucket that k8s-kv owns. Foreign objects are refused and left alone. */
   async teardown(): Promise<void> {
-    const list = await this.call('list', () => this.s.api.list(this.s.kind, this.s.namespace, this.selector()));
+    const list = await this.call('list', () => this.s.api.list(this.s.kind, this.s.namespace, { labelSelector: this.selector() }));
     // Refuses (ForeignObjectError) when the bucket's name is taken by an object k8s-kv does not own.
     await this.read();
     for (const object of list.items) {
@@ -357,12 +499,19 @@ export class BucketEngine {
       }
     }
     this.ownedUid = undefined;
+    this.cache.offer(undefined, emptySnapshot());
   }
 
   /** The resource name (for messages). */
   resource(): string {
     return resourceOf(this.s.kind);
   }
+}
+
+interface QueuedPut {
+  entries: PreparedEntry[];
+  resolve: (snapshot: Snapshot) => void;
+  reject: (error: unknown) => void;
 }
 
 /** Someone created the object between our read and our create. */

@@ -81,10 +81,13 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
   return {
     get: (ref) => request<KubeObject>(HttpMethod.GET, objectPath(ref)),
 
-    async list(kind, namespace, labelSelector): Promise<ObjectList> {
+    async list(kind, namespace, selectors): Promise<ObjectList> {
+      const query = new URLSearchParams();
+      if (selectors.labelSelector) query.set('labelSelector', selectors.labelSelector);
+      if (selectors.fieldSelector) query.set('fieldSelector', selectors.fieldSelector);
       const list = await request<{ items: KubeObject[] | null; metadata: { resourceVersion: string } }>(
         HttpMethod.GET,
-        `${collectionPath(kind, namespace)}?labelSelector=${encodeURIComponent(labelSelector)}`,
+        `${collectionPath(kind, namespace)}?${query}`,
       );
       return { items: list.items ?? [], resourceVersion: list.metadata.resourceVersion };
     },
@@ -113,6 +116,7 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
         collectionPath(kind, namespace),
         {
           labelSelector: watchOptions.labelSelector,
+          fieldSelector: watchOptions.fieldSelector,
           resourceVersion: watchOptions.resourceVersion,
           allowWatchBookmarks: true,
           // End the watch server-side before client-node's 30 s inactivity timer fires.

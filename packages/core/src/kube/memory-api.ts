@@ -18,6 +18,7 @@ import {
   type ObjectKind,
   type ObjectList,
   type ObjectRef,
+  type Selectors,
   type WatchEvent,
   type WatchHandle,
   type WatchOptions,
@@ -71,7 +72,7 @@ export interface MemoryApi extends KubeApi {
 interface Watcher {
   kind: ObjectKind;
   namespace: string;
-  selector: (labels: Record<string, string>) => boolean;
+  selector: (object: KubeObject) => boolean;
   options: WatchOptions;
   active: boolean;
 }
@@ -83,7 +84,14 @@ interface HistoryEvent {
   event: WatchEvent;
 }
 
-/** Parses the label selector forms k8s-kv and kubectl use: `k=v`, `k==v`, `k!=v`, `k`, `!k`. */
+/** Builds a matcher from a label selector and a `metadata.name=` / `metadata.namespace=` field selector. */
+function matcher(selectors: Selectors): (object: KubeObject) => boolean {
+  const labels = parseSelector(selectors.labelSelector ?? '');
+  const fields = parseSelector(selectors.fieldSelector ?? '');
+  return (object) => labels(object.metadata.labels ?? {}) && fields({ 'metadata.name': object.metadata.name, 'metadata.namespace': object.metadata.namespace ?? '' });
+}
+
+/** Parses the selector forms k8s-kv and kubectl use: `k=v`, `k==v`, `k!=v`, `k`, `!k`. */
 function parseSelector(selector: string): (labels: Record<string, string>) => boolean {
   const terms = selector.split(',').map((t) => t.trim()).filter(Boolean).map((term) => {
     let m: RegExpMatchArray | null;
@@ -166,7 +174,7 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       oldestResumable = dropped[dropped.length - 1]!.rv;
     }
     for (const watcher of watchers) {
-      if (watcher.kind !== kind || watcher.namespace !== namespace || !watcher.selector(object.metadata.labels ?? {})) continue;
+      if (watcher.kind !== kind || watcher.namespace !== namespace || !watcher.selector(object)) continue;
       const event = { type, object: structuredClone(object) };
       queueMicrotask(() => { if (watcher.active) watcher.options.onEvent(event); });
     }
@@ -200,10 +208,10 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
     if (next.metadata.resourceVersion !== undefined && next.metadata.resourceVersion !== current.metadata.resourceVersion) {
       throw conflict(ref.kind, name);
     }
-    if (next.metadata.uid !== undefined && next.metadata.uid !== current.metadata.uid) {
-      throw conflict(ref.kind, name, `Precondition failed: UID in precondition: ${next.metadata.uid}, UID in object meta: ${current.metadata.uid}`);
-    }
     const causes: Array<{ field: string; message: string }> = [];
+    if (next.metadata.uid !== undefined && next.metadata.uid !== current.metadata.uid) {
+      causes.push({ field: 'metadata.uid', message: `Invalid value: ${JSON.stringify(next.metadata.uid)}: field is immutable` });
+    }
     if (next.metadata.name !== name) causes.push({ field: 'metadata.name', message: 'field is immutable' });
     if (next.metadata.namespace !== undefined && next.metadata.namespace !== ref.namespace) causes.push({ field: 'metadata.namespace', message: 'field is immutable' });
     if (current.immutable) {
@@ -239,11 +247,11 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       return structuredClone(existing(ref));
     },
 
-    async list(kind, namespace, labelSelector): Promise<ObjectList> {
+    async list(kind, namespace, selectors): Promise<ObjectList> {
       await enter('list', kind, namespace);
-      const selector = parseSelector(labelSelector);
+      const selector = matcher(selectors);
       const items = [...objects.entries()]
-        .filter(([key, object]) => key.startsWith(`${kind}/${namespace}/`) && selector(object.metadata.labels ?? {}))
+        .filter(([key, object]) => key.startsWith(`${kind}/${namespace}/`) && selector(object))
         .map(([, object]) => structuredClone(object));
       return { items, resourceVersion: String(rv) };
     },
@@ -281,7 +289,9 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
         next = applyJsonPatch(structuredClone(current), ops as WireJsonPatchOp[]) as KubeObject;
       } catch (error) {
         if (error instanceof PatchError) {
-          throw new KubeApiError(error.status, error.status === 400 ? 'BadRequest' : undefined, error.message);
+          // Like the real server, a failed operation (a failed `test`, a missing path) is a bare 422 that does not say which.
+          if (error.status === 422) throw new KubeApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', {});
+          throw new KubeApiError(400, 'BadRequest', error.message);
         }
         throw error;
       }
@@ -310,8 +320,8 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       if (from < oldestResumable) {
         throw new KubeApiError(410, 'Expired', `too old resource version: ${from} (${oldestResumable + 1})`);
       }
-      const watcher: Watcher = { kind, namespace, selector: parseSelector(watchOptions.labelSelector), options: watchOptions, active: true };
-      const backlog = history.filter((h) => h.rv > from && h.kind === kind && h.namespace === namespace && watcher.selector(h.event.object.metadata.labels ?? {}));
+      const watcher: Watcher = { kind, namespace, selector: matcher(watchOptions), options: watchOptions, active: true };
+      const backlog = history.filter((h) => h.rv > from && h.kind === kind && h.namespace === namespace && watcher.selector(h.event.object));
       watchers.add(watcher);
       for (const h of backlog) {
         const event = structuredClone(h.event);

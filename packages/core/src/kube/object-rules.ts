@@ -109,7 +109,7 @@ export function validateObject(kind: ObjectKind, object: KubeObject): FieldError
     }
   }
   if (objectDataBytes(kind, object) > MAX_OBJECT_DATA_BYTES) {
-    errors.push({ field: kind === 'Secret' ? 'data' : '', message: `Too long: must have at most ${MAX_OBJECT_DATA_BYTES} bytes` });
+    errors.push({ field: kind === 'Secret' ? 'data' : '[]', message: `Too long: may not be more than ${MAX_OBJECT_DATA_BYTES} bytes` });
   }
   return errors;
 }

@@ -68,9 +68,16 @@ export interface WatchHandle {
   stop(): void;
 }
 
+/** Which objects a list or watch selects. */
+export interface Selectors {
+  /** Label selector, e.g. `app.kubernetes.io/managed-by=k8s-kv`. */
+  labelSelector?: string;
+  /** Field selector; k8s-kv uses only `metadata.name=NAME`. */
+  fieldSelector?: string;
+}
+
 /** Options of {@link KubeApi.watch}. */
-export interface WatchOptions {
-  labelSelector: string;
+export interface WatchOptions extends Selectors {
   resourceVersion: string;
   /** Called for each event, in order. */
   onEvent: (event: WatchEvent) => void;
@@ -91,8 +98,8 @@ export interface DeletePreconditions {
 export interface KubeApi {
   /** GET one object. */
   get(ref: ObjectRef): Promise<KubeObject>;
-  /** LIST objects of a kind in a namespace by label selector. */
-  list(kind: ObjectKind, namespace: string, labelSelector: string): Promise<ObjectList>;
+  /** LIST objects of a kind in a namespace by label and/or field selector. */
+  list(kind: ObjectKind, namespace: string, selectors: Selectors): Promise<ObjectList>;
   /** CREATE an object (409 AlreadyExists if the name is taken). */
   create(kind: ObjectKind, namespace: string, body: KubeObject): Promise<KubeObject>;
   /** PATCH with an RFC 7386 merge patch; returns the object after the patch. */
@@ -101,7 +108,7 @@ export interface KubeApi {
   jsonPatch(ref: ObjectRef, ops: JsonPatchOp[]): Promise<KubeObject>;
   /** DELETE an object, optionally only if its uid/resourceVersion match. */
   delete(ref: ObjectRef, preconditions?: DeletePreconditions): Promise<void>;
-  /** WATCH objects of a kind in a namespace by label selector from a resourceVersion. */
+  /** WATCH objects of a kind in a namespace by selectors from a resourceVersion. */
   watch(kind: ObjectKind, namespace: string, options: WatchOptions): Promise<WatchHandle>;
 }
 

@@ -1,0 +1,206 @@
+/**
+ * A list+watch cache of one bucket object. client-node's informer does not
+ * reliably restart, so this owns the loop: list, watch from the list's
+ * resourceVersion, re-watch after the server's timeouts, back off after
+ * errors, relist after 410 Gone. Writes feed it the server's answer
+ * (read-your-writes). Every change, from either source, is turned into
+ * per-key events for `kv.watch()` listeners.
+ */
+import { KubeApiError, type KubeApi, type KubeObject, type ObjectKind, type WatchHandle } from '../kube/port.ts';
+import { isTransient } from './api-errors.ts';
+import { emptySnapshot, type Snapshot } from './snapshot.ts';
+
+/** A change of one key. */
+export interface ChangeEvent {
+  /** "put" for a new or changed value, "delete" for a removed key. */
+  type: 'put' | 'delete';
+  /** The user key. */
+  key: string;
+}
+
+/** Listener of {@link ChangeEvent}s. */
+export type ChangeListener = (event: ChangeEvent) => void;
+
+/** Settings of a {@link WatchCache}. */
+export interface WatchCacheSettings {
+  api: KubeApi;
+  kind: ObjectKind;
+  namespace: string;
+  name: string;
+  /** Decodes (and ownership-checks) an object; throws for foreign objects. */
+  decode: (object: KubeObject) => Snapshot;
+  /** Reports errors of the background loop (they are also retried). */
+  onError?: ((error: unknown) => void) | undefined;
+  /** Longest backoff between reconnects (default 5000 ms). */
+  maxBackoffMs?: number | undefined;
+}
+
+function rvNumber(rv: string | undefined): number {
+  const n = Number(rv);
+  return Number.isFinite(n) ? n : -1;
+}
+
+/** List+watch cache of one bucket object. */
+export class WatchCache {
+  private readonly s: WatchCacheSettings;
+  private snapshot: Snapshot | undefined;
+  private failure: unknown;
+  private listRv = '';
+  private objectRv = -1;
+  private handle: WatchHandle | undefined;
+  private connected = false;
+  private closed = false;
+  private starting: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private backoffMs = 100;
+  private readonly listeners = new Set<ChangeListener>();
+
+  constructor(settings: WatchCacheSettings) {
+    this.s = settings;
+  }
+
+  /** Starts the cache (idempotent); resolves once the first list is in, rejects if it failed. */
+  start(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('cache closed'));
+    this.starting ??= this.relist().catch((error: unknown) => {
+      this.starting = undefined;
+      throw error;
+    });
+    return this.starting;
+  }
+
+  /** The cached snapshot while the watch is healthy; undefined means "read from the API server". */
+  current(): Snapshot | undefined {
+    if (!this.connected || this.closed) return undefined;
+    if (this.failure) throw this.failure;
+    return this.snapshot;
+  }
+
+  /** True while the watch is connected. */
+  get healthy(): boolean {
+    return this.connected && !this.closed;
+  }
+
+  /** Applies the server's answer to a write (or a read), if it is newer than what the cache holds. */
+  offer(object: KubeObject | undefined, snapshot: Snapshot): void {
+    if (this.closed || this.snapshot === undefined) return;
+    const rv = object ? rvNumber(object.metadata.resourceVersion) : -1;
+    if (object && rv !== -1 && rv <= this.objectRv) return;
+    this.replace(snapshot, rv);
+  }
+
+  /** Selects the bucket's object by name, so a foreign object of that name is seen (and refused) too. */
+  private fieldSelector(): string {
+    return `metadata.name=${this.s.name}`;
+  }
+
+  /** Subscribes to per-key changes. */
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Stops the watch and every timer. */
+  close(): void {
+    this.closed = true;
+    this.connected = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.handle?.stop();
+    this.handle = undefined;
+    this.listeners.clear();
+  }
+
+  private replace(next: Snapshot, rv: number): void {
+    const previous = this.snapshot;
+    this.snapshot = next;
+    this.failure = undefined;
+    if (rv !== -1) this.objectRv = rv;
+    if (!previous || this.listeners.size === 0) return;
+    const events: ChangeEvent[] = [];
+    for (const [key, entry] of next.entries) {
+      if (previous.entries.get(key)?.b64 !== entry.b64) events.push({ type: 'put', key });
+    }
+    for (const key of previous.entries.keys()) if (!next.entries.has(key)) events.push({ type: 'delete', key });
+    for (const event of events) {
+      for (const listener of [...this.listeners]) {
+        try {
+          listener(event);
+        } catch (error) {
+          this.s.onError?.(error);
+        }
+      }
+    }
+  }
+
+  private applyObject(object: KubeObject | undefined): void {
+    if (!object) {
+      this.replace(emptySnapshot(), -1);
+      this.objectRv = -1;
+      return;
+    }
+    const rv = rvNumber(object.metadata.resourceVersion);
+    if (rv !== -1 && rv <= this.objectRv) return;
+    try {
+      this.replace(this.s.decode(object), rv);
+    } catch (error) {
+      // A foreign object took the bucket's name: reads report it.
+      this.failure = error;
+      this.objectRv = rv;
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const list = await this.s.api.list(this.s.kind, this.s.namespace, { fieldSelector: this.fieldSelector() });
+    if (this.closed) return;
+    this.listRv = list.resourceVersion;
+    const object = list.items.find((item) => item.metadata.name === this.s.name);
+    this.objectRv = -1;
+    this.applyObject(object);
+    await this.watch();
+  }
+
+  private async watch(): Promise<void> {
+    if (this.closed) return;
+    this.handle = await this.s.api.watch(this.s.kind, this.s.namespace, {
+      fieldSelector: this.fieldSelector(),
+      resourceVersion: this.listRv,
+      onEvent: (event) => {
+        if (this.closed) return;
+        if (event.object?.metadata?.resourceVersion) this.listRv = event.object.metadata.resourceVersion;
+        if (event.type === 'BOOKMARK' || event.object.metadata.name !== this.s.name) return;
+        this.backoffMs = 100;
+        this.applyObject(event.type === 'DELETED' ? undefined : event.object);
+      },
+      onClose: (error) => this.reconnect(error),
+    });
+    if (this.closed) {
+      this.handle.stop();
+      return;
+    }
+    this.connected = true;
+  }
+
+  /** Called when a watch ends: resume, back off, or relist. */
+  private reconnect(error: unknown): void {
+    this.connected = false;
+    this.handle = undefined;
+    if (this.closed) return;
+    const gone = error instanceof KubeApiError && (error.status === 410 || error.status === 504 && /too old/i.test(error.message));
+    if (error && !gone) this.s.onError?.(error);
+    const delay = error && !gone ? this.backoffMs : 0;
+    if (error && !gone) this.backoffMs = Math.min(this.backoffMs * 2, this.s.maxBackoffMs ?? 5000);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const next = gone ? this.relist() : this.watch();
+      next.catch((failure: unknown) => {
+        if (this.closed) return;
+        // A watch that cannot start with 410 needs a relist; other failures back off and try again.
+        const expired = failure instanceof KubeApiError && failure.status === 410;
+        if (expired) this.listRv = '';
+        if (!isTransient(failure) && !expired) this.s.onError?.(failure);
+        this.reconnect(expired ? new KubeApiError(410, 'Expired', 'relist') : failure);
+      });
+    }, delay);
+  }
+}
