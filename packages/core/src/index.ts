@@ -30,3 +30,5 @@ export { encodeKey, decodeKey, encodeKeyFull, decodeKeyFull } from './codec/key-
 export type { EncodedKey, DecodedKey } from './codec/key-codec.ts';
 export { encodeEnvelope, decodeEnvelope, decodeEnvelopeHeader, EnvelopeError } from './codec/envelope.ts';
 export type { EnvelopeFields, EnvelopeHeader, EncodeOptions } from './codec/envelope.ts';
+/** client-node's KubeConfig, re-exported so callers use the same version k8s-kv does. */
+export { KubeConfig } from '@kubernetes/client-node';
