@@ -1,0 +1,2 @@
+// GET /whoami: which instance answers.
+export default defineEventHandler(() => ({ pid: process.pid }));
