@@ -120,7 +120,7 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
 function ttlSeconds(ttl: unknown, option: string): number | undefined {
   if (ttl === undefined || ttl === null) return undefined;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-    throw wrapError(new InvalidOptionError(option, `${option} must be a finite number of seconds >= 0, got ${JSON.stringify(ttl) ?? String(ttl)}.`));
+    throw wrapError(new InvalidOptionError(option, `${option} must be a finite number of seconds >= 0, got ${typeof ttl === 'string' ? JSON.stringify(ttl) : String(ttl)}.`));
   }
   return ttl;
 }
