@@ -418,7 +418,8 @@ export class BucketEngine {
     let lastError: unknown;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       if (attempt > 0) await conflictBackoff(attempt);
-      const snapshot = await this.read();
+      // The first attempt may plan on the cache: the patch tests the value, so a stale plan only costs a retry.
+      const snapshot = (attempt === 0 ? this.cachedView() : undefined) ?? (await this.read());
       const decision = await decide(snapshot);
       const current = snapshot.entries.get(key);
       if (decision.action === 'keep') return snapshot;

@@ -1,0 +1,110 @@
+/**
+ * `listBuckets`: the k8s-kv buckets of one namespace, with their usage, for
+ * operators (the CLI's `buckets` command). One LIST call over the port,
+ * selecting objects by the labels every bucket carries.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { toKVError, withRetry, type RetryOptions } from './engine/api-errors.ts';
+import { LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from './engine/bucket-engine.ts';
+import { isExpired, snapshotOf } from './engine/snapshot.ts';
+import { InvalidOptionError } from './errors.ts';
+import { createClientNodeApi, loadDefaultKubeConfig } from './kube/client-node-api.ts';
+import { resolveNamespace } from './kube/namespace.ts';
+import { dns1123SubdomainError, labelValueError, MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
+import type { KubeApi, ObjectKind } from './kube/port.ts';
+
+/** Options of {@link listBuckets}. */
+export interface ListBucketsOptions {
+  /** The Kubernetes API port. Default: the client-node implementation over `kubeConfig`. */
+  api?: KubeApi;
+  /** Credentials and cluster when `api` is not given. Default: `KubeConfig.loadFromDefault()`. */
+  kubeConfig?: KubeConfig;
+  /** Namespace. Default: resolved as `createKV` resolves it (pod's own, kubeconfig context's, "default"). */
+  namespace?: string;
+  /** Only buckets of this app (label `k8s-kv.io/app`). Default: every app. */
+  app?: string;
+  /** Object kind that holds the buckets (default "ConfigMap"). */
+  kind?: ObjectKind;
+  /** Backoff for transient API failures. */
+  retry?: RetryOptions;
+  /** Clock in ms since the epoch (default `Date.now`), to tell expired entries. */
+  now?: () => number;
+}
+
+/** One bucket and its usage. */
+export interface BucketInfo {
+  /** Bucket (object) name. */
+  name: string;
+  /** Namespace it lives in. */
+  namespace: string;
+  /** App it belongs to (label `k8s-kv.io/app`). */
+  app: string | undefined;
+  /** Live keys. */
+  keys: number;
+  /** Expired entries not yet removed. */
+  expired: number;
+  /** Entries that cannot be decoded. */
+  corrupt: number;
+  /** Bytes used, as the API server counts them. */
+  bytes: number;
+  /** The limit (1 MiB). */
+  limitBytes: number;
+  /** When the bucket's object was created. */
+  createdAt: Date | undefined;
+}
+
+/**
+ * Lists the k8s-kv buckets of a namespace (objects labelled
+ * `app.kubernetes.io/managed-by=k8s-kv`), sorted by name, decoding each to
+ * count live, expired and corrupt entries. Needs `list` on configmaps.
+ */
+export async function listBuckets(options: ListBucketsOptions = {}): Promise<BucketInfo[]> {
+  const kind = options.kind ?? 'ConfigMap';
+  if (options.namespace !== undefined) {
+    const nsError = typeof options.namespace === 'string' ? dns1123SubdomainError(options.namespace) : 'must be a string';
+    if (nsError || options.namespace.length > 63 || options.namespace.includes('.')) {
+      throw new InvalidOptionError('namespace', `Invalid namespace ${JSON.stringify(options.namespace)}: use 1-63 lowercase letters, digits or "-".`);
+    }
+  }
+  if (options.app !== undefined) {
+    const appError = typeof options.app === 'string' && options.app !== '' ? labelValueError(options.app) : 'must be a non-empty string';
+    if (appError) throw new InvalidOptionError('app', `Invalid app ${JSON.stringify(options.app)}: ${appError}.`);
+  }
+  let api = options.api;
+  let kubeConfig = options.kubeConfig;
+  if (!api) {
+    kubeConfig ??= loadDefaultKubeConfig();
+    api = createClientNodeApi(kubeConfig);
+  }
+  const namespace = resolveNamespace(options.namespace, kubeConfig);
+  let labelSelector = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
+  if (options.app !== undefined) labelSelector += `,${LABEL_APP}=${options.app}`;
+  const port = api;
+  let list;
+  try {
+    list = await withRetry(() => port.list(kind, namespace, { labelSelector }), options.retry);
+  } catch (error) {
+    throw toKVError(error, { verb: 'list', kind, namespace });
+  }
+  const now = (options.now ?? Date.now)();
+  const buckets = list.items
+    .filter((object) => object.metadata.labels?.[LABEL_BUCKET] === object.metadata.name)
+    .map((object): BucketInfo => {
+      const snapshot = snapshotOf(kind, object);
+      let expired = 0;
+      for (const entry of snapshot.entries.values()) if (isExpired(entry, now)) expired++;
+      const created = object.metadata.creationTimestamp;
+      return {
+        name: object.metadata.name,
+        namespace: object.metadata.namespace ?? namespace,
+        app: object.metadata.labels?.[LABEL_APP],
+        keys: snapshot.entries.size - expired,
+        expired,
+        corrupt: snapshot.corrupt.length,
+        bytes: snapshot.totalBytes,
+        limitBytes: MAX_OBJECT_DATA_BYTES,
+        createdAt: created ? new Date(created) : undefined,
+      };
+    });
+  return buckets.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
