@@ -18,6 +18,7 @@ afterAll(async () => {
 });
 
 describeDriverConformance('real API server', (bucket) => ({ bucket, namespace: ns.name, kubeconfig: adminKubeConfig() }));
+describeDriverConformance('real API server, cache off', (bucket) => ({ bucket, namespace: ns.name, kubeconfig: adminKubeConfig(), cache: false }));
 
 describe('unstorage driver on a real API server', () => {
   it('keeps the items in one labelled ConfigMap named after the bucket, binary values as bytes', async () => {
