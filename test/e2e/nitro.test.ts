@@ -167,6 +167,27 @@ describe('Nitro app with the k8s-kv driver mounted by package name', () => {
     expect((await configMapEntries(DATA_BUCKET)).entries.has('from-a')).toBe(false);
   });
 
+  it("the README's route examples work as written", async () => {
+    // api/visits.get.ts (Nuxt's server/api/visits.get.ts)
+    expect((await http('GET', `${a.url}/api/visits`)).json).toEqual({ visits: 1 });
+    expect((await http('GET', `${a.url}/api/visits`)).json).toEqual({ visits: 2 });
+    expect((await configMapEntries(DATA_BUCKET)).entries.get('visits')?.text).toBe('2');
+
+    // routes/items/[key].put.ts: stored with a TTL of 3600 s
+    expect((await http('PUT', `${a.url}/items/cart-7`, { items: ['tea'] })).json).toEqual({ stored: 'cart-7' });
+    const cart = (await configMapEntries(DATA_BUCKET)).entries.get('cart-7')!;
+    expect(JSON.parse(cart.text)).toEqual({ items: ['tea'] });
+    expect(cart.expiresAt! - cart.modifiedAt).toBe(3_600_000);
+    await expect.poll(async () => (await http('GET', `${b.url}/kv/cart-7`)).json?.value, { timeout: 15_000 }).toEqual({ items: ['tea'] });
+
+    // routes/report.get.ts: cached 60 s in the cache bucket, for both instances
+    const report = await http('GET', `${a.url}/report`);
+    expect(report.status).toBe(200);
+    const reportKeys = async () => [...(await configMapEntries(CACHE_BUCKET)).entries.keys()].filter((key) => key.startsWith('nitro:handlers:_:'));
+    await expect.poll(reportKeys, { timeout: 15_000 }).toHaveLength(1);
+    await expect.poll(async () => (await http('GET', `${b.url}/report`)).json, { timeout: 15_000 }).toEqual(report.json);
+  });
+
   it('keeps the cached route in the cache bucket with its maxAge as TTL, shared by both instances', async () => {
     const first = await http('GET', `${a.url}/cached`);
     expect(first.status).toBe(200);
