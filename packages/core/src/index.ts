@@ -4,6 +4,7 @@
  */
 export { createKV, validateBucketName } from './kv.ts';
 export type { KV, KVOptions, KVValue, KVEntry, KVPutEntry, KVStats, KVChangeEvent, PutOptions, UpdateResult } from './kv.ts';
+export { listBuckets, type BucketInfo, type ListBucketsOptions } from './buckets.ts';
 export * from './errors.ts';
 export type { RetryOptions } from './engine/api-errors.ts';
 export { LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_APP, LABEL_BUCKET, ANNOTATION_FORMAT } from './engine/bucket-engine.ts';
