@@ -145,6 +145,28 @@ describe('envelope: examples', () => {
     expect(decoded.expiresAt).toBe(12);
   });
 
+  it('keeps times from 2^53 up to 2^64 - 2048 exactly (as doubles)', () => {
+    for (const t of [2 ** 53, 2 ** 60, 2 ** 64 - 2048]) {
+      expect(decodeEnvelope(encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: t, expiresAt: t })).expiresAt).toBe(t);
+    }
+  });
+
+  // A time that does not fit in the 64-bit field must not wrap around modulo 2^64
+  // (DataView.setBigUint64 semantics): an entry written with a huge but finite TTL
+  // (kv.put(k, v, { ttl: Number.MAX_VALUE }) passes checkTtl) would be stored already expired.
+  it('never stores an expiry earlier than the one given: times beyond 2^64 - 1 throw RangeError or saturate', () => {
+    for (const t of [2 ** 64, 1e20, 2 ** 64 + 1_700_000_000_000, Number.MAX_VALUE]) {
+      let stored: number | undefined;
+      try {
+        stored = decodeEnvelope(encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: 0, expiresAt: t })).expiresAt;
+      } catch (error) {
+        expect(error, String(t)).toBeInstanceOf(RangeError);
+        continue;
+      }
+      expect(stored, String(t)).toBeGreaterThanOrEqual(2 ** 64 - 2048);
+    }
+  });
+
   it('refuses a full key that is not printable ASCII', () => {
     expect(() => encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: 0, fullKey: 'a b' })).toThrow(RangeError);
     expect(() => encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: 0, fullKey: 'é' })).toThrow(RangeError);
