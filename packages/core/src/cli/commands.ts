@@ -66,7 +66,7 @@ function where(ctx: CommandContext, bucket: string): string {
 }
 
 /** Opens the bucket's store, runs `fn`, closes the store; adds an --app hint to a foreign-object refusal. */
-async function withKV<T>(ctx: CommandContext, bucket: string, fn: (kv: KV) => Promise<T>): Promise<T> {
+async function withKV<T>(ctx: CommandContext, bucket: string, fn: (kv: KV) => Promise<T>, onError?: (error: unknown) => void): Promise<T> {
   const warned = new Set<string>();
   const kv = createKV({
     bucket,
@@ -80,6 +80,7 @@ async function withKV<T>(ctx: CommandContext, bucket: string, fn: (kv: KV) => Pr
       warned.add(error.key);
       ctx.io.stderr.write(`k8s-kv: warning: ${error.message}\n`);
     },
+    ...(onError ? { onError } : {}),
   });
   try {
     return await fn(kv);
@@ -464,6 +465,9 @@ async function watch(ctx: CommandContext): Promise<void> {
     ctx.io.stderr.write(`Watching ${where(ctx, bucket)}; stop with Ctrl-C.\n`);
     await stopped;
     unsubscribe();
+  }, (error) => {
+    // The watch reconnects by itself; say why it dropped.
+    ctx.io.stderr.write(`k8s-kv: warning: the watch was interrupted and is reconnecting: ${error instanceof Error ? error.message : String(error)}\n`);
   });
 }
 
