@@ -136,13 +136,15 @@ function envelopeCases() {
 function acceptedCases() {
   const hi = utf8.encode('hi');
   const build = (flags, payload, value) => {
-    const out = Buffer.alloc(15 + payload.length);
+    const lengthField = flags & 0x01 ? 4 : 0;
+    const out = Buffer.alloc(15 + lengthField + payload.length);
     out[0] = 0x4b;
     out[1] = 1;
     out[2] = flags;
     out.writeBigUInt64BE(BigInt(T0), 3);
-    out.writeUInt32BE(crc32(value), 11);
-    out.set(payload, 15);
+    if (lengthField) out.writeUInt32BE(value.length, 11);
+    out.writeUInt32BE(crc32(value), 11 + lengthField);
+    out.set(payload, 15 + lengthField);
     return new Uint8Array(out);
   };
   // Raw DEFLATE, one final stored block: 0x01, LEN and NLEN (16-bit little-endian), the bytes.
@@ -205,6 +207,7 @@ function envelopeLayout(bytes) {
     expiresAt: header.expiresAt ?? null,
     fullKeyLength: header.fullKey === undefined ? null : header.fullKey.length,
     fullKey: header.fullKey ?? null,
+    valueLength: header.valueLength,
     crcOffset: header.crcOffset,
     crc32: hex(bytes.subarray(header.crcOffset, header.crcOffset + 4)),
     headerLength: header.crcOffset + 4,
@@ -391,6 +394,7 @@ function renderEnvelope(v, n) {
     lines.push(...bytesLines(take(2), `full key length = ${L.fullKeyLength}`));
     lines.push(...bytesLines(take(L.fullKeyLength), `full key (ASCII) ${L.fullKey.length > 24 ? L.fullKey.slice(0, 24) + '…' : L.fullKey}`));
   }
+  if (L.flags & 1) lines.push(...bytesLines(take(4), `uncompressed length = ${L.valueLength}`));
   lines.push(...bytesLines(take(4), 'CRC-32 of the uncompressed value'));
   lines.push(...bytesLines(take(L.payloadLength), L.flags & 1 ? 'payload: raw DEFLATE' : 'payload: the value'));
   lines.push('```');

@@ -171,6 +171,8 @@ export interface KV {
 }
 
 const textEncoder = new TextEncoder();
+/** The last instant a JavaScript Date can hold (ms since the epoch). */
+const MAX_DATE_MS = 8.64e15;
 const textDecoder = new TextDecoder();
 
 /** Validates a bucket name; throws {@link InvalidBucketNameError}. */
@@ -264,6 +266,9 @@ class KVStore implements KV {
     const { bytes, text } = toBytes(key, value);
     const lifetime = checkTtl(ttl) ?? checkTtl(this.options.defaultTtl);
     const now = this.now();
+    if (lifetime !== undefined && now + lifetime > MAX_DATE_MS) {
+      throw new InvalidOptionError('ttl', `ttl ${lifetime} ms ends after the last date JavaScript can represent; omit ttl for no expiry.`);
+    }
     const encoded = encodeKey(key);
     const envelope = encodeEnvelope(
       { value: bytes, text, modifiedAt: now, expiresAt: lifetime === undefined ? undefined : now + lifetime, fullKey: encoded.hashed ? encoded.fullKey : undefined },

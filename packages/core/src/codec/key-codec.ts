@@ -125,9 +125,13 @@ function decodeUnits(text: string, allowHash: boolean): DecodedKey {
     const next = text[i + 1];
     if (next === '_') { out += '_'; i += 2; continue; }
     if (next === 'h') {
-      return allowHash && i <= HASHED_PREFIX_MAX && HASH_TAIL.test(text.slice(i))
-        ? { kind: 'hashed' }
-        : { kind: 'invalid', reason: 'bad hash suffix' };
+      // encodeKey keeps whole units up to HASHED_PREFIX_MAX, and a unit is at most 12 characters long.
+      if (!allowHash || i > HASHED_PREFIX_MAX || i < HASHED_PREFIX_MAX - 11 || !HASH_TAIL.test(text.slice(i))) {
+        return { kind: 'invalid', reason: 'bad hash suffix' };
+      }
+      const prefix = text.slice(0, i);
+      if (encodeKeyFull(out) !== prefix) return { kind: 'invalid', reason: 'hashed key prefix not in canonical form' };
+      return { kind: 'hashed' };
     }
     if (next === 'u') {
       const hex = text.slice(i + 2, i + 6);

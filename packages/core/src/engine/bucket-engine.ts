@@ -72,6 +72,8 @@ export class BucketEngine {
   /** uid of the object once we verified that k8s-kv owns it. */
   private ownedUid: string | undefined;
   private readonly cache: WatchCache;
+  /** The latest decoded snapshot, whose unchanged entries the next decode reuses. */
+  private latest: Snapshot | undefined;
   /** Set when the identity may not list/watch: reads then always GET. */
   private cacheRefused = false;
   /** Writes waiting for the next group commit. */
@@ -88,10 +90,7 @@ export class BucketEngine {
       kind: settings.kind,
       namespace: settings.namespace,
       name: settings.bucket,
-      decode: (object) => {
-        this.checkOwnership(object);
-        return snapshotOf(settings.kind, object);
-      },
+      decode: (object) => this.decode(object),
       onError: settings.onError,
     });
   }
@@ -175,11 +174,17 @@ export class BucketEngine {
 
   /** Checks ownership of an object the server returned, decodes it, and hands it to the cache. */
   private accept(object: KubeObject): Snapshot {
-    this.checkOwnership(object);
+    const snapshot = this.decode(object);
     this.ownedUid = object.metadata.uid;
-    const snapshot = snapshotOf(this.s.kind, object);
     this.cache.offer(object, snapshot);
     return snapshot;
+  }
+
+  /** Ownership check and decoding, reusing the entries of the latest snapshot that did not change. */
+  private decode(object: KubeObject): Snapshot {
+    this.checkOwnership(object);
+    this.latest = snapshotOf(this.s.kind, object, this.latest);
+    return this.latest;
   }
 
   /** Creates the object holding `entries`. Returns undefined when someone else created it first. */

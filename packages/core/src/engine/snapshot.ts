@@ -25,6 +25,8 @@ export interface StoredEntry {
   envelope: Uint8Array;
   /** The decoded header. */
   header: EnvelopeHeader;
+  /** The value once decoded (filled by {@link entryValue}). */
+  value?: Uint8Array;
 }
 
 /** A decoded bucket object. */
@@ -37,6 +39,8 @@ export interface Snapshot {
   hasEntryMap: boolean;
   /** Entries by user key, expired ones included. */
   entries: Map<string, StoredEntry>;
+  /** The same entries by data key. */
+  byDataKey: Map<string, StoredEntry>;
   /** Entries that could not be decoded. */
   corrupt: CorruptEntryError[];
   /** Data keys of corrupt entries, to their error. */
@@ -47,7 +51,7 @@ export interface Snapshot {
 
 /** The snapshot of a bucket that does not exist. */
 export function emptySnapshot(): Snapshot {
-  return { exists: false, hasEntryMap: false, entries: new Map(), corrupt: [], corruptByDataKey: new Map(), totalBytes: 0 };
+  return { exists: false, hasEntryMap: false, entries: new Map(), byDataKey: new Map(), corrupt: [], corruptByDataKey: new Map(), totalBytes: 0 };
 }
 
 /** Decodes one stored entry, or returns why it is corrupt. */
@@ -75,14 +79,18 @@ export function parseEntry(dataKey: string, b64: string): StoredEntry | CorruptE
   return { key, dataKey, b64, envelope, header };
 }
 
-/** Decodes a bucket object into a snapshot. */
-export function snapshotOf(kind: ObjectKind, object: KubeObject): Snapshot {
+/**
+ * Decodes a bucket object into a snapshot. Entries whose stored text is the same
+ * as in `previous` are reused as they are (no second decode of unchanged keys).
+ */
+export function snapshotOf(kind: ObjectKind, object: KubeObject, previous?: Snapshot): Snapshot {
   const snapshot: Snapshot = {
     exists: true,
     uid: object.metadata.uid,
     resourceVersion: object.metadata.resourceVersion,
     hasEntryMap: false,
     entries: new Map(),
+    byDataKey: new Map(),
     corrupt: [],
     corruptByDataKey: new Map(),
     totalBytes: objectDataBytes(kind, object),
@@ -91,12 +99,14 @@ export function snapshotOf(kind: ObjectKind, object: KubeObject): Snapshot {
   const map = object[field];
   snapshot.hasEntryMap = map !== undefined && map !== null;
   for (const [dataKey, b64] of Object.entries(map ?? {})) {
-    const parsed = parseEntry(dataKey, b64);
+    const known = previous?.byDataKey.get(dataKey);
+    const parsed = known && known.b64 === b64 ? known : parseEntry(dataKey, b64);
     if (parsed instanceof CorruptEntryError) {
       snapshot.corrupt.push(parsed);
       snapshot.corruptByDataKey.set(dataKey, parsed);
     } else {
       snapshot.entries.set(parsed.key, parsed);
+      snapshot.byDataKey.set(dataKey, parsed);
     }
   }
   if (kind === 'ConfigMap') {
@@ -115,10 +125,13 @@ export function isExpired(entry: StoredEntry, now: number): boolean {
   return entry.header.expiresAt !== undefined && entry.header.expiresAt <= now;
 }
 
-/** Decodes an entry's value; throws {@link CorruptEntryError} when its payload is damaged. */
+/** Decodes an entry's value (once; later calls copy the decoded bytes); throws {@link CorruptEntryError} when its payload is damaged. */
 export function entryValue(entry: StoredEntry): Uint8Array {
+  // A copy: callers may change what they get without changing the cached value.
+  if (entry.value) return entry.value.slice();
   try {
-    return decodeEnvelope(entry.envelope).value;
+    entry.value = decodeEnvelope(entry.envelope).value;
+    return entry.value.slice();
   } catch (error) {
     throw new CorruptEntryError(entry.key, error instanceof Error ? error.message : String(error));
   }

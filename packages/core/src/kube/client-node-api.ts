@@ -2,10 +2,13 @@
  * The real {@link KubeApi}: HTTP calls to the API server, authenticated and
  * TLS-configured by @kubernetes/client-node's `KubeConfig` (which handles
  * kubeconfig files, exec plugins, token refresh and in-cluster service
- * accounts), sent with undici (the HTTP client client-node itself uses), and
- * watches through client-node's `Watch`.
+ * accounts), sent with undici (the HTTP client client-node itself uses).
+ * Responses are requested uncompressed: on the networks an API server is
+ * reached over, gzip of a large ConfigMap costs more (server CPU on every
+ * write and watch event) than the bytes it saves. Watches are read here too
+ * (client-node's `Watch` asks for gzip and ends after 30 s of quiet).
  */
-import { HttpMethod, KubeConfig, RequestContext, Watch } from '@kubernetes/client-node';
+import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { fetch } from 'undici';
 import {
   KubeApiError,
@@ -17,6 +20,7 @@ import {
   type ObjectKind,
   type ObjectList,
   type ObjectRef,
+  type WatchEvent,
   type WatchHandle,
   type WatchOptions,
 } from './port.ts';
@@ -28,6 +32,8 @@ export interface ClientNodeApiOptions {
 }
 
 const JSON_PATCH = 'application/json-patch+json';
+/** How long the server keeps one watch request open before ending it (the cache then resumes it). */
+const WATCH_SECONDS = 240;
 const MERGE_PATCH = 'application/merge-patch+json';
 
 function collectionPath(kind: ObjectKind, namespace: string): string {
@@ -63,7 +69,7 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
     const url = server() + path;
     const ctx = new RequestContext(url, method);
     await kubeConfig.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
+    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json', 'Accept-Encoding': 'identity' };
     if (body !== undefined) headers['Content-Type'] = contentType ?? 'application/json';
     const dispatcher = ctx.getDispatcher();
     const response = await fetch(url, {
@@ -105,40 +111,73 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
     },
 
     async watch(kind, namespace, watchOptions: WatchOptions): Promise<WatchHandle> {
+      const query = new URLSearchParams({ watch: 'true', allowWatchBookmarks: 'true', timeoutSeconds: String(WATCH_SECONDS) });
+      query.set('resourceVersion', watchOptions.resourceVersion);
+      if (watchOptions.labelSelector) query.set('labelSelector', watchOptions.labelSelector);
+      if (watchOptions.fieldSelector) query.set('fieldSelector', watchOptions.fieldSelector);
+      const url = `${server()}${collectionPath(kind, namespace)}?${query}`;
+      const ctx = new RequestContext(url, HttpMethod.GET);
+      await kubeConfig.applySecurityAuthentication(ctx);
+      const controller = new AbortController();
+      const connectTimer = setTimeout(() => controller.abort(new DOMException('watch did not connect in time', 'TimeoutError')), timeoutMs);
+      const dispatcher = ctx.getDispatcher();
+      let response: Awaited<ReturnType<typeof fetch>>;
+      try {
+        response = await fetch(url, {
+          headers: { ...ctx.getHeaders(), Accept: 'application/json', 'Accept-Encoding': 'identity' },
+          ...(dispatcher ? { dispatcher } : {}),
+          signal: controller.signal,
+        });
+      } finally {
+        clearTimeout(connectTimer);
+      }
+      if (response.status !== 200) throw toKubeApiError(response.status, await response.text());
+
       let stopped = false;
       let closed = false;
       const close = (error?: unknown): void => {
+        clearTimeout(idleTimer);
         if (stopped || closed) return;
         closed = true;
+        controller.abort();
         watchOptions.onClose(error);
       };
-      const controller = await new Watch(kubeConfig).watch(
-        collectionPath(kind, namespace),
-        {
-          labelSelector: watchOptions.labelSelector,
-          fieldSelector: watchOptions.fieldSelector,
-          resourceVersion: watchOptions.resourceVersion,
-          allowWatchBookmarks: true,
-          // End the watch server-side before client-node's 30 s inactivity timer fires.
-          timeoutSeconds: 25,
-        },
-        (type: string, object: unknown) => {
-          if (stopped || closed) return;
-          if (type === 'ERROR') {
-            const status = object as { code?: number; reason?: string; message?: string };
-            close(new KubeApiError(status.code ?? 500, status.reason, status.message ?? 'watch error'));
-            return;
+      // The server ends the watch after WATCH_SECONDS; silence well past that means a dead connection.
+      let idleTimer: NodeJS.Timeout | undefined;
+      const armIdle = (): void => {
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => close(new DOMException('watch went silent', 'TimeoutError')), (WATCH_SECONDS + 30) * 1000);
+      };
+      armIdle();
+      void (async () => {
+        const decoder = new TextDecoder();
+        let buffer = '';
+        try {
+          for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+            armIdle();
+            buffer += decoder.decode(chunk, { stream: true });
+            let newline: number;
+            while ((newline = buffer.indexOf('\n')) >= 0) {
+              const line = buffer.slice(0, newline);
+              buffer = buffer.slice(newline + 1);
+              if (!line.trim() || stopped || closed) continue;
+              const event = JSON.parse(line) as { type: string; object: KubeObject & { code?: number; reason?: string; message?: string } };
+              if (event.type === 'ERROR') {
+                close(new KubeApiError(event.object.code ?? 500, event.object.reason, event.object.message ?? 'watch error'));
+                return;
+              }
+              watchOptions.onEvent({ type: event.type as WatchEvent['type'], object: event.object });
+            }
           }
-          watchOptions.onEvent({ type: type as 'ADDED', object: object as KubeObject });
-        },
-        (error: unknown) => {
-          const statusCode = (error as { statusCode?: number } | null)?.statusCode;
-          close(statusCode ? new KubeApiError(statusCode, undefined, `watch failed with HTTP ${statusCode}`) : (error ?? undefined));
-        },
-      );
+          close();
+        } catch (error) {
+          close(stopped ? undefined : error);
+        }
+      })();
       return {
         stop() {
           stopped = true;
+          clearTimeout(idleTimer);
           controller.abort();
         },
       };
