@@ -177,15 +177,18 @@ export class KeyvK8sKv extends AdapterEmitter {
     return { compatible: true, store: 'keyvStorage', methods, expires: true };
   }
 
-  /** Reads a value (Keyv's serialized string), or undefined when missing or expired. */
-  async get(key: string): Promise<string | undefined> {
-    return this.#kv.getText(this.#storageKey(key));
+  /**
+   * Reads a value (Keyv's serialized string), or undefined when missing or
+   * expired. (`Value` is there for Keyv's adapter types; the value is the string stored.)
+   */
+  async get<Value = string>(key: string): Promise<Value | undefined> {
+    return (await this.#kv.getText(this.#storageKey(key))) as Value | undefined;
   }
 
   /** Reads several values in one API call, in order (undefined where missing or expired). */
-  async getMany(keys: string[]): Promise<Array<string | undefined>> {
+  async getMany<Value = string>(keys: string[]): Promise<Array<Value | undefined>> {
     const values = await this.#kv.getMany(keys.map((key) => this.#storageKey(key)));
-    return values.map((value) => (value === undefined ? undefined : textDecoder.decode(value)));
+    return values.map((value) => (value === undefined ? undefined : (textDecoder.decode(value) as Value)));
   }
 
   /**
@@ -202,8 +205,14 @@ export class KeyvK8sKv extends AdapterEmitter {
     return true;
   }
 
-  /** Stores several values in one atomic patch (entries already expired are deleted instead). */
-  async setMany(entries: KeyvK8sKvEntry[]): Promise<boolean[]> {
+  /**
+   * Stores several values in one atomic patch (entries already expired are
+   * deleted instead). Resolves to `true` per entry. (The second signature is
+   * how Keyv 5's adapter type declares it.)
+   */
+  setMany(entries: KeyvK8sKvEntry[]): Promise<boolean[]>;
+  setMany(entries: KeyvK8sKvEntry[]): Promise<void>;
+  async setMany(entries: KeyvK8sKvEntry[]): Promise<boolean[] | void> {
     const live: KVPutEntry[] = [];
     const expired: string[] = [];
     for (const entry of entries) {
@@ -227,7 +236,10 @@ export class KeyvK8sKv extends AdapterEmitter {
    * Deletes several keys in one atomic patch. Keyv 6: one boolean per key.
    * Keyv 5 (whose `deleteMany` resolves to one boolean): true if every key was
    * deleted, as Keyv 5 itself answers for adapters without `deleteMany`.
+   * (One signature per contract; see {@link contract}.)
    */
+  deleteMany(keys: string[]): Promise<boolean>;
+  deleteMany(keys: string[]): Promise<boolean[]>;
   async deleteMany(keys: string[]): Promise<boolean[] | boolean> {
     const deleted = await this.#kv.deleteMany(keys.map((key) => this.#storageKey(key)));
     return this.#contract === 'keyv6' ? deleted : deleted.every(Boolean);

@@ -44,6 +44,24 @@ export class AdapterEmitter {
     return this;
   }
 
+  /** Adds a listener before the others. */
+  prependListener(event: string | symbol, listener: Listener): this {
+    const list = this.#listeners.get(event);
+    if (list) list.unshift(listener);
+    else this.#listeners.set(event, [listener]);
+    return this;
+  }
+
+  /** Adds a listener, called at most once, before the others. */
+  prependOnceListener(event: string | symbol, listener: Listener): this {
+    const wrapper: Listener = (...args) => {
+      this.off(event, wrapper);
+      listener(...args);
+    };
+    Object.defineProperty(wrapper, 'listener', { value: listener });
+    return this.prependListener(event, wrapper);
+  }
+
   /** Same as {@link off}. */
   removeListener(event: string | symbol, listener: Listener): this {
     return this.off(event, listener);
@@ -56,9 +74,19 @@ export class AdapterEmitter {
     return this;
   }
 
-  /** The listeners of an event. */
+  /** The listeners of an event (the original functions of `once` listeners). */
   listeners(event: string | symbol): Listener[] {
+    return (this.#listeners.get(event) ?? []).map((l) => (l as { listener?: Listener }).listener ?? l);
+  }
+
+  /** The listeners of an event, with `once` wrappers as they are. */
+  rawListeners(event: string | symbol): Listener[] {
     return [...(this.#listeners.get(event) ?? [])];
+  }
+
+  /** Events that have listeners. */
+  eventNames(): Array<string | symbol> {
+    return [...this.#listeners.keys()];
   }
 
   /** How many listeners an event has. */
