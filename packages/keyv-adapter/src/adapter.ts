@@ -330,7 +330,7 @@ export class KeyvK8sKv extends AdapterEmitter {
    * cannot crash the process.
    */
   #reportBackgroundError(error: unknown): void {
-    for (const listener of this.listeners('error')) {
+    for (const listener of this.rawListeners('error')) {
       try {
         listener(error);
       } catch {

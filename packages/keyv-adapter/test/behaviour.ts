@@ -410,6 +410,15 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
         // With no listener at all, nothing throws.
         const lonely = opened.track(new KeyvK8sKv({ bucket, api: getEnv().noWatchApi, kubeNamespace: getEnv().kubeNamespace }));
         expect(await lonely.get('keyv:k')).toBe(JSON.stringify({ value: 'v' }));
+
+        // A once-listener hears it once and is gone.
+        const direct = opened.track(new KeyvK8sKv({ bucket, api: getEnv().noWatchApi, kubeNamespace: getEnv().kubeNamespace }));
+        const heard: unknown[] = [];
+        direct.once('error', (error: unknown) => heard.push(error));
+        expect(await direct.has('keyv:k')).toBe(true);
+        expect(heard).toHaveLength(1);
+        expect(heard[0]).toBeInstanceOf(ForbiddenError);
+        expect(direct.listenerCount('error')).toBe(0);
       });
 
       it('disconnect() closes the k8s-kv store it created, not one passed in as kv', async () => {
