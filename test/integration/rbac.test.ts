@@ -14,6 +14,7 @@ const rules = role.rules as V1PolicyRule[];
 let mine: TestNamespace;
 let other: TestNamespace;
 let limited: TestNamespace;
+let noDelete: TestNamespace;
 const open: KV[] = [];
 const kvAs = (user: 'alice' | 'bob', namespace: string, extra: Partial<Parameters<typeof createKV>[0]> = {}): KV => {
   const kv = createKV({ bucket: 'rbac', namespace, kubeConfig: userKubeConfig(user), retry: { maxElapsedMs: 2000 }, ...extra });
@@ -22,13 +23,14 @@ const kvAs = (user: 'alice' | 'bob', namespace: string, extra: Partial<Parameter
 };
 
 beforeAll(async () => {
-  [mine, other, limited] = await Promise.all([createTestNamespace('rbac-mine'), createTestNamespace('rbac-other'), createTestNamespace('rbac-limited')]);
+  [mine, other, limited, noDelete] = await Promise.all(['mine', 'other', 'limited', 'nodelete'].map((n) => createTestNamespace(`rbac-${n}`)));
   await grantRole(mine.name, 'alice', rules);
   await grantRole(limited.name, 'alice', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'patch'] }]);
+  await grantRole(noDelete.name, 'alice', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch'] }]);
 });
 afterAll(async () => {
   await Promise.all(open.map((kv) => kv.close()));
-  await Promise.all([mine, other, limited].map((ns) => ns?.cleanup()));
+  await Promise.all([mine, other, limited, noDelete].map((ns) => ns?.cleanup()));
 });
 
 describe('RBAC', () => {
@@ -86,5 +88,14 @@ describe('RBAC', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: 'KV_FORBIDDEN', verb: 'watch' });
     await expect(kv.teardown()).rejects.toMatchObject({ code: 'KV_FORBIDDEN', verb: 'list' });
+  });
+
+  it('without the delete verb, everything but teardown works', async () => {
+    const kv = kvAs('alice', noDelete.name);
+    await kv.putMany([['a', '1'], ['b', '2']]);
+    expect(await kv.delete('a')).toBe(true);
+    expect(await kv.update('b', () => '3')).toBeDefined();
+    expect(await kv.clear()).toBe(1);
+    await expect(kv.teardown()).rejects.toMatchObject({ code: 'KV_FORBIDDEN', verb: 'delete' });
   });
 });

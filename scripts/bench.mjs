@@ -1,0 +1,270 @@
+#!/usr/bin/env node
+// Benchmarks against a real API server (the current kube context with
+// K8S_KV_BENCH_CONTEXT=1, else the local test API server), each operation
+// beside a baseline built the way the original Go k8s-kv works — the whole
+// bucket as one gzip blob in one ConfigMap key; get = GET + decode; put =
+// GET + decode + encode + UPDATE under a mutex — measured in the same run.
+//
+//   pnpm bench                 full run (a few minutes)
+//   pnpm bench -- --quick      fewer iterations
+//   pnpm bench -- --json FILE  also write the results as JSON
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync, gzipSync, constants as zlib } from 'node:zlib';
+import { createClientNodeApi, createKV, KubeConfig } from '@k8s-kv/core';
+import { ensureCluster, stopCluster } from './cluster.mjs';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
+const scale = quick ? 0.25 : 1;
+const n = (count) => Math.max(10, Math.round(count * scale));
+
+// ------------------------------------------------------------------ worker mode
+if (process.env.K8S_KV_BENCH_WORKER) {
+  const task = JSON.parse(process.env.K8S_KV_BENCH_WORKER);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(task.kubeconfig);
+  // A writer that never reads never starts the watch cache (as in an application that only writes).
+  const kv = createKV({ bucket: task.bucket, namespace: task.namespace, kubeConfig, app: 'bench' });
+  await kv.put(`w${task.id}-warm-up`, 'x');
+  process.stdout.write('ready\n');
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: task.concurrency }, async () => {
+    while (next < task.count) {
+      const i = next++;
+      await kv.put(`w${task.id}-${i}`, `value ${i}`);
+    }
+  }));
+  const ms = performance.now() - started;
+  await kv.close();
+  process.stdout.write(JSON.stringify({ ms, count: task.count }) + '\n');
+  process.exit(0);
+}
+
+// ------------------------------------------------------------------ helpers
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+/** Runs `op` `count` times with `concurrency` callers; returns ops/s and latency percentiles (ms). */
+async function measure(count, op, concurrency = 1) {
+  const latencies = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < count) {
+      const i = next++;
+      const t0 = performance.now();
+      await op(i);
+      latencies.push(performance.now() - t0);
+    }
+  }));
+  const elapsed = performance.now() - started;
+  latencies.sort((a, b) => a - b);
+  return { ops: (count / elapsed) * 1000, p50: percentile(latencies, 50), p99: percentile(latencies, 99), count };
+}
+
+/** A JSON-ish value of about `size` bytes that compresses like real application data. */
+function appValue(i, size) {
+  const words = ['alpha', 'beta', 'gamma', 'delta', 'order', 'user', 'status', 'paid', 'pending', 'region'];
+  let text = `{"id":${i},"token":"${randomBytes(16).toString('hex')}","items":[`;
+  while (text.length < size - 20) text += `"${words[(text.length * 7 + i) % words.length]}-${(text.length * 31 + i) % 997}",`;
+  return text.replace(/,$/, '') + ']}';
+}
+
+// ------------------------------------------------------------------ the baseline
+/** The original design: one ConfigMap key "data" holding gzip(JSON of all entries), base64; UPDATE with the read resourceVersion. */
+class BaselineBucket {
+  constructor(api, namespace, name) {
+    this.api = api;
+    this.ref = { kind: 'ConfigMap', namespace, name };
+    this.lock = Promise.resolve();
+  }
+  async init() {
+    try { await this.api.delete(this.ref); } catch {}
+    await this.api.create('ConfigMap', this.ref.namespace, { metadata: { name: this.ref.name }, data: { data: this.encode({}) } });
+  }
+  encode(map) {
+    return gzipSync(Buffer.from(JSON.stringify(map)), { level: zlib.Z_BEST_COMPRESSION }).toString('base64');
+  }
+  decode(object) {
+    return JSON.parse(gunzipSync(Buffer.from(object.data.data, 'base64')).toString());
+  }
+  async read() {
+    return this.decode(await this.api.get(this.ref));
+  }
+  async get(key) {
+    const value = (await this.read())[key];
+    return value === undefined ? undefined : Buffer.from(value, 'base64');
+  }
+  async list(prefix) {
+    const map = await this.read();
+    return new Map(Object.entries(map).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+  }
+  /** GET + decode + change + encode + UPDATE, one at a time (the original's mutex). */
+  mutate(change) {
+    const run = this.lock.then(async () => {
+      const object = await this.api.get(this.ref);
+      const map = this.decode(object);
+      change(map);
+      await this.replace(object, map);
+    });
+    this.lock = run.catch(() => {});
+    return run;
+  }
+  async replace(object, map) {
+    // UPDATE = PUT of the whole object with its resourceVersion (the port has no PUT: a merge
+    // patch carrying the read resourceVersion is the same conditional whole-value write).
+    await this.api.mergePatch(this.ref, { metadata: { resourceVersion: object.metadata.resourceVersion }, data: { data: this.encode(map) } });
+  }
+  put(key, value) { return this.mutate((map) => { map[key] = Buffer.from(value).toString('base64'); }); }
+  delete(key) { return this.mutate((map) => { delete map[key]; }); }
+  async putAll(entries) {
+    await this.mutate((map) => { for (const [k, v] of entries) map[k] = Buffer.from(v).toString('base64'); });
+  }
+}
+
+// ------------------------------------------------------------------ setup
+const kubeConfig = new KubeConfig();
+let stopAfter = async () => {};
+/** The kubeconfig file worker processes load (the local API server only). */
+let kubeconfigFile;
+if (process.env.K8S_KV_BENCH_CONTEXT === '1') {
+  kubeConfig.loadFromDefault();
+} else {
+  const info = await ensureCluster({ log: (m) => console.error(`[cluster] ${m}`) });
+  kubeconfigFile = info.kubeconfig;
+  kubeConfig.loadFromFile(kubeconfigFile);
+  if (info.started) stopAfter = () => stopCluster({ log: () => {} });
+}
+const api = createClientNodeApi(kubeConfig);
+const namespace = process.env.K8S_KV_BENCH_NAMESPACE || 'default';
+
+const rows = [];
+const extra = {};
+function row(operation, size, ours, base) {
+  rows.push({ operation, size, ours, base });
+  const f = (r, key) => (r ? r[key].toFixed(key === 'ops' ? 0 : 2) : '—');
+  const ratio = base ? `${(ours.ops / base.ops).toFixed(1)}x ops/s, ${(base.p50 / ours.p50).toFixed(1)}x p50` : '—';
+  console.error(`  ${operation.padEnd(28)} ${size.padEnd(11)} ours ${f(ours, 'ops')} ops/s p50 ${f(ours, 'p50')} ms | baseline ${f(base, 'ops')} ops/s p50 ${f(base, 'p50')} ms | ${ratio}`);
+}
+
+async function scenario(label, keyCount, valueSize) {
+  console.error(`\n${label}: ${keyCount} keys of ~${valueSize} bytes`);
+  const entries = Array.from({ length: keyCount }, (_, i) => [`key-${String(i).padStart(5, '0')}`, appValue(i, valueSize)]);
+  const ours = createKV({ bucket: `bench-${keyCount}`, namespace, kubeConfig, app: 'bench' });
+  const uncached = createKV({ bucket: `bench-${keyCount}`, namespace, kubeConfig, app: 'bench', cache: false });
+  await ours.teardown();
+  // Load in ~256 KiB batches (one patch each).
+  for (let i = 0; i < entries.length; i += 400) await ours.putMany(entries.slice(i, i + 400));
+  const baseline = new BaselineBucket(api, namespace, `bench-baseline-${keyCount}`);
+  await baseline.init();
+  await baseline.putAll(entries);
+  const stats = await ours.stats();
+  console.error(`  k8s-kv bucket: ${stats.keys} keys, ${(stats.bytes / 1024).toFixed(0)} KiB stored`);
+  extra[label] = { keys: stats.keys, storedBytes: stats.bytes, rawBytes: entries.reduce((s, [, v]) => s + v.length, 0) };
+  const key = (i) => entries[(i * 7919) % entries.length][0];
+  const size = `${keyCount} keys`;
+
+  await ours.get(key(0)); // starts the cache
+  row('get (cached)', size, await measure(n(5000), (i) => ours.get(key(i))), await measure(n(200), (i) => baseline.get(key(i))));
+  row('get (uncached)', size, await measure(n(300), (i) => uncached.get(key(i))), rows.at(-1).base);
+  row('list (cached)', size, await measure(n(300), () => ours.list('key-')), await measure(n(100), () => baseline.list('key-')));
+  row('put, 1 writer', size, await measure(n(300), (i) => ours.put(key(i), `v${i}`)), await measure(n(100), (i) => baseline.put(key(i), `v${i}`)));
+  row('put, 64 concurrent callers', size, await measure(n(2000), (i) => ours.put(key(i), `c${i}`), 64), await measure(n(200), (i) => baseline.put(key(i), `c${i}`), 64));
+  // Delete keys that exist: add them first (not measured).
+  await ours.putMany(Array.from({ length: n(300) }, (_, i) => [`del-${i}`, 'x']));
+  await baseline.putAll(Array.from({ length: n(300) }, (_, i) => [`del-${i}`, 'x']));
+  row('delete, 1 writer', size, await measure(n(300), (i) => ours.delete(`del-${i}`)), await measure(n(100), (i) => baseline.delete(`del-${i}`)));
+  await Promise.all([ours.close(), uncached.close()]);
+  return { ours, baseline };
+}
+
+async function memoryWithFullBucket() {
+  global.gc?.();
+  const before = process.memoryUsage();
+  const kv = createKV({ bucket: 'bench-2000', namespace, kubeConfig, app: 'bench' });
+  await kv.get('key-00000');
+  global.gc?.();
+  const after = process.memoryUsage();
+  await kv.close();
+  return { heapDeltaMiB: (after.heapUsed - before.heapUsed) / 1048576, rssMiB: after.rss / 1048576 };
+}
+
+async function multiProcess(processes, perProcess, concurrency) {
+  const bucket = `bench-procs-${processes}-${Date.now().toString(36)}`;
+  const workers = Array.from({ length: processes }, (_, id) => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+      env: { ...process.env, K8S_KV_BENCH_WORKER: JSON.stringify({ kubeconfig: kubeconfigFile, namespace, bucket, id, count: perProcess, concurrency }) },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    const ready = new Promise((resolve) => child.stdout.on('data', (d) => { out += d; if (out.includes('ready\n')) resolve(); }));
+    const done = new Promise((resolve, reject) => child.on('exit', (code) => code === 0 ? resolve(JSON.parse(out.split('\n').filter(Boolean).at(-1))) : reject(new Error(`worker exit ${code}`))));
+    return { child, ready, done };
+  });
+  await Promise.all(workers.map((w) => w.ready));
+  const started = performance.now();
+  for (const w of workers) w.child.stdin.end('go\n');
+  await Promise.all(workers.map((w) => w.done));
+  const ms = performance.now() - started;
+  const check = createKV({ bucket, namespace, kubeConfig, app: 'bench', cache: false });
+  const stored = (await check.keys()).length;
+  await check.teardown();
+  await check.close();
+  return { processes, writes: processes * perProcess, ops: (processes * perProcess) / (ms / 1000), stored, lost: processes * perProcess - stored };
+}
+
+// ------------------------------------------------------------------ run
+console.error(`k8s-kv benchmark against ${kubeConfig.getCurrentCluster()?.server}, namespace ${namespace}${quick ? ' (quick)' : ''}`);
+await scenario('small', 10, 450);
+await scenario('large', 2000, 460);
+const memory = await memoryWithFullBucket();
+let procs = [];
+if (kubeconfigFile) {
+  console.error('\nmulti-process puts (each process: 16 concurrent callers)');
+  const perProcess = n(1200);
+  procs = [await multiProcess(1, perProcess, 16), await multiProcess(4, perProcess, 16)];
+  for (const p of procs) console.error(`  ${p.processes} process(es): ${p.writes} puts, ${p.ops.toFixed(0)} ops/s, ${p.lost} lost`);
+}
+
+// ------------------------------------------------------------------ report
+const fmt = (v, d = 0) => (v === undefined ? '—' : v.toFixed(d));
+const lines = [
+  '| operation | bucket | k8s-kv ops/s | p50 ms | p99 ms | baseline ops/s | p50 ms | p99 ms | ops/s ratio | p50 speed-up |',
+  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...rows.map(({ operation, size, ours, base }) =>
+    `| ${operation} | ${size} | ${fmt(ours.ops)} | ${fmt(ours.p50, 3)} | ${fmt(ours.p99, 3)} | ${fmt(base?.ops)} | ${fmt(base?.p50, 2)} | ${fmt(base?.p99, 2)} | ${base ? fmt(ours.ops / base.ops, 1) + 'x' : '—'} | ${base ? fmt(base.p50 / ours.p50, 1) + 'x' : '—'} |`),
+];
+const find = (op, size) => rows.find((r) => r.operation === op && r.size === size);
+const cachedGet = find('get (cached)', '2000 keys');
+const put64 = find('put, 64 concurrent callers', '2000 keys');
+const putSmall = find('put, 1 writer', '10 keys');
+const putLarge = find('put, 1 writer', '2000 keys');
+const targets = [
+  ['cached get p50 >= 100x faster than the baseline get (2000 keys)', cachedGet.base.p50 / cachedGet.ours.p50, 100, (v) => `${v.toFixed(0)}x`],
+  ['put ops/s with 64 callers >= 10x the baseline (2000 keys)', put64.ours.ops / put64.base.ops, 10, (v) => `${v.toFixed(1)}x`],
+  ['put p50 at 2000 keys <= 1.5x put p50 at 10 keys', putLarge.ours.p50 / putSmall.ours.p50, -1.5, (v) => `${v.toFixed(2)}x`],
+  ...(procs.length ? [['4 processes >= 1 process in put ops/s, nothing lost', procs[1].ops / procs[0].ops, procs[1].lost === 0 && procs[0].lost === 0 ? 1 : Infinity, (v) => `${v.toFixed(2)}x`]] : []),
+];
+const targetLines = targets.map(([name, value, limit, show]) => {
+  const ok = limit < 0 ? value <= -limit : value >= limit;
+  return `| ${name} | ${show(value)} | ${ok ? 'met' : 'NOT met'} |`;
+});
+const report = [
+  lines.join('\n'),
+  '',
+  '| target | measured | |',
+  '| --- | --- | --- |',
+  ...targetLines,
+  '',
+  `Memory with the 2000-key bucket cached: heap +${memory.heapDeltaMiB.toFixed(1)} MiB (process RSS ${memory.rssMiB.toFixed(0)} MiB).`,
+  ...procs.map((p) => `Multi-process: ${p.processes} process(es), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost.`),
+  `Buckets: ${JSON.stringify(extra)}`,
+].join('\n');
+console.log(report);
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ rows, targets: targets.map(([name, value]) => ({ name, value })), memory, procs, extra }, null, 2));
+await stopAfter();
