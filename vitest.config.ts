@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 // Tests import the packages' TypeScript sources through the "source" export condition.
-const conditions = ['source', 'import', 'node', 'default'];
+const conditions = ['source', 'node', 'default'];
 
 export default defineConfig({
   resolve: { conditions },

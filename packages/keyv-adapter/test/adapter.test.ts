@@ -2,8 +2,8 @@
 import { createMemoryApi } from '@k8s-kv/core/testing';
 // @keyv/test-suite and Keyv 6 are installed in the test workspace (test/package.json), not
 // as dev dependencies of this package: import them from there.
-import keyvTestSuite, { keyvIteratorTests } from '../../../test/node_modules/@keyv/test-suite/dist/index.js';
-import { Keyv as Keyv6 } from '../../../test/node_modules/keyv6/dist/index.mjs';
+import keyvTestSuite, { keyvIteratorTests } from '@keyv/test-suite';
+import { Keyv as Keyv6 } from 'keyv6';
 import { describeKeyv6Contract, describeKeyvAdapter, type KeyvAdapterTestEnv } from './behaviour.ts';
 
 const kubeNamespace = 'default';

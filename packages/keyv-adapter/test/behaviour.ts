@@ -99,25 +99,9 @@ function tracker() {
   };
 }
 
-/**
- * Vitest's API for @keyv/test-suite (it calls `test.it`, `test.beforeEach`,
- * `test.afterEach`). The suite's BigInt test stringifies with json-bigint,
- * which `require()`s bignumber.js: when the test workers run with
- * `--conditions import` (vitest passes `ssr.resolve.conditions` to Node), that
- * require loads bignumber.js's ES module build and gets a namespace object
- * instead of the BigNumber function, so the test fails inside json-bigint,
- * before it reaches any store. Only in that environment is that one test
- * skipped, with the reason in its name.
- */
+/** Vitest's API for @keyv/test-suite (it calls `test.it`, `test.beforeEach`, `test.afterEach`). */
 function suiteApi(): typeof vitest {
-  const args = process.execArgv;
-  const requireGetsEsm = args.some((arg, i) => arg === '--conditions=import' || (arg === '--conditions' && args[i + 1] === 'import'));
-  if (!requireGetsEsm) return vitest;
-  const it = ((name: string, ...rest: unknown[]) =>
-    /BigInt/.test(name)
-      ? vitest.it.skip(`${name} [skipped: test workers run with --conditions import, which breaks json-bigint's require('bignumber.js')]`, ...(rest as []))
-      : vitest.it(name, ...(rest as []))) as unknown as typeof vitest.it;
-  return { ...vitest, it, test: it };
+  return vitest;
 }
 
 /** Keyv 5 with `iterator()` wired for our adapter, as `createKeyv` does (see the README on Keyv 5's allow-list). */

@@ -93,6 +93,6 @@ export async function withRetry<T>(call: () => Promise<T>, options: RetryOptions
 
 /** Backoff between compare-and-swap attempts that lost a race (short, jittered). */
 export function conflictBackoff(attempt: number): Promise<void> {
-  const ceiling = Math.min(5 * 2 ** Math.min(attempt, 6), 250);
+  const ceiling = Math.min(4 * 2 ** Math.min(attempt, 5), 100);
   return sleep(Math.random() * ceiling);
 }

@@ -76,6 +76,8 @@ export class BucketEngine {
   private latest: Snapshot | undefined;
   /** Set when the identity may not list/watch: reads then always GET. */
   private cacheRefused = false;
+  /** Per data key, the end of the last queued update (updates of one key take turns). */
+  private readonly keyTurns = new Map<string, Promise<void>>();
   /** Writes waiting for the next group commit. */
   private queue: QueuedPut[] = [];
   private flushing = false;
@@ -418,7 +420,20 @@ export class BucketEngine {
    * Atomic read-modify-write of one key. `decide` sees the current snapshot and
    * returns what to do; on a lost race the snapshot is re-read and `decide` runs again.
    */
-  async update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
+  update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
+    // Updates of one key from this process take turns: they would only defeat each other's
+    // compare-and-swap at the server. Contention is then only between processes.
+    const previous = this.keyTurns.get(dataKey) ?? Promise.resolve();
+    const turn = previous.then(() => this.compareAndSwap(key, dataKey, decide));
+    const settled = turn.then(() => undefined, () => undefined);
+    this.keyTurns.set(dataKey, settled);
+    void settled.then(() => {
+      if (this.keyTurns.get(dataKey) === settled) this.keyTurns.delete(dataKey);
+    });
+    return turn;
+  }
+
+  private async compareAndSwap(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
     const maxAttempts = this.s.maxUpdateAttempts ?? 100;
     let lastError: unknown;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
