@@ -16,7 +16,7 @@ import {
   createKV,
   InvalidOptionError,
   InvalidValueError,
-  loadDefaultKubeConfig,
+  loadKubeConfig,
   validateBucketName,
   type CorruptEntryError,
   type KubeApi,
@@ -125,22 +125,6 @@ function ttlSeconds(ttl: unknown, option: string): number | undefined {
   return ttl;
 }
 
-/**
- * Loads kubeconfig files. Core loads the default chain only, and this
- * package does not depend on `@kubernetes/client-node` itself, so the path
- * goes through KUBECONFIG for the duration of the (synchronous) load.
- */
-function loadKubeConfigFiles(paths: string): KubeConfig {
-  const previous = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = paths;
-  try {
-    return loadDefaultKubeConfig();
-  } finally {
-    if (previous === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = previous;
-  }
-}
-
 /** Bytes or text of a raw value. */
 function rawValue(key: string, value: unknown): Uint8Array | string {
   if (value instanceof Uint8Array) return value;
@@ -181,7 +165,7 @@ const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptio
     if (opts.app !== undefined) options.app = opts.app;
     if (opts.namespace !== undefined) options.namespace = opts.namespace;
     if (opts.api !== undefined) options.api = opts.api;
-    else if (typeof opts.kubeconfig === 'string') options.kubeConfig = loadKubeConfigFiles(opts.kubeconfig);
+    else if (typeof opts.kubeconfig === 'string') options.kubeConfig = loadKubeConfig(opts.kubeconfig);
     else if (opts.kubeconfig !== undefined) options.kubeConfig = opts.kubeconfig;
     if (opts.compress !== undefined) options.compress = opts.compress;
     if (opts.retry !== undefined) options.retry = opts.retry;

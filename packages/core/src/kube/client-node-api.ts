@@ -9,6 +9,7 @@
  * (client-node's `Watch` asks for gzip and ends after 30 s of quiet).
  */
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { delimiter } from 'node:path';
 import { fetch } from 'undici';
 import {
   KubeApiError,
@@ -187,7 +188,27 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
 
 /** Loads the default kubeconfig: KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
 export function loadDefaultKubeConfig(): KubeConfig {
+  return loadKubeConfig();
+}
+
+/**
+ * Loads kubeconfig files: `paths` as in KUBECONFIG (several joined with the
+ * platform's path delimiter, merged the way kubectl merges them; the first
+ * file's current context wins); without `paths`, the default chain
+ * (KUBECONFIG, ~/.kube/config, the in-cluster service account).
+ */
+export function loadKubeConfig(paths?: string): KubeConfig {
   const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
+  const files = (paths ?? '').split(delimiter).filter(Boolean);
+  if (files.length === 0) {
+    kubeConfig.loadFromDefault();
+    return kubeConfig;
+  }
+  kubeConfig.loadFromFile(files[0]!);
+  for (const file of files.slice(1)) {
+    const more = new KubeConfig();
+    more.loadFromFile(file);
+    kubeConfig.mergeConfig(more, true);
+  }
   return kubeConfig;
 }
