@@ -182,6 +182,17 @@ export class BucketEngine {
     return snapshot;
   }
 
+  /**
+   * Takes note of the server's answer to a write: ownership check, and the new
+   * state for the cache when one is running. A process that only writes never
+   * decodes whole snapshots.
+   */
+  private acknowledge(object: KubeObject): void {
+    this.checkOwnership(object);
+    this.ownedUid = object.metadata.uid;
+    if (this.cache.active) this.cache.offer(object, this.decode(object));
+  }
+
   /** Ownership check and decoding, reusing the entries of the latest snapshot that did not change. */
   private decode(object: KubeObject): Snapshot {
     this.checkOwnership(object);
@@ -189,8 +200,8 @@ export class BucketEngine {
     return this.latest;
   }
 
-  /** Creates the object holding `entries`. Returns undefined when someone else created it first. */
-  private async create(entries: Record<string, string>): Promise<Snapshot | undefined> {
+  /** Creates the object holding `entries`. Returns false when someone else created it first. */
+  private async create(entries: Record<string, string>): Promise<boolean> {
     const body: KubeObject = {
       metadata: { name: this.s.bucket, labels: this.labels(), annotations: { [ANNOTATION_FORMAT]: '1' } },
       [this.field]: entries,
@@ -198,9 +209,10 @@ export class BucketEngine {
     };
     try {
       const created = await this.call('create', () => this.s.api.create(this.s.kind, this.s.namespace, body), (e) => isStatus(e, 409) || isStatus(e, 422));
-      return this.accept(created);
+      this.acknowledge(created);
+      return true;
     } catch (error) {
-      if (isStatus(error, 409)) return undefined;
+      if (isStatus(error, 409)) return false;
       throw error;
     }
   }
@@ -218,7 +230,7 @@ export class BucketEngine {
    * the same tick, and calls made while a write is in flight, are coalesced into
    * one patch (group commit); each caller still gets its own outcome.
    */
-  put(entries: PreparedEntry[]): Promise<Snapshot> {
+  put(entries: PreparedEntry[]): Promise<void> {
     for (const entry of entries) {
       if (entry.size > MAX_OBJECT_DATA_BYTES) return Promise.reject(new ValueTooLargeError(entry.key, entry.size, MAX_OBJECT_DATA_BYTES));
     }
@@ -244,8 +256,8 @@ export class BucketEngine {
         const batch = this.queue.splice(0, this.queue.length);
         try {
           this.commits += 1;
-          const snapshot = await this.write(batch.flatMap((b) => b.entries));
-          for (const b of batch) b.resolve(snapshot);
+          await this.write(batch.flatMap((b) => b.entries));
+          for (const b of batch) b.resolve();
         } catch (error) {
           if (batch.length === 1 || !(error instanceof BucketFullError)) {
             for (const b of batch) b.reject(error);
@@ -255,7 +267,8 @@ export class BucketEngine {
           for (const b of batch) {
             try {
               this.commits += 1;
-              b.resolve(await this.write(b.entries));
+              await this.write(b.entries);
+              b.resolve();
             } catch (own) {
               b.reject(own);
             }
@@ -268,7 +281,7 @@ export class BucketEngine {
   }
 
   /** One atomic write of entries (later entries for the same key win). */
-  private async write(entries: PreparedEntry[]): Promise<Snapshot> {
+  private async write(entries: PreparedEntry[]): Promise<void> {
     const batchBytes = entries.reduce((sum, e) => sum + e.size, 0);
     if (batchBytes > MAX_OBJECT_DATA_BYTES) throw await this.bucketFull(entries);
     const patchEntries: Record<string, string> = {};
@@ -279,8 +292,7 @@ export class BucketEngine {
         const current = await this.read();
         if (!current.exists) {
           try {
-            const created = await this.create(patchEntries);
-            if (created) return created;
+            if (await this.create(patchEntries)) return;
           } catch (error) {
             if (this.isTooLarge(error)) throw await this.bucketFull(entries, error);
             throw error;
@@ -295,7 +307,8 @@ export class BucketEngine {
           () => this.s.api.mergePatch(this.ref, { metadata: { uid }, [this.field]: patchEntries }),
           (e) => isStatus(e, 404) || this.isUidMismatch(e) || this.isTooLarge(e),
         );
-        return this.accept(patched);
+        this.acknowledge(patched);
+        return;
       } catch (error) {
         if (isStatus(error, 404) || this.isUidMismatch(error)) {
           this.ownedUid = undefined;
@@ -327,7 +340,7 @@ export class BucketEngine {
     }
     try {
       const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops), (e) => isStatus(e, 422) || isStatus(e, 404));
-      this.accept(patched);
+      this.acknowledge(patched);
       return expired.length;
     } catch (error) {
       if (isStatus(error, 422) || isStatus(error, 404)) return 0;
@@ -388,7 +401,7 @@ export class BucketEngine {
       }
       try {
         const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops), (e) => isStatus(e, 422) || isStatus(e, 404));
-        this.accept(patched);
+        this.acknowledge(patched);
         for (const k of targets) result.set(k, present.get(k)!.live);
         return result;
       } catch (error) {
@@ -531,7 +544,7 @@ export class BucketEngine {
 
 interface QueuedPut {
   entries: PreparedEntry[];
-  resolve: (snapshot: Snapshot) => void;
+  resolve: () => void;
   reject: (error: unknown) => void;
 }
 

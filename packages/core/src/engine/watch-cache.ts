@@ -76,6 +76,11 @@ export class WatchCache {
     return this.snapshot;
   }
 
+  /** True once the cache holds a snapshot (it was started and not closed). */
+  get active(): boolean {
+    return this.snapshot !== undefined && !this.closed;
+  }
+
   /** True while the watch is connected. */
   get healthy(): boolean {
     return this.connected && !this.closed;
