@@ -1,0 +1,153 @@
+// Retries, backoff and the watch cache's own recovery, on the in-memory port
+// (faults are injected; the real-server restart test is test/faults).
+import { afterEach, describe, expect, it } from 'vitest';
+import { createKV, UnavailableError, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
+import { createMemoryApi, type MemoryApi } from '@k8s-kv/core/testing';
+
+const open: KV[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((kv) => kv.close()));
+});
+function setup(options: Partial<KVOptions> = {}): { api: MemoryApi; kv: KV; make: (o?: Partial<KVOptions>) => KV } {
+  const api = createMemoryApi();
+  const make = (o: Partial<KVOptions> = {}): KV => {
+    const kv = createKV({ bucket: 'r', namespace: 'default', api, retry: { initialDelayMs: 1, maxDelayMs: 5, maxElapsedMs: 500 }, ...options, ...o });
+    open.push(kv);
+    return kv;
+  };
+  return { api, kv: make(), make };
+}
+const networkError = (): Error => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' }) });
+const until = async (check: () => boolean | Promise<boolean>): Promise<void> => {
+  for (let i = 0; i < 400 && !(await check()); i++) await new Promise((r) => setTimeout(r, 5));
+};
+
+describe('retries', () => {
+  it('retries 429, 5xx and network errors on reads and writes, then succeeds', async () => {
+    const { api, kv } = setup({ cache: false });
+    await kv.put('a', '1');
+    for (const error of [429, 500, 503, 504, networkError()]) {
+      api.injectFault({ verb: 'patch', error, count: 2 });
+      await kv.put('a', String(error));
+      api.injectFault({ verb: 'get', error, count: 2 });
+      expect(await kv.getText('a')).toBe(String(error));
+    }
+  });
+
+  it('gives up with a typed, retryable UnavailableError that keeps the cause', async () => {
+    const { api, kv } = setup({ cache: false });
+    api.injectFault({ verb: 'get', error: networkError(), count: 1000 });
+    const error = await kv.get('a').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect(error).toMatchObject({ code: 'KV_UNAVAILABLE', retryable: true });
+    expect((error as Error).message).toContain('ECONNREFUSED');
+    expect((error as Error).cause).toBeInstanceOf(TypeError);
+  });
+
+  it('does not retry what cannot succeed (400, 403, 422)', async () => {
+    const { api, kv } = setup({ cache: false });
+    await kv.put('a', '1');
+    api.resetCalls();
+    api.injectFault({ verb: 'patch', error: 400, count: 1 });
+    await expect(kv.put('a', '2')).rejects.toMatchObject({ code: 'KV_API_ERROR', status: 400 });
+    expect(api.calls.patch).toBe(1);
+  });
+
+  it('update applies its function once per successful write even when the answer is lost', async () => {
+    const { api, kv } = setup({ cache: false });
+    await kv.put('n', '0');
+    const decoder = new TextDecoder();
+    let calls = 0;
+    // The patch is applied, then the connection breaks before the answer (like a server dying mid-request).
+    const originalJsonPatch = api.jsonPatch.bind(api);
+    let breakNext = true;
+    api.jsonPatch = async (ref, ops) => {
+      const result = await originalJsonPatch(ref, ops);
+      if (breakNext) {
+        breakNext = false;
+        throw networkError();
+      }
+      return result;
+    };
+    const after = await kv.update('n', (v) => {
+      calls += 1;
+      return String(Number(decoder.decode(v)) + 1);
+    });
+    expect(decoder.decode(after)).toBe('1');
+    expect(await kv.getText('n')).toBe('1');
+    expect(calls).toBe(1);
+  });
+});
+
+describe('watch cache recovery', () => {
+  it('resumes after the server ends the watch, and relists after 410 Gone', async () => {
+    const { api, kv, make } = setup();
+    const writer = make({ cache: false });
+    const events: KVChangeEvent[] = [];
+    await kv.watch((e) => events.push(e));
+    await writer.put('a', '1');
+    await until(() => events.length === 1);
+    api.closeWatches(); // a server-side timeout
+    await writer.put('b', '2');
+    await until(() => events.length === 2);
+    api.expireWatches(); // etcd compacted: the resourceVersion is gone
+    await writer.put('c', '3');
+    await writer.delete('a');
+    await until(() => events.length === 4);
+    expect(events).toEqual([
+      { type: 'put', key: 'a' },
+      { type: 'put', key: 'b' },
+      { type: 'put', key: 'c' },
+      { type: 'delete', key: 'a' },
+    ]);
+    await until(async () => (await kv.keys()).join() === 'b,c');
+    expect(await kv.keys()).toEqual(['b', 'c']);
+  });
+
+  it('keeps serving reads while the watch cannot reconnect (by GET), and reports the watch errors', async () => {
+    const errors: unknown[] = [];
+    const { api, kv, make } = setup({ onError: (e) => errors.push(e) });
+    const writer = make({ cache: false });
+    await writer.put('a', '1');
+    expect(await kv.getText('a')).toBe('1');
+    api.injectFault({ verb: 'watch', error: 503, count: 3 });
+    api.closeWatches();
+    await writer.put('a', '2');
+    expect(await kv.getText('a')).toBe('2'); // the watch is down: read with GET
+    await until(() => errors.length >= 3);
+    api.resetCalls();
+    await until(async () => (await kv.getText('a')) === '2' && api.calls.get === 0);
+    await writer.put('a', '3');
+    await until(async () => (await kv.getText('a')) === '3');
+    expect(errors.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('ignores events older than what it holds (a write answer can arrive before its watch event)', async () => {
+    const { kv } = setup();
+    await kv.keys();
+    for (let i = 0; i < 50; i++) await kv.put('k', String(i));
+    expect(await kv.getText('k')).toBe('49');
+  });
+
+  it('sees the bucket deleted and re-created', async () => {
+    const { kv, make } = setup();
+    const other = make({ cache: false });
+    await other.put('a', '1');
+    expect(await kv.keys()).toEqual(['a']);
+    await other.teardown();
+    await until(async () => (await kv.keys()).length === 0);
+    await other.put('b', '2');
+    await until(async () => (await kv.keys()).join() === 'b');
+    expect(await kv.keys()).toEqual(['b']);
+  });
+
+  it('close() stops the watch and its timers', async () => {
+    const { api, kv } = setup();
+    await kv.keys();
+    await kv.close();
+    api.resetCalls();
+    api.closeWatches();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(api.calls.watch + api.calls.list).toBe(0);
+  });
+});
