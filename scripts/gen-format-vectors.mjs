@@ -78,9 +78,13 @@ const KEY_CASES = [
   ['84 × "/": encodes to 252 characters, unhashed', '/'.repeat(84), '"/" × 84'],
   ['85 × "/": encodes to 255 characters, hashed', '/'.repeat(85), '"/" × 85'],
   ['300 × "é": hashed, prefix cut at a unit boundary', 'é'.repeat(300), '"é" × 300'],
+  ['176 × "x", then emoji: hashed, shortest readable prefix (176 characters)', 'x'.repeat(176) + '😀'.repeat(10), '"x" × 176 + "😀" × 10'],
 ];
 
-/** Data keys that no key encodes to: a reader must report them (decodeKey gives "invalid"). */
+/** 64 lowercase hex digits, for hash-shaped data keys. */
+const HASH = '0123456789abcdef'.repeat(4);
+
+/** Data keys that no key encodes to: a reader must report them (decodeKey gives "invalid"). [data key, why, display (for long ones)] */
 const INVALID_DATA_KEYS = [
   ['', 'empty'],
   ['_41', '"A" must stand for itself'],
@@ -99,10 +103,15 @@ const INVALID_DATA_KEYS = [
   ['_ud800', 'surrogate escapes use uppercase hex digits'],
   ['_uE000', '"_u" only escapes surrogates (U+D800-U+DFFF)'],
   ['_uD80', 'truncated surrogate escape'],
-  ['a_hxyz', '"_h" not followed by exactly 64 lowercase hex digits'],
-  ['a_h' + 'A'.repeat(64), 'hash in uppercase hex'],
-  ['a_h' + '0'.repeat(63), '63 hex digits'],
-  ['a_h' + '0'.repeat(64) + 'b', 'characters after the hash'],
+  ['x'.repeat(187) + '_hxyz', '"_h" not followed by exactly 64 lowercase hex digits', '"x" × 187 + "_hxyz"'],
+  ['x'.repeat(187) + '_h' + 'A'.repeat(64), 'hash in uppercase hex', '"x" × 187 + "_h" + "A" × 64'],
+  ['x'.repeat(187) + '_h' + '0'.repeat(63), '63 hex digits', '"x" × 187 + "_h" + "0" × 63'],
+  ['x'.repeat(186) + '_h' + '0'.repeat(64) + 'b', 'characters after the hash', '"x" × 186 + "_h" + "0" × 64 + "b"'],
+  ['x'.repeat(188) + '_h' + HASH, '"_h" after index 187: the readable prefix is too long', '"x" × 188 + "_h" + 64 hex digits'],
+  ['x'.repeat(175) + '_h' + HASH, '"_h" before index 176: the encoder keeps at least 176 characters (whole units of at most 12)', '"x" × 175 + "_h" + 64 hex digits'],
+  ['a_h' + HASH, 'readable prefix of 1 character', '"a_h" + 64 hex digits'],
+  ['.' + 'x'.repeat(186) + '_h' + HASH, 'hashed key whose readable prefix is not canonical (a leading "." is "_2E")', '"." + "x" × 186 + "_h" + 64 hex digits'],
+  ['x'.repeat(175) + '_uD83D_uDE00' + '_h' + HASH, 'hashed key whose readable prefix is not canonical (a surrogate pair is written as UTF-8)', '"x" × 175 + "_uD83D_uDE00_h" + 64 hex digits'],
   ['a b', 'space is not a data-key character'],
 ];
 
@@ -158,7 +167,11 @@ function acceptedCases() {
   ];
 }
 
-/** Malformed envelopes, all derived from the "text value, uncompressed" vector. */
+/**
+ * Malformed envelopes, derived from the "text value, uncompressed" vector (`base`) and
+ * from the first deflated vector (`compressed`: no expiry, no full key, so its
+ * uncompressed length is at offset 11).
+ */
 function invalidEnvelopeCases(base, compressed) {
   const mutate = (bytes, at, value) => {
     const copy = Uint8Array.from(bytes);
@@ -166,6 +179,17 @@ function invalidEnvelopeCases(base, compressed) {
     return copy;
   };
   const withFlags = (bytes, flags) => mutate(bytes, 2, flags);
+  if (compressed[2] !== 0x09) fail('the first deflated envelope vector must have flags deflate | text only');
+  const lengthOf = (bytes) => Buffer.from(bytes).readUInt32BE(11);
+  const withLength = (bytes, length) => {
+    const copy = Buffer.from(bytes);
+    copy.writeUInt32BE(length, 11);
+    return new Uint8Array(copy);
+  };
+  const valueLength = lengthOf(compressed);
+  const payloadLength = compressed.length - 19;
+  // The deflate flag set on the uncompressed vector, with a length field inserted so that the header is valid.
+  const notDeflate = Uint8Array.from([...withFlags(base, base[2] | 0x01).subarray(0, 11), 0, 0, 0, base.length - 15, ...base.subarray(11)]);
   return [
     ['empty', new Uint8Array(0)],
     ['14 bytes: shorter than the smallest header', base.subarray(0, 14)],
@@ -179,8 +203,15 @@ function invalidEnvelopeCases(base, compressed) {
     ['value truncated', base.subarray(0, base.length - 1)],
     ['expiry flag set, header too short for it', withFlags(base.subarray(0, 22), base[2] | 0x02)],
     ['full-key flag set, key length beyond the end', Uint8Array.from([...withFlags(base, base[2] | 0x04).subarray(0, 11), 0xff, 0xff, 0, 0, 0, 0])],
-    ['deflate flag set on a payload that is not DEFLATE', withFlags(base, base[2] | 0x01)],
+    ['deflate flag set on a payload that is not DEFLATE', notDeflate],
     ['DEFLATE payload truncated', compressed.subarray(0, compressed.length - 2)],
+    ['deflate flag set, header too short for the uncompressed length', compressed.subarray(0, 18)],
+    ['uncompressed length 1 more than the DEFLATE stream holds', withLength(compressed, valueLength + 1)],
+    ['uncompressed length 1 less than the DEFLATE stream holds', withLength(compressed, valueLength - 1)],
+    ['uncompressed length 0 for a non-empty DEFLATE stream', withLength(compressed, 0)],
+    [`uncompressed length at the DEFLATE limit (${payloadLength} × 1032 + 1032), more than the stream holds`, withLength(compressed, payloadLength * 1032 + 1032)],
+    [`uncompressed length impossible for DEFLATE: ${payloadLength} × 1032 + 1032 + 1 for a ${payloadLength}-byte payload`, withLength(compressed, payloadLength * 1032 + 1032 + 1)],
+    ['uncompressed length 2^32 - 1', withLength(compressed, 0xffffffff)],
   ];
 }
 
@@ -245,9 +276,9 @@ export function buildVectors() {
     return vector;
   });
 
-  const invalidDataKeys = INVALID_DATA_KEYS.map(([dataKey, why]) => {
+  const invalidDataKeys = INVALID_DATA_KEYS.map(([dataKey, why, display]) => {
     if (decodeKey(dataKey).kind !== 'invalid') fail(`data key ${JSON.stringify(dataKey)} is not rejected by decodeKey`);
-    return { dataKey, why };
+    return display === undefined ? { dataKey, why } : { dataKey, why, display };
   });
 
   const envelopes = envelopeCases().map(({ name, key, fields, options }) => {
@@ -342,8 +373,8 @@ function renderKeys(vectors) {
   lines.push('| Data key | Why |');
   lines.push('|----------|-----|');
   for (const v of vectors.invalidDataKeys) {
-    const shown = v.dataKey.length > 40 ? `${v.dataKey.slice(0, 12)}… (${v.dataKey.length} characters)` : v.dataKey;
-    lines.push(`| ${v.dataKey === '' ? '(empty)' : code(shown)} | ${cell(v.why)} |`);
+    const shown = v.display !== undefined ? `${v.display} (${v.dataKey.length} characters)` : v.dataKey.length > 40 ? code(`${v.dataKey.slice(0, 12)}… (${v.dataKey.length} characters)`) : code(v.dataKey);
+    lines.push(`| ${v.dataKey === '' ? '(empty)' : cell(shown)} | ${cell(v.why)} |`);
   }
   return lines.join('\n');
 }

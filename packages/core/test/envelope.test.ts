@@ -1,7 +1,8 @@
 /**
  * Value envelope: example tests and property-based tests (fast-check,
- * 10,000 runs each): round trips, the compression rule, corruption
- * (truncation, flipped bytes) and arbitrary input to the decoders.
+ * 10,000 runs each): round trips, the compression rule, the uncompressed
+ * length of deflated values, the range of times, corruption (truncation,
+ * flipped bytes, wrong lengths) and arbitrary input to the decoders.
  */
 import { deflateRawSync, crc32, inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
@@ -28,6 +29,9 @@ const FLAG_EXPIRES = 2;
 const FLAG_FULL_KEY = 4;
 const FLAG_TEXT = 8;
 
+/** DEFLATE expands at most 1032:1; a larger uncompressed length is refused before anything is allocated. */
+const maxValueLength = (payloadLength: number) => payloadLength * 1032 + 1032;
+
 const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
@@ -39,6 +43,24 @@ function attempt<T>(fn: () => T): { ok: true; value: T } | { ok: false; error: E
     if (error instanceof EnvelopeError) return { ok: false, error };
     throw new Error(`expected only EnvelopeError, got ${String(error)}`, { cause: error });
   }
+}
+
+/** An envelope with a deflated payload, built by hand (no expiry, no full key): header, length at 11, CRC at 15, payload at 19. */
+function deflatedEnvelope(payload: Uint8Array, valueLength: number, crc: number, flags = FLAG_DEFLATE): Uint8Array {
+  const bytes = new Uint8Array(19 + payload.length);
+  bytes.set([ENVELOPE_MAGIC, ENVELOPE_VERSION, flags]);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(11, valueLength);
+  view.setUint32(15, crc);
+  bytes.set(payload, 19);
+  return bytes;
+}
+
+/** A copy of `bytes` with the uint32 at `at` replaced. */
+function withUint32(bytes: Uint8Array, at: number, value: number): Uint8Array {
+  const copy = Uint8Array.from(bytes);
+  new DataView(copy.buffer).setUint32(at, value);
+  return copy;
 }
 
 // ---------------------------------------------------------------------------
@@ -70,8 +92,8 @@ const fieldsArb = (value: fc.Arbitrary<Uint8Array>) =>
   }) as fc.Arbitrary<EnvelopeFields>;
 const compressArb = fc.constantFrom(undefined, true, false);
 
-function headerLength(fields: EnvelopeFields): number {
-  return 3 + 8 + (fields.expiresAt !== undefined ? 8 : 0) + (fields.fullKey !== undefined ? 2 + fields.fullKey.length : 0) + 4;
+function headerLength(fields: EnvelopeFields, compressed: boolean): number {
+  return 3 + 8 + (fields.expiresAt !== undefined ? 8 : 0) + (fields.fullKey !== undefined ? 2 + fields.fullKey.length : 0) + (compressed ? 4 : 0) + 4;
 }
 
 function expectSameFields(actual: EnvelopeFields, expected: EnvelopeFields): void {
@@ -100,7 +122,24 @@ describe('envelope: examples', () => {
     expect(Buffer.from(bytes.subarray(21, 321)).toString('latin1')).toBe(fullKey);
     expect(view.getUint32(321)).toBe(crc32(utf8('v')));
     expect(bytes.subarray(325)).toEqual(utf8('v'));
-    expect(decodeEnvelopeHeader(bytes)).toEqual({ modifiedAt: 5, expiresAt: 6, fullKey, text: false, compressed: false, crcOffset: 321 });
+    expect(decodeEnvelopeHeader(bytes)).toEqual({ modifiedAt: 5, expiresAt: 6, fullKey, text: false, compressed: false, valueLength: 1, crcOffset: 321 });
+  });
+
+  it('puts the uncompressed length, only when deflated, after the full key and before the CRC', () => {
+    const fullKey = encodeKey('x'.repeat(300)).fullKey;
+    const value = utf8('abcdefghij'.repeat(20));
+    const bytes = encodeEnvelope({ value, text: true, modifiedAt: 5, expiresAt: 6, fullKey });
+    expect(bytes[2]).toBe(FLAG_DEFLATE | FLAG_EXPIRES | FLAG_FULL_KEY | FLAG_TEXT);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    expect(view.getUint16(19)).toBe(300);
+    expect(view.getUint32(321)).toBe(200);
+    expect(view.getUint32(325)).toBe(crc32(value));
+    expect(sameBytes(inflateRawSync(bytes.subarray(329)), value)).toBe(true);
+    expect(decodeEnvelopeHeader(bytes)).toEqual({ modifiedAt: 5, expiresAt: 6, fullKey, text: true, compressed: true, valueLength: 200, crcOffset: 325 });
+
+    const plain = encodeEnvelope({ value: utf8('abcdefghij'.repeat(20)), text: true, modifiedAt: 5 }, { compress: false });
+    expect(plain).toHaveLength(15 + 200);
+    expect(decodeEnvelopeHeader(plain)).toMatchObject({ compressed: false, valueLength: 200, crcOffset: 11 });
   });
 
   it('compresses from 64 bytes on, only when DEFLATE is smaller, and never when told not to', () => {
@@ -109,7 +148,8 @@ describe('envelope: examples', () => {
     expect(COMPRESSION_THRESHOLD).toBe(64);
     expect(below[2]! & FLAG_DEFLATE).toBe(0);
     expect(at[2]! & FLAG_DEFLATE).toBe(FLAG_DEFLATE);
-    expect(inflateRawSync(at.subarray(15))).toEqual(Buffer.alloc(64, 0x61));
+    expect(new DataView(at.buffer).getUint32(11)).toBe(64);
+    expect(inflateRawSync(at.subarray(19))).toEqual(Buffer.alloc(64, 0x61));
     const noise = new Uint8Array(Buffer.from(Array.from({ length: 256 }, (_, i) => (i * 167 + 13) % 251)));
     expect(encodeEnvelope({ value: noise, text: false, modifiedAt: 0 })[2]! & FLAG_DEFLATE).toBe(0);
     const off = encodeEnvelope({ value: new Uint8Array(1000), text: false, modifiedAt: 0 }, { compress: false });
@@ -129,41 +169,36 @@ describe('envelope: examples', () => {
   it('accepts payloads from other DEFLATE writers, at any size and level', () => {
     for (const value of [new Uint8Array(0), utf8('hi'), utf8('x'.repeat(1000)), new Uint8Array(Buffer.from(Array.from({ length: 300 }, (_, i) => (i * i) & 255)))]) {
       for (const level of [0, 1, 9]) {
-        const payload = deflateRawSync(value, { level });
-        const bytes = new Uint8Array(15 + payload.length);
-        bytes.set([ENVELOPE_MAGIC, 1, FLAG_DEFLATE]);
-        new DataView(bytes.buffer).setUint32(11, crc32(value));
-        bytes.set(payload, 15);
+        const bytes = deflatedEnvelope(deflateRawSync(value, { level }), value.length, crc32(value));
         expect(sameBytes(decodeEnvelope(bytes).value, value)).toBe(true);
       }
     }
   });
 
-  it('clamps negative and fractional times to whole non-negative milliseconds', () => {
-    const decoded = decodeEnvelope(encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: -5, expiresAt: 12.9 }));
+  it('truncates fractional times to whole milliseconds', () => {
+    const decoded = decodeEnvelope(encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: 0.5, expiresAt: 12.9 }));
     expect(decoded.modifiedAt).toBe(0);
     expect(decoded.expiresAt).toBe(12);
+    expect(decodeEnvelope(encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: -0 })).modifiedAt).toBe(0);
   });
 
-  it('keeps times from 2^53 up to 2^64 - 2048 exactly (as doubles)', () => {
-    for (const t of [2 ** 53, 2 ** 60, 2 ** 64 - 2048]) {
-      expect(decodeEnvelope(encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: t, expiresAt: t })).expiresAt).toBe(t);
+  it('keeps 2^53 - 1 and the last JavaScript date (8.64e15) exactly', () => {
+    for (const t of [Number.MAX_SAFE_INTEGER, 8.64e15]) {
+      const bytes = encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: t, expiresAt: t });
+      expect(new DataView(bytes.buffer).getBigUint64(3)).toBe(BigInt(t));
+      expect(decodeEnvelope(bytes)).toMatchObject({ modifiedAt: t, expiresAt: t });
     }
   });
 
-  // A time that does not fit in the 64-bit field must not wrap around modulo 2^64
-  // (DataView.setBigUint64 semantics): an entry written with a huge but finite TTL
-  // (kv.put(k, v, { ttl: Number.MAX_VALUE }) passes checkTtl) would be stored already expired.
-  it('never stores an expiry earlier than the one given: times beyond 2^64 - 1 throw RangeError or saturate', () => {
-    for (const t of [2 ** 64, 1e20, 2 ** 64 + 1_700_000_000_000, Number.MAX_VALUE]) {
-      let stored: number | undefined;
-      try {
-        stored = decodeEnvelope(encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: 0, expiresAt: t })).expiresAt;
-      } catch (error) {
-        expect(error, String(t)).toBeInstanceOf(RangeError);
-        continue;
-      }
-      expect(stored, String(t)).toBeGreaterThanOrEqual(2 ** 64 - 2048);
+  // A time is never clamped or wrapped around (DataView.setBigUint64 works modulo 2^64): a
+  // huge expiry stored as a small one would make the entry expire at once, a negative one
+  // stored as 0 likewise, and NaN has no meaning. kv.put refuses such a ttl before encoding.
+  it('throws RangeError for negative, non-finite and unsafe (>= 2^53) times, in either field', () => {
+    const bad = [-1, -5, -0.5, -1_700_000_000_000, Number.MIN_SAFE_INTEGER, -Infinity, NaN, Infinity, 2 ** 53, 2 ** 53 + 2, 2 ** 60, 2 ** 64 - 2048, 2 ** 64, 1e20, Number.MAX_VALUE];
+    for (const t of bad) {
+      expect(() => encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: t }), `modifiedAt ${t}`).toThrow(RangeError);
+      expect(() => encodeEnvelope({ value: new Uint8Array(0), text: false, modifiedAt: 0, expiresAt: t }), `expiresAt ${t}`).toThrow(RangeError);
+      expect(() => encodeEnvelope({ value: utf8('x'.repeat(100)), text: true, modifiedAt: 0, expiresAt: t }), `expiresAt ${t}, deflated`).toThrow(/expiresAt must be a whole number of milliseconds from 0 to 2\^53-1/);
     }
   });
 
@@ -176,6 +211,47 @@ describe('envelope: examples', () => {
     const fullKey = 'k'.repeat(0xffff);
     const bytes = encodeEnvelope({ value: utf8('v'), text: true, modifiedAt: 0, fullKey });
     expect(decodeEnvelope(bytes).fullKey).toBe(fullKey);
+  });
+
+  it('inflates into exactly the uncompressed length: any other length is rejected', () => {
+    const value = utf8('abcdefghij'.repeat(20));
+    const good = encodeEnvelope({ value, text: true, modifiedAt: 0 });
+    expect(decodeEnvelopeHeader(good)).toMatchObject({ compressed: true, valueLength: 200, crcOffset: 15 });
+    expect(() => decodeEnvelope(withUint32(good, 11, 201))).toThrow(/uncompressed length does not match the header/);
+    expect(() => decodeEnvelope(withUint32(good, 11, 4000))).toThrow(/uncompressed length does not match the header/);
+    // A stream holding more than the length: the reference reader stops when its buffer is full,
+    // so the value read is cut short and its CRC differs from the stored one (of the whole value).
+    for (const length of [0, 1, 100, 199]) expect(() => decodeEnvelope(withUint32(good, 11, length)), String(length)).toThrow(EnvelopeError);
+    // Also with another DEFLATE writer's stored (uncompressed) block.
+    const stored = deflatedEnvelope(deflateRawSync(value, { level: 0 }), 200, crc32(value));
+    expect(decodeEnvelope(stored).value).toEqual(value);
+    for (const length of [0, 199, 201]) expect(() => decodeEnvelope(withUint32(stored, 11, length)), String(length)).toThrow(EnvelopeError);
+  });
+
+  it('rejects, from the header alone, an uncompressed length DEFLATE cannot produce (over 1032 x payload + 1032)', () => {
+    const good = encodeEnvelope({ value: utf8('abcdefghij'.repeat(20)), text: true, modifiedAt: 0 });
+    const payloadLength = good.length - 19;
+    const limit = maxValueLength(payloadLength);
+    expect(decodeEnvelopeHeader(withUint32(good, 11, limit)).valueLength).toBe(limit);
+    expect(() => decodeEnvelope(withUint32(good, 11, limit))).toThrow(EnvelopeError);
+    for (const length of [limit + 1, 2 ** 31, 0xffffffff]) {
+      expect(() => decodeEnvelopeHeader(withUint32(good, 11, length))).toThrow(/uncompressed length is impossible for the payload/);
+      expect(() => decodeEnvelope(withUint32(good, 11, length))).toThrow(/uncompressed length is impossible for the payload/);
+    }
+    // The bound is real: 1 MiB of zeros deflates to about a thousandth of its size (node:zlib, level 9).
+    const zeros = new Uint8Array(1 << 20);
+    const dense = deflatedEnvelope(deflateRawSync(zeros, { level: 9 }), zeros.length, crc32(zeros));
+    expect(zeros.length).toBeLessThanOrEqual(maxValueLength(dense.length - 19));
+    expect(sameBytes(decodeEnvelope(dense).value, zeros)).toBe(true);
+    // An empty payload may claim up to 1032 bytes, no more.
+    expect(decodeEnvelopeHeader(deflatedEnvelope(new Uint8Array(0), 1032, 0)).valueLength).toBe(1032);
+    expect(() => decodeEnvelopeHeader(deflatedEnvelope(new Uint8Array(0), 1033, 0))).toThrow(EnvelopeError);
+  });
+
+  it('needs the 4 bytes of the uncompressed length and the CRC when deflated', () => {
+    const good = encodeEnvelope({ value: utf8('abcdefghij'.repeat(20)), text: true, modifiedAt: 0 });
+    for (const cut of [15, 16, 17, 18]) expect(() => decodeEnvelopeHeader(good.subarray(0, cut)), String(cut)).toThrow(/truncated header/);
+    expect(decodeEnvelopeHeader(good.subarray(0, 19))).toMatchObject({ compressed: true, valueLength: 200, crcOffset: 15 });
   });
 
   it('rejects malformed envelopes with EnvelopeError', () => {
@@ -202,8 +278,9 @@ describe('envelope: properties', () => {
         expectSameFields(decodeEnvelope(bytes), fields);
 
         const header = decodeEnvelopeHeader(bytes);
-        const hl = headerLength(fields);
+        const hl = headerLength(fields, header.compressed);
         expect(header.crcOffset).toBe(hl - 4);
+        expect(header.valueLength).toBe(fields.value.length);
         expect(bytes[0]).toBe(0x4b);
         expect(bytes[1]).toBe(1);
         const flags = (header.compressed ? FLAG_DEFLATE : 0) | (fields.expiresAt !== undefined ? FLAG_EXPIRES : 0) | (fields.fullKey !== undefined ? FLAG_FULL_KEY : 0) | (fields.text ? FLAG_TEXT : 0);
@@ -217,6 +294,7 @@ describe('envelope: properties', () => {
         if (header.compressed) {
           expect(mayCompress).toBe(true);
           expect(payload.length).toBeLessThan(fields.value.length);
+          expect(view.getUint32(hl - 8)).toBe(fields.value.length);
           // Raw DEFLATE (RFC 1951), readable by an independent inflater.
           expect(sameBytes(inflateRawSync(payload), fields.value)).toBe(true);
         } else {
@@ -258,6 +336,7 @@ describe('envelope: properties', () => {
         const header = decodeEnvelopeHeader(bytes);
         const expiryAt = fields.expiresAt !== undefined ? 11 : -1;
         const keyAt = 11 + (fields.expiresAt !== undefined ? 8 : 0);
+        const lengthAt = header.compressed ? header.crcOffset - 4 : -1;
         const result = attempt(() => decodeEnvelope(changed));
         attempt(() => decodeEnvelopeHeader(changed));
 
@@ -268,6 +347,7 @@ describe('envelope: properties', () => {
         else if (expiryAt >= 0 && at < expiryAt + 8) region = 'expiresAt';
         else if (fields.fullKey !== undefined && at < keyAt + 2) region = 'key length';
         else if (fields.fullKey !== undefined && at < keyAt + 2 + fields.fullKey.length) region = 'full key';
+        else if (lengthAt >= 0 && at < lengthAt + 4) region = 'value length';
         else if (at < header.crcOffset + 4) region = 'crc';
         else region = header.compressed ? 'deflate payload' : 'payload';
 
@@ -275,6 +355,7 @@ describe('envelope: properties', () => {
           case 'magic/version':
           case 'unknown flags':
           case 'key length':
+          case 'value length': // larger: impossible or not filled; smaller: the value read is cut short and the CRC fails
           case 'crc':
           case 'payload': // CRC-32 detects every error confined to 32 consecutive bits
             expect(result.ok, region).toBe(false);
@@ -313,23 +394,89 @@ describe('envelope: properties', () => {
   it('arbitrary bytes: decodeEnvelopeHeader and decodeEnvelope throw only EnvelopeError', () => {
     const u16 = (n: number) => [n >> 8, n & 255];
     const plausible = fc
-      .tuple(fc.constantFrom(0x4b, 0x4a), fc.constantFrom(1, 1, 1, 0, 2), fc.oneof(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 255 })), fc.uint8Array({ minLength: 8, maxLength: 8 }), fc.uint8Array({ minLength: 8, maxLength: 8 }), fc.integer({ min: 0, max: 64 }), fc.uint8Array({ maxLength: 600 }))
-      .map(([magic, version, flags, time, expiry, keyLength, rest]) => {
+      .tuple(
+        fc.constantFrom(0x4b, 0x4a),
+        fc.constantFrom(1, 1, 1, 0, 2),
+        fc.oneof(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 255 })),
+        fc.uint8Array({ minLength: 8, maxLength: 8 }),
+        fc.uint8Array({ minLength: 8, maxLength: 8 }),
+        fc.integer({ min: 0, max: 64 }),
+        fc.oneof(fc.integer({ min: 0, max: 4096 }), fc.nat({ max: 0xffffffff })),
+        fc.uint8Array({ maxLength: 600 }),
+      )
+      .map(([magic, version, flags, time, expiry, keyLength, valueLength, rest]) => {
         const parts = [magic, version, flags, ...time];
         if (flags & FLAG_EXPIRES) parts.push(...expiry);
-        if (flags & FLAG_FULL_KEY) parts.push(...u16(keyLength));
-        return Uint8Array.from([...parts, ...rest]);
+        if (flags & FLAG_FULL_KEY) parts.push(...u16(keyLength), ...rest.subarray(0, keyLength));
+        if (flags & FLAG_DEFLATE) parts.push(...u16(valueLength >>> 16), ...u16(valueLength & 0xffff));
+        return Uint8Array.from([...parts, ...rest.subarray(flags & FLAG_FULL_KEY ? keyLength : 0)]);
       });
     fc.assert(
       fc.property(fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 2048, size: 'max' }), plausible), (bytes) => {
         const header = attempt(() => decodeEnvelopeHeader(bytes));
         const full = attempt(() => decodeEnvelope(bytes));
         if (header.ok) {
-          expect(header.value.crcOffset + 4).toBeLessThanOrEqual(bytes.length);
+          const { crcOffset, compressed, valueLength } = header.value;
+          expect(crcOffset + 4).toBeLessThanOrEqual(bytes.length);
+          const payloadLength = bytes.length - crcOffset - 4;
+          if (compressed) expect(valueLength).toBeLessThanOrEqual(maxValueLength(payloadLength));
+          else expect(valueLength).toBe(payloadLength);
         } else {
           expect(full.ok).toBe(false);
         }
-        if (full.ok) expect(crc32(full.value.value)).toBe(new DataView(bytes.buffer, bytes.byteOffset).getUint32(header.ok ? header.value.crcOffset : 0));
+        if (full.ok && header.ok) {
+          expect(crc32(full.value.value)).toBe(new DataView(bytes.buffer, bytes.byteOffset).getUint32(header.value.crcOffset));
+          expect(full.value.value.length).toBe(header.value.valueLength);
+        }
+      }),
+      { numRuns: NUM_RUNS },
+    );
+  }, PROPERTY_TIMEOUT);
+
+  it('times: whole milliseconds from 0 to 2^53 - 1 round trip (fractions truncated); any other number throws RangeError', () => {
+    const valid = fc.oneof(fc.maxSafeNat(), fc.double({ min: 0, max: Number.MAX_SAFE_INTEGER, noNaN: true }), fc.double({ min: 0, max: 2 ** 40, noNaN: true }));
+    const invalid = fc.oneof(
+      fc.double({ max: -Number.MIN_VALUE, noNaN: true }), // negative, -Infinity included
+      fc.integer({ min: Number.MIN_SAFE_INTEGER, max: -1 }),
+      fc.double({ min: 2 ** 53, noNaN: true }), // Infinity included
+      fc.constantFrom(NaN, Infinity, -Infinity, 2 ** 53, 2 ** 64),
+    );
+    fc.assert(
+      fc.property(fc.oneof(valid, invalid), fc.constantFrom('modifiedAt', 'expiresAt'), fc.boolean(), (time, field, deflated) => {
+        const fields: EnvelopeFields = { value: deflated ? new Uint8Array(100) : utf8('v'), text: false, modifiedAt: 1, [field]: time };
+        const ok = Number.isFinite(time) && time >= 0 && time < 2 ** 53;
+        if (!ok) {
+          expect(() => encodeEnvelope(fields)).toThrow(RangeError);
+          return;
+        }
+        const whole = Math.trunc(time) + 0; // + 0 turns -0 into 0
+        const bytes = encodeEnvelope(fields);
+        const offset = field === 'modifiedAt' ? 3 : 11;
+        expect(new DataView(bytes.buffer).getBigUint64(offset)).toBe(BigInt(whole));
+        expect(decodeEnvelope(bytes)[field]).toBe(whole);
+      }),
+      { numRuns: NUM_RUNS },
+    );
+  }, PROPERTY_TIMEOUT);
+
+  // A smaller length is caught by the CRC only (the reference reader stops inflating when its
+  // buffer is full): a CRC-32 of the cut value equal to that of the whole value has odds of about 2^-32.
+  it('a deflated envelope with any other uncompressed length is rejected; the header alone rejects lengths DEFLATE cannot reach', () => {
+    fc.assert(
+      fc.property(fieldsArb(compressible), fc.oneof(fc.nat({ max: 0xffffffff }), fc.integer({ min: -64, max: 64 }), fc.integer({ min: -2, max: 2 })), (fields, claim) => {
+        const bytes = encodeEnvelope(fields);
+        const header = decodeEnvelopeHeader(bytes);
+        fc.pre(header.compressed);
+        const lengthAt = header.crcOffset - 4;
+        // Small claims are offsets from the true length, large ones absolute.
+        const length = Math.abs(claim) <= 64 ? fields.value.length + claim : claim;
+        fc.pre(length !== fields.value.length && length >= 0 && length <= 0xffffffff);
+        const changed = withUint32(bytes, lengthAt, length);
+        const limit = maxValueLength(bytes.length - header.crcOffset - 4);
+        const headerResult = attempt(() => decodeEnvelopeHeader(changed));
+        expect(headerResult.ok).toBe(length <= limit);
+        if (headerResult.ok) expect(headerResult.value.valueLength).toBe(length);
+        expect(attempt(() => decodeEnvelope(changed)).ok).toBe(false);
       }),
       { numRuns: NUM_RUNS },
     );
@@ -338,11 +485,8 @@ describe('envelope: properties', () => {
   it('payloads from an independent DEFLATE writer (node:zlib, any level) decode', () => {
     fc.assert(
       fc.property(fc.oneof(fc.uint8Array({ maxLength: 512 }), compressible.map((v) => v.subarray(0, 512))), fc.integer({ min: 0, max: 9 }), fc.boolean(), (value, level, text) => {
-        const payload = deflateRawSync(value, { level });
-        const bytes = new Uint8Array(15 + payload.length);
-        bytes.set([ENVELOPE_MAGIC, ENVELOPE_VERSION, FLAG_DEFLATE | (text ? FLAG_TEXT : 0)]);
-        new DataView(bytes.buffer).setUint32(11, crc32(value));
-        bytes.set(payload, 15);
+        const bytes = deflatedEnvelope(deflateRawSync(value, { level }), value.length, crc32(value), FLAG_DEFLATE | (text ? FLAG_TEXT : 0));
+        expect(decodeEnvelopeHeader(bytes).valueLength).toBe(value.length);
         const decoded = decodeEnvelope(bytes);
         expect(sameBytes(decoded.value, value)).toBe(true);
         expect(decoded.text).toBe(text);

@@ -41,6 +41,7 @@ interface EnvelopeVector {
     expiresAt: number | null;
     fullKeyLength: number | null;
     fullKey: string | null;
+    valueLength: number;
     crcOffset: number;
     crc32: string;
     headerLength: number;
@@ -52,7 +53,7 @@ interface EnvelopeVector {
 interface Vectors {
   formatVersion: number;
   keys: KeyVector[];
-  invalidDataKeys: Array<{ dataKey: string; why: string }>;
+  invalidDataKeys: Array<{ dataKey: string; why: string; display?: string }>;
   envelopes: EnvelopeVector[];
   acceptedEnvelopes: Array<{ name: string; hex: string; expect: { valueHex: string; text: boolean; modifiedAt: number; expiresAt: number | null; fullKey: string | null } }>;
   invalidEnvelopes: Array<{ name: string; hex: string; headerRejected: boolean }>;
@@ -69,6 +70,9 @@ describe('format vectors: keys', () => {
     for (const key of ['', '.', '..', '.hidden', 'a.b', '_', 'a_b', 'user:42', 'a/b/c', ' ', '$', '\uD800', '😀', 'x'.repeat(300)]) expect(keys.has(key), JSON.stringify(key)).toBe(true);
     expect(vectors.keys.some((v) => /é/.test(v.key))).toBe(true);
     expect(vectors.keys.some((v) => /日本/.test(v.key))).toBe(true);
+    // Hashed data keys with the longest (187) and the shortest (176) readable prefix.
+    expect(vectors.keys.some((v) => v.hashedPrefix?.length === 187)).toBe(true);
+    expect(vectors.keys.some((v) => v.hashedPrefix?.length === 176)).toBe(true);
   });
 
   it.each(vectors.keys.map((v) => [v.name, v] as const))('%s', (_name, v) => {
@@ -83,6 +87,7 @@ describe('format vectors: keys', () => {
       expect(v.dataKey).toBe(`${v.hashedPrefix}_h${v.sha256}`);
       expect(v.sha256).toBe(createHash('sha256').update(v.fullKey, 'ascii').digest('hex'));
       expect(v.hashedPrefix!.length).toBeLessThanOrEqual(187);
+      expect(v.hashedPrefix!.length).toBeGreaterThanOrEqual(176);
       expect(v.fullKey.startsWith(v.hashedPrefix!)).toBe(true);
     } else {
       expect(v.dataKey).toBe(v.fullKey);
@@ -117,6 +122,7 @@ describe('format vectors: envelopes', () => {
       fullKey: orUndefined(v.layout.fullKey),
       text: v.input.text,
       compressed: (v.layout.flags & 1) === 1,
+      valueLength: fields.value.length,
       crcOffset: v.layout.crcOffset,
     });
 
@@ -130,7 +136,10 @@ describe('format vectors: envelopes', () => {
     expect(!!(L.flags & 8)).toBe(v.input.text);
     expect(v.hex.slice(6, 22)).toBe(L.modifiedAtHex);
     expect(BigInt('0x' + L.modifiedAtHex)).toBe(BigInt(v.input.modifiedAt));
-    expect(L.crcOffset).toBe(11 + (L.expiresAt !== null ? 8 : 0) + (L.fullKey !== null ? 2 + L.fullKey.length : 0));
+    expect(L.crcOffset).toBe(11 + (L.expiresAt !== null ? 8 : 0) + (L.fullKey !== null ? 2 + L.fullKey.length : 0) + (L.flags & 1 ? 4 : 0));
+    expect(L.valueLength).toBe(fields.value.length);
+    // Deflated: the uncompressed length (uint32) sits right before the CRC.
+    if (L.flags & 1) expect(v.hex.slice((L.crcOffset - 4) * 2, L.crcOffset * 2)).toBe(fields.value.length.toString(16).padStart(8, '0'));
     expect(L.headerLength).toBe(L.crcOffset + 4);
     expect(L.crc32).toBe(crc32(fields.value).toString(16).padStart(8, '0'));
     expect(v.hex.slice(L.headerLength * 2)).toBe(L.payloadHex);
@@ -152,6 +161,15 @@ describe('format vectors: envelopes', () => {
       expiresAt: orUndefined(v.expect.expiresAt),
       fullKey: orUndefined(v.expect.fullKey),
     });
+  });
+
+  it('covers the checks of the uncompressed length', () => {
+    const names = vectors.invalidEnvelopes.map((v) => v.name);
+    expect(names.some((n) => /length 1 more than the DEFLATE stream/.test(n))).toBe(true);
+    expect(names.some((n) => /length 1 less than the DEFLATE stream/.test(n))).toBe(true);
+    expect(vectors.invalidEnvelopes.filter((v) => /uncompressed length impossible/.test(v.name)).every((v) => v.headerRejected)).toBe(true);
+    expect(vectors.invalidEnvelopes.some((v) => /uncompressed length impossible/.test(v.name))).toBe(true);
+    expect(vectors.invalidEnvelopes.some((v) => /at the DEFLATE limit/.test(v.name) && !v.headerRejected)).toBe(true);
   });
 
   it.each(vectors.invalidEnvelopes.map((v) => [v.name, v] as const))('rejects %s', (_name, v) => {

@@ -13,6 +13,8 @@ const NUM_RUNS = 10_000;
 /** Generous: each property takes a few seconds on 2 cores. */
 const PROPERTY_TIMEOUT = 60_000;
 const HEX64 = 'a'.repeat(8) + '0123456789abcdef'.repeat(3) + 'f'.repeat(8);
+/** The shortest readable prefix of a hashed data key: whole units, the next one (at most 12 characters) did not fit. */
+const HASHED_PREFIX_MIN = 176;
 
 // ---------------------------------------------------------------------------
 // A reference encoder written from docs/FORMAT.md, independent of the code under test.
@@ -111,6 +113,8 @@ const keyAndNeighbour = fc
   });
 
 const DATA_KEY_CHARS = [...'_____-..aAzZ09hhuuDDD889FFECB25e'];
+/** Pieces of readable prefixes: canonical units, and spellings no key encodes to. */
+const PREFIX_UNITS = ['a', 'Z', '0', '-', '.', '__', '_2E', '_C3_A9', '_F0_9F_98_80', '_uD800', '_41', '_2e', '_5F', '_uD83D_uDE00', '_C3', '_', '_h'];
 /** Strings that look like data keys: random, mutated encodings, hash-shaped, and non-data-key text. */
 const garbageDataKey = fc.oneof(
   fc.string({ unit: fc.constantFrom(...DATA_KEY_CHARS), minLength: 1, maxLength: 253 }),
@@ -124,6 +128,18 @@ const garbageDataKey = fc.oneof(
     return dk.slice(0, i);
   }),
   fc.tuple(fc.string({ unit: fc.constantFrom(...DATA_KEY_CHARS, ...PLAIN_CHARS), maxLength: 190 }), fc.stringMatching(/^[0-9a-fA-F]{62,66}$/)).map(([p, h]) => p + '_h' + h),
+  // Hash-shaped, with a readable prefix around the accepted lengths (176 to 187), canonical or not.
+  fc
+    .tuple(
+      fc.array(fc.constantFrom(...PREFIX_UNITS), { maxLength: 3 }),
+      fc.integer({ min: HASHED_PREFIX_MIN - 8, max: HASHED_PREFIX_MAX + 4 }),
+      fc.array(fc.constantFrom(...PREFIX_UNITS), { maxLength: 3 }),
+      fc.oneof(fc.stringMatching(/^[0-9a-f]{64}$/), fc.stringMatching(/^[0-9a-fA-F]{63,65}$/)),
+    )
+    .map(([head, length, tail, hash]) => {
+      const [h, t] = [head.join(''), tail.join('')];
+      return h + 'x'.repeat(Math.max(0, length - h.length - t.length)) + t + '_h' + hash;
+    }),
   fc.string({ unit: 'binary', maxLength: 300 }),
 );
 
@@ -207,7 +223,7 @@ describe('key codec: examples', () => {
   });
 
   it('rejects data keys that are not the canonical encoding of a key', () => {
-    for (const dataKey of ['', '_41', '_2e', '_2E_2E', '.a', 'a_', '_x', '_5F', '_C3', '_C3_A9_A9', '_C0_80', '_ED_A0_80', '_F4_90_80_80', '_uD83D_uDE00', '_ud800', '_uE000', '_uD80', 'a_hxyz', 'a_h' + HEX64.toUpperCase(), 'a_h' + HEX64.slice(1), 'a_h' + HEX64 + 'b', 'a b', 'é']) {
+    for (const dataKey of ['', '_41', '_2e', '_2E_2E', '.a', 'a_', '_x', '_5F', '_C3', '_C3_A9_A9', '_C0_80', '_ED_A0_80', '_F4_90_80_80', '_uD83D_uDE00', '_ud800', '_uE000', '_uD80', 'x'.repeat(187) + '_hxyz', 'x'.repeat(187) + '_h' + HEX64.toUpperCase(), 'x'.repeat(187) + '_h' + HEX64.slice(1), 'x'.repeat(186) + '_h' + HEX64 + 'b', 'a b', 'é']) {
       expect(decodeKey(dataKey), JSON.stringify(dataKey)).toMatchObject({ kind: 'invalid' });
       expect(decodeKeyFull(dataKey).kind, JSON.stringify(dataKey)).toBe('invalid');
     }
@@ -218,16 +234,55 @@ describe('key codec: examples', () => {
     expect(decodeKeyFull('x'.repeat(187) + '_h' + HEX64).kind).toBe('invalid');
   });
 
-  it('rejects a hashed data key whose hash mark comes after character 187', () => {
-    expect(decodeKey('x'.repeat(188) + '_h' + HEX64).kind).toBe('invalid');
+  // encodeKey keeps the longest run of whole units of at most 187 characters; the unit
+  // that did not fit is at most 12 characters long, so the prefix has 176 to 187.
+  it('reads "_h" as a hash mark only at index 176 to 187, the prefix lengths encodeKey produces', () => {
+    for (let at = 160; at <= 200; at++) {
+      expect(decodeKey('x'.repeat(at) + '_h' + HEX64).kind, String(at)).toBe(at >= HASHED_PREFIX_MIN && at <= HASHED_PREFIX_MAX ? 'hashed' : 'invalid');
+    }
+    expect(HASHED_PREFIX_MAX - 11).toBe(HASHED_PREFIX_MIN);
+    expect(decodeKey('a_h' + HEX64).kind).toBe('invalid');
+    const shortest = encodeKey('x'.repeat(HASHED_PREFIX_MIN) + '😀'.repeat(10)); // the emoji unit (12 characters) does not fit
+    expect(shortest.dataKey).toBe('x'.repeat(HASHED_PREFIX_MIN) + '_h' + createHash('sha256').update(shortest.fullKey).digest('hex'));
+    expect(decodeKey(shortest.dataKey)).toEqual({ kind: 'hashed' });
+    const longest = encodeKey('x'.repeat(300));
+    expect(longest.dataKey.indexOf('_h')).toBe(HASHED_PREFIX_MAX);
+    expect(decodeKey(longest.dataKey)).toEqual({ kind: 'hashed' });
   });
 
-  // decodeKey documents: "Anything not produced by encodeKey (including non-canonical escapes) is invalid."
-  // For hashed data keys it checks only the "_h" + hash tail, not the readable prefix before it.
+  // "Anything not produced by encodeKey (including non-canonical escapes) is invalid" covers
+  // the readable prefix of a hashed data key too. Each prefix below has an accepted length.
   it('rejects hashed data keys whose readable prefix is not canonical', () => {
-    for (const prefix of ['.a', '_41', '_uD83D_uDE00', '_2E_2E']) {
+    const prefixes = [
+      '.a' + 'x'.repeat(185), // a leading "." is "_2E"
+      '_41' + 'x'.repeat(184), // "A" stands for itself
+      '_uD83D_uDE00' + 'x'.repeat(175), // a surrogate pair is written as UTF-8
+      'x'.repeat(181) + '_2E_2E', // ".." after the first character is ".."
+      'x'.repeat(184) + '_5F', // "_" is "__"
+      'x'.repeat(181) + '_C0_80', // overlong UTF-8
+      'x'.repeat(184) + '_C3', // a UTF-8 sequence cut short
+    ];
+    for (const prefix of prefixes) {
+      expect(prefix.length).toBeGreaterThanOrEqual(HASHED_PREFIX_MIN);
+      expect(prefix.length).toBeLessThanOrEqual(HASHED_PREFIX_MAX);
       expect(decodeKey(prefix + '_h' + HEX64), JSON.stringify(prefix)).toMatchObject({ kind: 'invalid' });
     }
+    // The canonical spellings of the first four are accepted.
+    for (const prefix of ['_2Ea' + 'x'.repeat(183), 'A' + 'x'.repeat(184), '_F0_9F_98_80' + 'x'.repeat(175), 'x'.repeat(181) + '..']) {
+      expect(prefix.length).toBeGreaterThanOrEqual(HASHED_PREFIX_MIN);
+      expect(decodeKey(prefix + '_h' + HEX64), JSON.stringify(prefix)).toEqual({ kind: 'hashed' });
+    }
+  });
+
+  it('rejects a hashed data key of encodeKey whose prefix was respelled', () => {
+    const { dataKey } = encodeKey('A'.repeat(10) + 'x'.repeat(300));
+    expect(dataKey.slice(0, 189)).toBe('A'.repeat(10) + 'x'.repeat(177) + '_h');
+    expect(decodeKey(dataKey)).toEqual({ kind: 'hashed' });
+    // The first "A" written "_41", two "x" dropped to keep the prefix at 187 characters.
+    const respelled = '_41' + dataKey.slice(1, 185) + dataKey.slice(187);
+    expect(respelled).toHaveLength(dataKey.length);
+    expect(respelled.indexOf('_h')).toBe(HASHED_PREFIX_MAX);
+    expect(decodeKey(respelled).kind).toBe('invalid');
   });
 
   it('throws TypeError for non-string keys', () => {
@@ -340,11 +395,16 @@ describe('key codec: properties', () => {
           if (text.length <= MAX_DATA_KEY_LENGTH) expect(encodeKey(decoded.key)).toEqual({ dataKey: text, hashed: false, fullKey: text });
         } else if (decoded.kind === 'hashed') {
           expect(text).toMatch(/_h[0-9a-f]{64}$/);
-          expect(text.length - 66).toBeLessThanOrEqual(HASHED_PREFIX_MAX);
         } else {
           expect(decoded.kind).toBe('invalid');
           expect(typeof decoded.reason).toBe('string');
         }
+        // Hashed exactly when the tail is "_h" + 64 lowercase hex digits, after a readable
+        // prefix of 176 to 187 characters that is a canonical full encoded form.
+        const prefix = text.slice(0, -66);
+        const hashShaped = text.length >= 66 && /^_h[0-9a-f]{64}$/.test(text.slice(-66));
+        const prefixOk = prefix.length >= HASHED_PREFIX_MIN && prefix.length <= HASHED_PREFIX_MAX && decodeKeyFull(prefix).kind === 'plain';
+        expect(decoded.kind === 'hashed', JSON.stringify(text)).toBe(hashShaped && prefixOk);
         const full = decodeKeyFull(text);
         expect(full.kind).not.toBe('hashed');
         if (full.kind === 'plain') expect(encodeKeyFull(full.key)).toBe(text);
