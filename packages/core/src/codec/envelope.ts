@@ -184,9 +184,12 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeFields {
   const payload = bytes.subarray(header.crcOffset + 4);
   let value: Uint8Array;
   if (header.compressed) {
+    if (payload.length === 0) throw new EnvelopeError('deflate flag set on an empty payload');
     try {
-      // With the output buffer sized from the header, fflate inflates without regrowing it (about 14x faster on small values).
-      value = inflateSync(payload, { out: new Uint8Array(header.valueLength) });
+      // With the output buffer sized from the header, fflate inflates without regrowing it (about 14x
+      // faster on small values). One spare byte: a stream longer than the header says overflows into
+      // it and is rejected below, instead of being cut short silently.
+      value = inflateSync(payload, { out: new Uint8Array(header.valueLength + 1) });
     } catch (error) {
       throw new EnvelopeError(`payload does not inflate (${(error as Error).message})`);
     }
