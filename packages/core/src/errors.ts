@@ -181,15 +181,19 @@ export class ForeignObjectError extends KVError {
   readonly objectName: string;
   /** The namespace. */
   readonly namespace: string;
-  constructor(kind: string, name: string, namespace: string, why: string) {
+  /** When the object is a k8s-kv bucket of another app: that app's name. */
+  readonly ownerApp: string | undefined;
+  constructor(kind: string, name: string, namespace: string, why: string, ownerApp?: string) {
     super(
       'KV_FOREIGN_OBJECT',
       `${kind} "${name}" in namespace "${namespace}" was not created by k8s-kv for this bucket (${why}); ` +
-        'k8s-kv refuses to modify it and changed nothing. Choose another bucket name.',
+        'k8s-kv refuses to modify it and changed nothing. ' +
+        (ownerApp === undefined ? 'Choose another bucket name.' : `If the bucket is yours, use app "${ownerApp}"; otherwise choose another bucket name.`),
     );
     this.kind = kind;
     this.objectName = name;
     this.namespace = namespace;
+    this.ownerApp = ownerApp;
   }
 }
 

@@ -8,8 +8,7 @@ import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import { listBuckets } from '../buckets.ts';
 import { isStatus, toKVError, withRetry } from '../engine/api-errors.ts';
-import { LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../engine/bucket-engine.ts';
-import { KVError, type CorruptEntryError } from '../errors.ts';
+import { ForeignObjectError, KVError, type CorruptEntryError } from '../errors.ts';
 import type { KubeApi } from '../kube/port.ts';
 import { createKV, type KV, type KVPutEntry, type KVValue } from '../kv.ts';
 import { UsageError, type CommandName, type ParsedOptions } from './args.ts';
@@ -85,26 +84,13 @@ async function withKV<T>(ctx: CommandContext, bucket: string, fn: (kv: KV) => Pr
   try {
     return await fn(kv);
   } catch (error) {
-    if (error instanceof KVError && error.code === 'KV_FOREIGN_OBJECT') throw await withAppHint(ctx, bucket, error);
+    if (error instanceof ForeignObjectError && error.ownerApp) {
+      throw new HintedError(error, `bucket "${bucket}" belongs to app "${error.ownerApp}": pass --app ${error.ownerApp}`);
+    }
     throw error;
   } finally {
     await kv.close();
   }
-}
-
-/** When the bucket belongs to another app, says which --app to pass. */
-async function withAppHint(ctx: CommandContext, bucket: string, error: KVError): Promise<Error> {
-  try {
-    const object = await ctx.api.get({ kind: 'ConfigMap', namespace: ctx.namespace, name: bucket });
-    const labels = object.metadata.labels ?? {};
-    const app = labels[LABEL_APP];
-    if (labels[LABEL_MANAGED_BY] === MANAGED_BY_VALUE && labels[LABEL_BUCKET] === bucket && app && app !== appOf(ctx)) {
-      return new HintedError(error, `bucket "${bucket}" belongs to app "${app}": pass --app ${app}`);
-    }
-  } catch {
-    // keep the original error
-  }
-  return error;
 }
 
 /** True when the bucket's object exists (whoever owns it). */

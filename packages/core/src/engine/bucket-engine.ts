@@ -141,12 +141,12 @@ export class BucketEngine {
   /** Throws {@link ForeignObjectError} unless k8s-kv created `object` for this bucket and app. */
   checkOwnership(object: KubeObject): void {
     const labels = object.metadata.labels ?? {};
-    const foreign = (why: string): never => {
-      throw new ForeignObjectError(this.s.kind, this.s.bucket, this.s.namespace, why);
+    const foreign = (why: string, ownerApp?: string): never => {
+      throw new ForeignObjectError(this.s.kind, this.s.bucket, this.s.namespace, why, ownerApp);
     };
     if (labels[LABEL_MANAGED_BY] !== MANAGED_BY_VALUE) foreign(`it has no label ${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`);
     if (labels[LABEL_BUCKET] !== this.s.bucket) foreign(`its label ${LABEL_BUCKET} is not "${this.s.bucket}"`);
-    if (labels[LABEL_APP] !== this.s.app) foreign(`it belongs to app "${labels[LABEL_APP] ?? ''}", not "${this.s.app}"`);
+    if (labels[LABEL_APP] !== this.s.app) foreign(`it belongs to app "${labels[LABEL_APP] ?? ''}", not "${this.s.app}"`, labels[LABEL_APP] ?? '');
   }
 
   /** Runs one port call with retries of transient failures and typed errors. */

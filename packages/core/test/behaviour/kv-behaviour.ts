@@ -280,7 +280,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       const mine = make({ app: 'first-app' });
       await mine.put('a', 'b');
       const other = make({ bucket: mine.bucket, app: 'second-app' });
-      await expect(other.put('a', 'c')).rejects.toMatchObject({ code: 'KV_FOREIGN_OBJECT' });
+      await expect(other.put('a', 'c')).rejects.toMatchObject({ code: 'KV_FOREIGN_OBJECT', ownerApp: 'first-app' });
       expect(await mine.getText('a')).toBe('b');
     });
 
