@@ -9,6 +9,8 @@
  * @packageDocumentation
  */
 export { createMemoryApi } from './kube/memory-api.ts';
+export { countingApi } from './kube/counting-api.ts';
+export type { CountingApi } from './kube/counting-api.ts';
 export type { MemoryApi, MemoryApiOptions, InjectedFault, ApiVerb } from './kube/memory-api.ts';
 export { applyJsonPatch, applyMergePatch, PatchError } from './kube/patch-ops.ts';
 export { validateObject, dataKeyError, dns1123SubdomainError, objectDataBytes } from './kube/object-rules.ts';

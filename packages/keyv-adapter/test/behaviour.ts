@@ -13,6 +13,7 @@ import * as vitest from 'vitest';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import Keyv from 'keyv';
 import { createKV, ForbiddenError, InvalidValueError, ClosedError, type KubeApi, type KV, type KVOptions } from '@k8s-kv/core';
+import { countingApi } from '@k8s-kv/core/testing';
 import { createKeyv, enableIterator, KeyvK8sKv, type KeyvK8sKvOptions } from '../src/index.ts';
 
 /** What a run of the suite needs from its environment. */
@@ -39,26 +40,6 @@ export interface KeyvTestSuites {
 // biome-ignore lint/suspicious/noExplicitAny: Keyv 6's types are not this package's dev dependency
 export type Keyv6Class = new (...args: any[]) => any;
 
-/** Counts the port calls made through it. */
-export function countingApi(api: KubeApi): { api: KubeApi; counts: Record<string, number>; reset(): void } {
-  const counts: Record<string, number> = {};
-  const wrapped = Object.fromEntries(
-    (['get', 'list', 'create', 'mergePatch', 'jsonPatch', 'delete', 'watch'] as const).map((method) => [
-      method,
-      (...args: unknown[]) => {
-        counts[method] = (counts[method] ?? 0) + 1;
-        return (api[method] as (...a: unknown[]) => unknown)(...args);
-      },
-    ]),
-  ) as unknown as KubeApi;
-  return {
-    api: wrapped,
-    counts,
-    reset: () => {
-      for (const k of Object.keys(counts)) delete counts[k];
-    },
-  };
-}
 
 const total = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
 

@@ -22,6 +22,7 @@ import {
   type KVChangeEvent,
   type KVOptions,
 } from '@k8s-kv/core';
+import { countingApi } from '@k8s-kv/core/testing';
 
 /** What a run of the suite needs from its environment. */
 export interface KvTestEnv {
@@ -35,22 +36,8 @@ export interface KvTestEnv {
   forbiddenApi: KubeApi;
 }
 
-/** Counts the port calls made through it. */
-export function countingApi(api: KubeApi): { api: KubeApi; counts: Record<string, number>; reset(): void } {
-  const counts: Record<string, number> = {};
-  const wrapped = Object.fromEntries(
-    (['get', 'list', 'create', 'mergePatch', 'jsonPatch', 'delete', 'watch'] as const).map((method) => [
-      method,
-      (...args: unknown[]) => {
-        counts[method] = (counts[method] ?? 0) + 1;
-        return (api[method] as (...a: unknown[]) => unknown)(...args);
-      },
-    ]),
-  ) as unknown as KubeApi;
-  return { api: wrapped, counts, reset: () => { for (const k of Object.keys(counts)) delete counts[k]; } };
-}
 
-const writes = (counts: Record<string, number>): number => (counts.mergePatch ?? 0) + (counts.jsonPatch ?? 0) + (counts.create ?? 0);
+const writes = (counts: Partial<Record<string, number>>): number => (counts.mergePatch ?? 0) + (counts.jsonPatch ?? 0) + (counts.create ?? 0);
 
 let serial = 0;
 /** A fresh bucket name. */
