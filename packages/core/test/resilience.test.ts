@@ -150,4 +150,28 @@ describe('watch cache recovery', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(api.calls.watch + api.calls.list).toBe(0);
   });
+
+  it('keeps read-your-writes for a write made while the first list is under way', async () => {
+    const api = createMemoryApi();
+    let releaseList!: () => void;
+    const gate = new Promise<void>((resolve) => (releaseList = resolve));
+    // The list answers with the state before the write, and only after it; watch events come late.
+    const slow = {
+      ...api,
+      list: async (...args: Parameters<MemoryApi['list']>) => {
+        const result = await api.list(...args);
+        await gate;
+        return result;
+      },
+      watch: (kind: Parameters<MemoryApi['watch']>[0], namespace: string, options: Parameters<MemoryApi['watch']>[2]) =>
+        api.watch(kind, namespace, { ...options, onEvent: (event) => setTimeout(() => options.onEvent(event), 200) }),
+    };
+    const kv = createKV({ bucket: 'startup', namespace: 'default', api: slow });
+    open.push(kv);
+    const reading = kv.get('x');
+    await kv.put('a', '1');
+    releaseList();
+    await reading;
+    expect(await kv.getText('a')).toBe('1');
+  });
 });

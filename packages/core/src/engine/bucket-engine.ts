@@ -191,6 +191,7 @@ export class BucketEngine {
     this.checkOwnership(object);
     this.ownedUid = object.metadata.uid;
     if (this.cache.active) this.cache.offer(object, this.decode(object));
+    else if (this.cache.listing) this.cache.offer(object, emptySnapshot()); // kept until the first list is in
   }
 
   /** Ownership check and decoding, reusing the entries of the latest snapshot that did not change. */

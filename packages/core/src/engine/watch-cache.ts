@@ -47,6 +47,8 @@ export class WatchCache {
   private failure: unknown;
   private listRv = '';
   private objectRv = -1;
+  /** The newest write answer offered while the first list was under way. */
+  private pending: KubeObject | undefined;
   private handle: WatchHandle | undefined;
   private connected = false;
   private closed = false;
@@ -76,6 +78,11 @@ export class WatchCache {
     return this.snapshot;
   }
 
+  /** True while the first list is under way. */
+  get listing(): boolean {
+    return this.starting !== undefined && this.snapshot === undefined && !this.closed;
+  }
+
   /** True once the cache holds a snapshot (it was started and not closed). */
   get active(): boolean {
     return this.snapshot !== undefined && !this.closed;
@@ -88,7 +95,12 @@ export class WatchCache {
 
   /** Applies the server's answer to a write (or a read), if it is newer than what the cache holds. */
   offer(object: KubeObject | undefined, snapshot: Snapshot): void {
-    if (this.closed || this.snapshot === undefined) return;
+    if (this.closed) return;
+    if (this.snapshot === undefined) {
+      // Still listing: keep the newest answer, to apply if the list turns out older.
+      if (object && (!this.pending || rvNumber(object.metadata.resourceVersion) > rvNumber(this.pending.metadata.resourceVersion))) this.pending = object;
+      return;
+    }
     const rv = object ? rvNumber(object.metadata.resourceVersion) : -1;
     if (object && rv !== -1 && rv <= this.objectRv) return;
     this.replace(snapshot, rv);
@@ -138,10 +150,12 @@ export class WatchCache {
     }
   }
 
-  private applyObject(object: KubeObject | undefined): void {
+  /** Applies an object (or its absence, as of `absentAt`) if it is newer than what the cache holds. */
+  private applyObject(object: KubeObject | undefined, absentAt = -1): void {
     if (!object) {
+      if (absentAt !== -1 && absentAt <= this.objectRv) return;
       this.replace(emptySnapshot(), -1);
-      this.objectRv = -1;
+      this.objectRv = absentAt;
       return;
     }
     const rv = rvNumber(object.metadata.resourceVersion);
@@ -160,8 +174,15 @@ export class WatchCache {
     if (this.closed) return;
     this.listRv = list.resourceVersion;
     const object = list.items.find((item) => item.metadata.name === this.s.name);
-    this.objectRv = -1;
-    this.applyObject(object);
+    const listedRv = rvNumber(object ? object.metadata.resourceVersion : list.resourceVersion);
+    // A write this process made while the list was under way can be newer than the list.
+    if (this.snapshot === undefined || listedRv === -1 || listedRv > this.objectRv) {
+      this.objectRv = -1;
+      this.applyObject(object, listedRv);
+    }
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending) this.applyObject(pending);
     await this.watch();
   }
 
@@ -175,7 +196,8 @@ export class WatchCache {
         if (event.object?.metadata?.resourceVersion) this.listRv = event.object.metadata.resourceVersion;
         if (event.type === 'BOOKMARK' || event.object.metadata.name !== this.s.name) return;
         this.backoffMs = 100;
-        this.applyObject(event.type === 'DELETED' ? undefined : event.object);
+        if (event.type === 'DELETED') this.applyObject(undefined, rvNumber(event.object.metadata.resourceVersion));
+        else this.applyObject(event.object);
       },
       onClose: (error) => this.reconnect(error),
     });
