@@ -19,7 +19,7 @@ import {
 import { createClientNodeApi, loadDefaultKubeConfig } from './kube/client-node-api.ts';
 import { resolveNamespace } from './kube/namespace.ts';
 import { dns1123SubdomainError, labelValueError, MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
-import type { KubeApi } from './kube/port.ts';
+import type { KubeApi, ObjectKind } from './kube/port.ts';
 
 /** What can be stored: bytes, or a string (kept as UTF-8 and marked as text). */
 export type KVValue = Uint8Array | string;
@@ -58,6 +58,14 @@ export interface KVOptions {
   cache?: boolean;
   /** Called with errors of background work (the watch, which retries by itself). Default: ignore. */
   onError?: (error: unknown) => void;
+  /**
+   * @experimental The kind of object that holds the bucket (default `ConfigMap`).
+   * `Secret` keeps the same entries in a Secret's `data` (type `Opaque`), so that
+   * only identities allowed to read secrets can read them; it needs the Role's
+   * rules on `secrets` instead of `configmaps`. Values are not encrypted by
+   * k8s-kv: configure encryption at rest in the cluster for that.
+   */
+  kind?: ObjectKind;
 }
 
 /** A change of one key, as {@link KV.watch} reports it. */
@@ -206,6 +214,7 @@ class KVStore implements KV {
   readonly bucket: string;
   private readonly options: KVOptions;
   private readonly app: string;
+  private readonly kind: ObjectKind;
   private engineInstance: BucketEngine | undefined;
   private resolvedNamespace: string | undefined;
   private closed = false;
@@ -224,6 +233,10 @@ class KVStore implements KV {
       }
     }
     checkTtl(options.defaultTtl);
+    if (options.kind !== undefined && options.kind !== 'ConfigMap' && options.kind !== 'Secret') {
+      throw new InvalidOptionError('kind', `kind must be "ConfigMap" or "Secret", got ${JSON.stringify(options.kind)}.`);
+    }
+    this.kind = options.kind ?? 'ConfigMap';
     this.options = options;
     this.bucket = options.bucket;
     this.app = app;
@@ -248,7 +261,7 @@ class KVStore implements KV {
     this.resolvedNamespace = resolveNamespace(this.options.namespace, kubeConfig);
     this.engineInstance = new BucketEngine({
       api,
-      kind: 'ConfigMap',
+      kind: this.kind,
       namespace: this.resolvedNamespace,
       bucket: this.bucket,
       app: this.app,
