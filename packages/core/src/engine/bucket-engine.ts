@@ -11,7 +11,7 @@
  */
 import { BucketFullError, ConflictError, ForeignObjectError, KVError, ValueTooLargeError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
-import { resourceOf, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectKind, type ObjectRef } from '../kube/port.ts';
+import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectRef } from '../kube/port.ts';
 import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
 import { WatchCache, type ChangeListener } from './watch-cache.ts';
@@ -247,16 +247,12 @@ export class BucketEngine {
     });
   }
 
-  /** Number of patches sent by group commit (for tests and benchmarks). */
-  commits = 0;
-
   private async flush(): Promise<void> {
     this.flushing = true;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.queue.length);
         try {
-          this.commits += 1;
           await this.write(batch.flatMap((b) => b.entries));
           for (const b of batch) b.resolve();
         } catch (error) {
@@ -267,7 +263,6 @@ export class BucketEngine {
           // Together they do not fit; alone some may. Each caller gets its own outcome.
           for (const b of batch) {
             try {
-              this.commits += 1;
               await this.write(b.entries);
               b.resolve();
             } catch (own) {
@@ -537,10 +532,6 @@ export class BucketEngine {
     this.cache.offer(undefined, emptySnapshot());
   }
 
-  /** The resource name (for messages). */
-  resource(): string {
-    return resourceOf(this.s.kind);
-  }
 }
 
 interface QueuedPut {
