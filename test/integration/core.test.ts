@@ -1,20 +1,13 @@
 // The core behaviour suite against the real API server.
 import { afterAll, beforeAll } from 'vitest';
-import { createClientNodeApi } from '@k8s-kv/core';
 import { describeKvBehaviour, type KvTestEnv } from '../../packages/core/test/behaviour/kv-behaviour.ts';
-import { adminKubeConfig, createTestNamespace, userKubeConfig, type TestNamespace } from '../setup/cluster.ts';
+import type { TestNamespace } from '../setup/cluster.ts';
+import { realServerEnv } from '../setup/kv-env.ts';
 
 let namespace: TestNamespace;
 let env: KvTestEnv;
-
 beforeAll(async () => {
-  namespace = await createTestNamespace('core');
-  env = {
-    api: createClientNodeApi(adminKubeConfig()),
-    namespace: namespace.name,
-    missingNamespace: `${namespace.name}-missing`,
-    forbiddenApi: createClientNodeApi(userKubeConfig('alice')),
-  };
+  ({ env, namespace } = await realServerEnv('core'));
 });
 afterAll(async () => {
   await namespace?.cleanup();
