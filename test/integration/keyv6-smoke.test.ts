@@ -3,22 +3,15 @@
 // batches with arrays, and its errors never crash the process.
 import { afterAll, beforeAll } from 'vitest';
 import { Keyv as Keyv6 } from 'keyv6';
-import { createClientNodeApi } from '@k8s-kv/core';
 import { describeKeyv6Contract, type KeyvAdapterTestEnv } from '../../packages/keyv-adapter/test/behaviour.ts';
-import { adminKubeConfig, createTestNamespace, grantRole, userKubeConfig, type TestNamespace } from '../setup/cluster.ts';
+import type { TestNamespace } from '../setup/cluster.ts';
+import { keyvServerEnv } from '../setup/kv-env.ts';
 
 let namespace: TestNamespace;
 let env: KeyvAdapterTestEnv;
 
 beforeAll(async () => {
-  namespace = await createTestNamespace('keyv6');
-  await grantRole(namespace.name, 'alice', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'patch', 'delete'] }]);
-  env = {
-    api: createClientNodeApi(adminKubeConfig()),
-    kubeNamespace: namespace.name,
-    forbiddenApi: createClientNodeApi(userKubeConfig('bob')),
-    noWatchApi: createClientNodeApi(userKubeConfig('alice')),
-  };
+  ({ env, namespace } = await keyvServerEnv('keyv6'));
 });
 afterAll(async () => {
   await namespace?.cleanup();
