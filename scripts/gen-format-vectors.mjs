@@ -137,6 +137,10 @@ function envelopeCases() {
       key: allFlagsKey,
       fields: { value: utf8.encode('abcdefghij'.repeat(20)), text: true, modifiedAt: T0, expiresAt: T0 + 3_600_000, fullKey: encodeKey(allFlagsKey).fullKey },
     },
+    {
+      name: 'write id (an update), with expiry',
+      fields: { value: utf8.encode('42'), text: true, modifiedAt: T0, expiresAt: T0 + 60_000, writeId: Uint8Array.of(0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef) },
+    },
     { name: 'extreme times: modified 2^53-1, expiry 0', fields: { value: utf8.encode('z'), text: false, modifiedAt: Number.MAX_SAFE_INTEGER, expiresAt: 0 } },
   ];
 }
@@ -196,7 +200,8 @@ function invalidEnvelopeCases(base, compressed) {
     ['bad magic byte', mutate(base, 0, 0x4a)],
     ['version 0', mutate(base, 1, 0)],
     ['version 2 (newer than this reader)', mutate(base, 1, 2)],
-    ['unknown flag bit 4', withFlags(base, base[2] | 0x10)],
+    ['unknown flag bit 5', withFlags(base, base[2] | 0x20)],
+    ['write-id flag set, header too short for it', withFlags(base.subarray(0, 22), base[2] | 0x10)],
     ['unknown flag bit 7', withFlags(base, base[2] | 0x80)],
     ['value byte changed: checksum mismatch', mutate(base, base.length - 1, base[base.length - 1] ^ 0x01)],
     ['checksum byte changed', mutate(base, 11, base[11] ^ 0x80)],
@@ -227,6 +232,7 @@ function envelopeLayout(bytes) {
   if (flags & 2) names.push('expiry');
   if (flags & 4) names.push('fullKey');
   if (flags & 8) names.push('text');
+  if (flags & 16) names.push('writeId');
   const payload = bytes.subarray(header.crcOffset + 4);
   return {
     magic: bytes[0],
@@ -236,6 +242,7 @@ function envelopeLayout(bytes) {
     modifiedAt: header.modifiedAt,
     modifiedAtHex: hex(bytes.subarray(3, 11)),
     expiresAt: header.expiresAt ?? null,
+    writeId: header.writeId === undefined ? null : hex(header.writeId),
     fullKeyLength: header.fullKey === undefined ? null : header.fullKey.length,
     fullKey: header.fullKey ?? null,
     valueLength: header.valueLength,
@@ -292,6 +299,7 @@ export function buildVectors() {
       modifiedAt: fields.modifiedAt,
       expiresAt: fields.expiresAt ?? null,
       fullKey: fields.fullKey ?? null,
+      writeId: fields.writeId === undefined ? null : hex(fields.writeId),
       compress: options?.compress ?? true,
     };
     const vector = { name, input, hex: hex(bytes), base64: Buffer.from(bytes).toString('base64'), layout: envelopeLayout(bytes) };
@@ -405,7 +413,7 @@ function renderEnvelope(v, n) {
   lines.push(`#### E${n}. ${v.name}`);
   lines.push('');
   const value = v.input.valueText !== undefined && /^[\x20-\x7e]*$/.test(v.input.valueText) ? `text ${JSON.stringify(v.input.valueText.length > 40 ? v.input.valueText.slice(0, 40) + '…' : v.input.valueText)} (${bytes(v.input.valueHex.length / 2)})` : `bytes \`${v.input.valueHex.length > 80 ? v.input.valueHex.slice(0, 80) + '…' : v.input.valueHex || '(none)'}\` (${bytes(v.input.valueHex.length / 2)})`;
-  lines.push(`- Input: ${value}, text ${v.input.text}, modifiedAt ${v.input.modifiedAt}, expiresAt ${v.input.expiresAt ?? 'none'}, full key ${v.input.fullKey === null ? 'none' : `${v.input.fullKey.length} characters`}${v.input.compress ? '' : ', **compression off**'}.`);
+  lines.push(`- Input: ${value}, text ${v.input.text}, modifiedAt ${v.input.modifiedAt}, expiresAt ${v.input.expiresAt ?? 'none'}, full key ${v.input.fullKey === null ? 'none' : `${v.input.fullKey.length} characters`}${v.input.writeId ? `, write id ${v.input.writeId}` : ''}${v.input.compress ? '' : ', **compression off**'}.`);
   if (v.entry) lines.push(`- Entry: key ${v.entry.key.length > 20 ? `of ${v.entry.key.length} characters` : literal(v.entry.key)}, data key \`${v.entry.dataKey.slice(0, 24)}…\` (see the key vectors).`);
   lines.push(`- Flags 0x${L.flags.toString(16).padStart(2, '0')} (${L.flagNames.join(', ') || 'none'}); CRC-32 ${L.crc32}; header ${bytes(L.headerLength)}; payload ${bytes(L.payloadLength)}; envelope ${bytes(v.hex.length / 2)}.`);
   lines.push('');
@@ -421,6 +429,7 @@ function renderEnvelope(v, n) {
   lines.push(...bytesLines(take(1), `flags: ${L.flagNames.join(' | ') || 'none'}`));
   lines.push(...bytesLines(take(8), `modifiedAt = ${L.modifiedAt}`));
   if (L.expiresAt !== null) lines.push(...bytesLines(take(8), `expiresAt = ${L.expiresAt}`));
+  if (L.writeId !== null) lines.push(...bytesLines(take(8), 'write id'));
   if (L.fullKey !== null) {
     lines.push(...bytesLines(take(2), `full key length = ${L.fullKeyLength}`));
     lines.push(...bytesLines(take(L.fullKeyLength), `full key (ASCII) ${L.fullKey.length > 24 ? L.fullKey.slice(0, 24) + '…' : L.fullKey}`));

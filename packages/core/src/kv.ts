@@ -2,7 +2,7 @@
  * The public store: `createKV(options)` returns a {@link KV} bound to one bucket.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { encodeEnvelope } from './codec/envelope.ts';
+import { encodeEnvelope, WRITE_ID_LENGTH } from './codec/envelope.ts';
 import { encodeKey } from './codec/key-codec.ts';
 import { BucketEngine, type PreparedEntry, type UpdateDecision } from './engine/bucket-engine.ts';
 import type { RetryOptions } from './engine/api-errors.ts';
@@ -274,7 +274,8 @@ class KVStore implements KV {
     return this.engineInstance;
   }
 
-  private prepare(key: unknown, value: unknown, ttl: unknown): PreparedEntry {
+  /** Validates and encodes one entry; `writeId` marks an update's write (see encodeEnvelope). */
+  private prepare(key: unknown, value: unknown, ttl: unknown, writeId?: Uint8Array): PreparedEntry {
     checkKey(key);
     const { bytes, text } = toBytes(key, value);
     const lifetime = checkTtl(ttl) ?? checkTtl(this.options.defaultTtl);
@@ -284,7 +285,7 @@ class KVStore implements KV {
     }
     const encoded = encodeKey(key);
     const envelope = encodeEnvelope(
-      { value: bytes, text, modifiedAt: now, expiresAt: lifetime === undefined ? undefined : now + lifetime, fullKey: encoded.hashed ? encoded.fullKey : undefined },
+      { value: bytes, text, modifiedAt: now, expiresAt: lifetime === undefined ? undefined : now + lifetime, fullKey: encoded.hashed ? encoded.fullKey : undefined, writeId },
       { compress: this.options.compress !== false },
     );
     return { key, dataKey: encoded.dataKey, b64: Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength).toString('base64'), size: envelope.length };
@@ -435,7 +436,8 @@ class KVStore implements KV {
       const next = await fn(entry ? entryValue(entry) : undefined);
       if (next === undefined) return { action: 'keep' };
       if (next === null) return { action: 'delete' };
-      return { action: 'put', entry: this.prepare(key, next, options?.ttl) };
+      // A write id of its own lets the engine recognise this write after a lost answer.
+      return { action: 'put', entry: this.prepare(key, next, options?.ttl, crypto.getRandomValues(new Uint8Array(WRITE_ID_LENGTH))) };
     });
     const entry = this.live(after, key);
     return entry ? entryValue(entry) : undefined;

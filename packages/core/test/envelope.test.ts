@@ -28,6 +28,7 @@ const FLAG_DEFLATE = 1;
 const FLAG_EXPIRES = 2;
 const FLAG_FULL_KEY = 4;
 const FLAG_TEXT = 8;
+const FLAG_WRITE_ID = 16;
 
 /** DEFLATE expands at most 1032:1; a larger uncompressed length is refused before anything is allocated. */
 const maxValueLength = (payloadLength: number) => payloadLength * 1032 + 1032;
@@ -89,16 +90,18 @@ const fieldsArb = (value: fc.Arbitrary<Uint8Array>) =>
     modifiedAt: timeArb,
     expiresAt: fc.option(timeArb, { nil: undefined }),
     fullKey: fc.option(fullKeyArb, { nil: undefined }),
+    writeId: fc.option(fc.uint8Array({ minLength: 8, maxLength: 8 }), { nil: undefined }),
   }) as fc.Arbitrary<EnvelopeFields>;
 const compressArb = fc.constantFrom(undefined, true, false);
 
 function headerLength(fields: EnvelopeFields, compressed: boolean): number {
-  return 3 + 8 + (fields.expiresAt !== undefined ? 8 : 0) + (fields.fullKey !== undefined ? 2 + fields.fullKey.length : 0) + (compressed ? 4 : 0) + 4;
+  return 3 + 8 + (fields.expiresAt !== undefined ? 8 : 0) + (fields.writeId !== undefined ? 8 : 0) + (fields.fullKey !== undefined ? 2 + fields.fullKey.length : 0) + (compressed ? 4 : 0) + 4;
 }
 
 function expectSameFields(actual: EnvelopeFields, expected: EnvelopeFields): void {
   expect(sameBytes(actual.value, expected.value)).toBe(true);
-  expect({ ...actual, value: undefined }).toStrictEqual({ value: undefined, text: expected.text, modifiedAt: expected.modifiedAt, expiresAt: expected.expiresAt, fullKey: expected.fullKey });
+  expect(actual.writeId === undefined ? undefined : [...actual.writeId]).toEqual(expected.writeId === undefined ? undefined : [...expected.writeId]);
+  expect({ ...actual, value: undefined, writeId: undefined }).toStrictEqual({ value: undefined, writeId: undefined, text: expected.text, modifiedAt: expected.modifiedAt, expiresAt: expected.expiresAt, fullKey: expected.fullKey });
 }
 
 // ---------------------------------------------------------------------------
@@ -283,7 +286,7 @@ describe('envelope: properties', () => {
         expect(header.valueLength).toBe(fields.value.length);
         expect(bytes[0]).toBe(0x4b);
         expect(bytes[1]).toBe(1);
-        const flags = (header.compressed ? FLAG_DEFLATE : 0) | (fields.expiresAt !== undefined ? FLAG_EXPIRES : 0) | (fields.fullKey !== undefined ? FLAG_FULL_KEY : 0) | (fields.text ? FLAG_TEXT : 0);
+        const flags = (header.compressed ? FLAG_DEFLATE : 0) | (fields.expiresAt !== undefined ? FLAG_EXPIRES : 0) | (fields.fullKey !== undefined ? FLAG_FULL_KEY : 0) | (fields.text ? FLAG_TEXT : 0) | (fields.writeId !== undefined ? FLAG_WRITE_ID : 0);
         expect(bytes[2]).toBe(flags);
         const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         expect(view.getBigUint64(3)).toBe(BigInt(fields.modifiedAt));
@@ -335,16 +338,18 @@ describe('envelope: properties', () => {
         const original = decodeEnvelope(bytes);
         const header = decodeEnvelopeHeader(bytes);
         const expiryAt = fields.expiresAt !== undefined ? 11 : -1;
-        const keyAt = 11 + (fields.expiresAt !== undefined ? 8 : 0);
+        const writeIdAt = fields.writeId !== undefined ? 11 + (fields.expiresAt !== undefined ? 8 : 0) : -1;
+        const keyAt = 11 + (fields.expiresAt !== undefined ? 8 : 0) + (fields.writeId !== undefined ? 8 : 0);
         const lengthAt = header.compressed ? header.crcOffset - 4 : -1;
         const result = attempt(() => decodeEnvelope(changed));
         attempt(() => decodeEnvelopeHeader(changed));
 
         let region: string;
         if (at <= 1) region = 'magic/version';
-        else if (at === 2) region = mask === FLAG_TEXT ? 'text flag' : mask & 0xf0 ? 'unknown flags' : 'layout flags';
+        else if (at === 2) region = mask === FLAG_TEXT ? 'text flag' : mask & 0xe0 ? 'unknown flags' : 'layout flags';
         else if (at < 11) region = 'modifiedAt';
         else if (expiryAt >= 0 && at < expiryAt + 8) region = 'expiresAt';
+        else if (writeIdAt >= 0 && at < writeIdAt + 8) region = 'write id';
         else if (fields.fullKey !== undefined && at < keyAt + 2) region = 'key length';
         else if (fields.fullKey !== undefined && at < keyAt + 2 + fields.fullKey.length) region = 'full key';
         else if (lengthAt >= 0 && at < lengthAt + 4) region = 'value length';
@@ -375,6 +380,12 @@ describe('envelope: properties', () => {
             expect(result.value[field]).not.toBe(original[field]);
             break;
           }
+          case 'write id':
+            expect(result.ok).toBe(true);
+            if (!result.ok) break;
+            expect(result.value.writeId![at - writeIdAt]).toBe(changed[at]);
+            expectSameFields(result.value, { ...original, writeId: result.value.writeId });
+            break;
           case 'full key':
             expect(result.ok).toBe(true);
             if (!result.ok) break;

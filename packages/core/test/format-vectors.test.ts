@@ -28,7 +28,7 @@ interface KeyVector {
 }
 interface EnvelopeVector {
   name: string;
-  input: { valueHex: string; valueText?: string; text: boolean; modifiedAt: number; expiresAt: number | null; fullKey: string | null; compress: boolean };
+  input: { valueHex: string; valueText?: string; text: boolean; modifiedAt: number; expiresAt: number | null; fullKey: string | null; writeId: string | null; compress: boolean };
   hex: string;
   base64: string;
   layout: {
@@ -39,6 +39,7 @@ interface EnvelopeVector {
     modifiedAt: number;
     modifiedAtHex: string;
     expiresAt: number | null;
+    writeId: string | null;
     fullKeyLength: number | null;
     fullKey: string | null;
     valueLength: number;
@@ -108,6 +109,7 @@ describe('format vectors: envelopes', () => {
       modifiedAt: v.input.modifiedAt,
       expiresAt: orUndefined(v.input.expiresAt),
       fullKey: orUndefined(v.input.fullKey),
+      ...(v.input.writeId === null ? {} : { writeId: fromHex(v.input.writeId) }),
     };
     const bytes = encodeEnvelope(fields, { compress: v.input.compress });
     expect(toHex(bytes)).toBe(v.hex);
@@ -120,6 +122,7 @@ describe('format vectors: envelopes', () => {
       modifiedAt: v.layout.modifiedAt,
       expiresAt: orUndefined(v.layout.expiresAt),
       fullKey: orUndefined(v.layout.fullKey),
+      writeId: v.layout.writeId === null ? undefined : fromHex(v.layout.writeId),
       text: v.input.text,
       compressed: (v.layout.flags & 1) === 1,
       valueLength: fields.value.length,
@@ -130,13 +133,16 @@ describe('format vectors: envelopes', () => {
     const L = v.layout;
     expect([L.magic, L.version]).toEqual([0x4b, 1]);
     expect(stored[2]).toBe(L.flags);
-    expect(L.flags & 0xf0).toBe(0);
+    expect(L.flags & 0xe0).toBe(0);
+    expect(!!(L.flags & 16)).toBe(v.input.writeId !== null);
     expect(!!(L.flags & 2)).toBe(v.input.expiresAt !== null);
     expect(!!(L.flags & 4)).toBe(v.input.fullKey !== null);
     expect(!!(L.flags & 8)).toBe(v.input.text);
     expect(v.hex.slice(6, 22)).toBe(L.modifiedAtHex);
     expect(BigInt('0x' + L.modifiedAtHex)).toBe(BigInt(v.input.modifiedAt));
-    expect(L.crcOffset).toBe(11 + (L.expiresAt !== null ? 8 : 0) + (L.fullKey !== null ? 2 + L.fullKey.length : 0) + (L.flags & 1 ? 4 : 0));
+    // The write id follows the modified time and the expiry.
+    if (L.writeId !== null) expect(v.hex.slice((11 + (L.expiresAt !== null ? 8 : 0)) * 2, (19 + (L.expiresAt !== null ? 8 : 0)) * 2)).toBe(L.writeId);
+    expect(L.crcOffset).toBe(11 + (L.expiresAt !== null ? 8 : 0) + (L.writeId !== null ? 8 : 0) + (L.fullKey !== null ? 2 + L.fullKey.length : 0) + (L.flags & 1 ? 4 : 0));
     expect(L.valueLength).toBe(fields.value.length);
     // Deflated: the uncompressed length (uint32) sits right before the CRC.
     if (L.flags & 1) expect(v.hex.slice((L.crcOffset - 4) * 2, L.crcOffset * 2)).toBe(fields.value.length.toString(16).padStart(8, '0'));

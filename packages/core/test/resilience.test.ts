@@ -77,6 +77,91 @@ describe('retries', () => {
     expect(await kv.getText('n')).toBe('1');
     expect(calls).toBe(1);
   });
+
+  it('a lost answer is never confused with an identical write by another writer (same value, same millisecond)', async () => {
+    const clock = (): number => 1_000;
+    const { api, kv, make } = setup({ cache: false, now: clock });
+    const other = make({ cache: false, now: clock });
+    await kv.put('n', '0');
+    const decoder = new TextDecoder();
+    const increment = (v: Uint8Array | undefined): string => String(Number(decoder.decode(v)) + 1);
+    // Our patch never reaches the server; meanwhile the other writer makes the same increment
+    // in the same millisecond, so the plain value and time are identical.
+    const originalJsonPatch = api.jsonPatch.bind(api);
+    let breakNext = true;
+    api.jsonPatch = async (ref, ops) => {
+      if (breakNext) {
+        breakNext = false;
+        await other.update('n', increment);
+        throw networkError();
+      }
+      return originalJsonPatch(ref, ops);
+    };
+    const error = await kv.update('n', increment).catch((e: unknown) => e);
+    // Counting it as done would lose an increment; trying again could apply it twice.
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect(error).toMatchObject({ code: 'KV_UNAVAILABLE', retryable: true });
+    expect((error as Error).message).toMatch(/may or may not have been applied/);
+    expect(await kv.getText('n')).toBe('1');
+  });
+
+  it('a lost answer followed by another writer\'s change is reported as unknown, never applied twice', async () => {
+    const { api, kv, make } = setup({ cache: false });
+    const other = make({ cache: false });
+    await kv.put('n', '0');
+    const decoder = new TextDecoder();
+    const increment = (v: Uint8Array | undefined): string => String(Number(decoder.decode(v)) + 1);
+    const originalJsonPatch = api.jsonPatch.bind(api);
+    let breakNext = true;
+    api.jsonPatch = async (ref, ops) => {
+      const result = await originalJsonPatch(ref, ops);
+      if (breakNext) {
+        // Applied; before we can look, another writer increments again; then our answer is lost.
+        breakNext = false;
+        await other.update('n', increment);
+        throw networkError();
+      }
+      return result;
+    };
+    await expect(kv.update('n', increment)).rejects.toMatchObject({ code: 'KV_UNAVAILABLE' });
+    expect(await kv.getText('n')).toBe('2');
+  });
+
+  it('a write lost before it reached the server is planned again from a fresh read', async () => {
+    const { api, kv } = setup({ cache: false });
+    await kv.put('n', '0');
+    const decoder = new TextDecoder();
+    let calls = 0;
+    api.injectFault({ verb: 'patch', error: networkError(), count: 1 });
+    const after = await kv.update('n', (v) => {
+      calls += 1;
+      return String(Number(decoder.decode(v)) + 1);
+    });
+    expect(decoder.decode(after)).toBe('1');
+    expect(await kv.getText('n')).toBe('1');
+    expect(calls).toBe(2);
+  });
+
+  it('a create whose answer was lost is recognised as its own', async () => {
+    const { api, kv } = setup({ cache: false });
+    const originalCreate = api.create.bind(api);
+    let breakNext = true;
+    api.create = async (kind, namespace, body) => {
+      const result = await originalCreate(kind, namespace, body);
+      if (breakNext) {
+        breakNext = false;
+        throw networkError();
+      }
+      return result;
+    };
+    let calls = 0;
+    const after = await kv.update('n', () => {
+      calls += 1;
+      return 'first';
+    });
+    expect(new TextDecoder().decode(after)).toBe('first');
+    expect(calls).toBe(1);
+  });
 });
 
 describe('watch cache recovery', () => {

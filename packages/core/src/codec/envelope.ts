@@ -10,9 +10,11 @@
  *                          bit1 an expiry time follows
  *                          bit2 the full encoded key follows (the data key is hashed)
  *                          bit3 the value was given as text (UTF-8)
- *                          bits 4-7 zero
+ *                          bit4 a write id follows
+ *                          bits 5-7 zero
  *   3      8 bytes  modified time, milliseconds since the Unix epoch (uint64)
  *   [8 bytes]       expiry time, ms since the epoch (uint64), if bit1
+ *   [8 bytes]       write id (random bytes naming this one write), if bit4
  *   [2 bytes + n]   length n and ASCII bytes of the full encoded key, if bit2
  *   [4 bytes]       length of the uncompressed value (uint32), if bit0
  *   4 bytes         CRC-32 (IEEE) of the uncompressed value
@@ -32,7 +34,10 @@ const FLAG_DEFLATE = 1;
 const FLAG_EXPIRES = 2;
 const FLAG_FULL_KEY = 4;
 const FLAG_TEXT = 8;
-const KNOWN_FLAGS = FLAG_DEFLATE | FLAG_EXPIRES | FLAG_FULL_KEY | FLAG_TEXT;
+const FLAG_WRITE_ID = 16;
+const KNOWN_FLAGS = FLAG_DEFLATE | FLAG_EXPIRES | FLAG_FULL_KEY | FLAG_TEXT | FLAG_WRITE_ID;
+/** Length of a write id in bytes. */
+export const WRITE_ID_LENGTH = 8;
 
 /** What an envelope holds. */
 export interface EnvelopeFields {
@@ -46,6 +51,12 @@ export interface EnvelopeFields {
   expiresAt?: number | undefined;
   /** Full encoded key, present only when the data key is a hash. */
   fullKey?: string | undefined;
+  /**
+   * {@link WRITE_ID_LENGTH} random bytes naming this one write. `update()` sets
+   * it, so that after losing the server's answer it can tell its own write from
+   * an identical one by another writer.
+   */
+  writeId?: Uint8Array | undefined;
 }
 
 /** Options of {@link encodeEnvelope}. */
@@ -56,7 +67,8 @@ export interface EncodeOptions {
 
 /** Builds the stored bytes of one entry. */
 export function encodeEnvelope(fields: EnvelopeFields, options: EncodeOptions = {}): Uint8Array {
-  const { value, modifiedAt, expiresAt, fullKey, text } = fields;
+  const { value, modifiedAt, expiresAt, fullKey, text, writeId } = fields;
+  if (writeId !== undefined && writeId.length !== WRITE_ID_LENGTH) throw new RangeError(`a write id is ${WRITE_ID_LENGTH} bytes, got ${writeId.length}`);
   for (const [name, time] of [['modifiedAt', modifiedAt], ['expiresAt', expiresAt]] as const) {
     if (time !== undefined && !(Number.isSafeInteger(Math.trunc(time)) && time >= 0)) {
       throw new RangeError(`${name} must be a whole number of milliseconds from 0 to 2^53-1, got ${time}`);
@@ -73,8 +85,9 @@ export function encodeEnvelope(fields: EnvelopeFields, options: EncodeOptions = 
   }
   if (expiresAt !== undefined) flags |= FLAG_EXPIRES;
   if (fullKey !== undefined) flags |= FLAG_FULL_KEY;
+  if (writeId !== undefined) flags |= FLAG_WRITE_ID;
   const compressed = (flags & FLAG_DEFLATE) !== 0;
-  const headerLength = 3 + 8 + (expiresAt !== undefined ? 8 : 0) + (fullKey !== undefined ? 2 + fullKey.length : 0) + (compressed ? 4 : 0) + 4;
+  const headerLength = 3 + 8 + (expiresAt !== undefined ? 8 : 0) + (writeId !== undefined ? WRITE_ID_LENGTH : 0) + (fullKey !== undefined ? 2 + fullKey.length : 0) + (compressed ? 4 : 0) + 4;
   const out = new Uint8Array(headerLength + payload.length);
   const view = new DataView(out.buffer);
   out[0] = ENVELOPE_MAGIC;
@@ -86,6 +99,10 @@ export function encodeEnvelope(fields: EnvelopeFields, options: EncodeOptions = 
   if (expiresAt !== undefined) {
     view.setBigUint64(at, BigInt(Math.max(0, Math.trunc(expiresAt))));
     at += 8;
+  }
+  if (writeId !== undefined) {
+    out.set(writeId, at);
+    at += WRITE_ID_LENGTH;
   }
   if (fullKey !== undefined) {
     if (fullKey.length > 0xffff || !/^[\x21-\x7e]*$/.test(fullKey)) throw new RangeError('full key must be printable ASCII of at most 65535 characters');
@@ -117,6 +134,8 @@ export interface EnvelopeHeader {
   expiresAt: number | undefined;
   /** Full encoded key, if the data key is a hash. */
   fullKey: string | undefined;
+  /** The write id, if the writer set one. */
+  writeId: Uint8Array | undefined;
   /** True when the value was stored as text. */
   text: boolean;
   /** True when the payload is deflated. */
@@ -144,6 +163,12 @@ export function decodeEnvelopeHeader(bytes: Uint8Array): EnvelopeHeader {
     expiresAt = Number(view.getBigUint64(at));
     at += 8;
   }
+  let writeId: Uint8Array | undefined;
+  if (flags & FLAG_WRITE_ID) {
+    if (bytes.length < at + WRITE_ID_LENGTH + 4) throw new EnvelopeError('truncated header');
+    writeId = bytes.slice(at, at + WRITE_ID_LENGTH);
+    at += WRITE_ID_LENGTH;
+  }
   let fullKey: string | undefined;
   if (flags & FLAG_FULL_KEY) {
     if (bytes.length < at + 2) throw new EnvelopeError('truncated header');
@@ -169,6 +194,7 @@ export function decodeEnvelopeHeader(bytes: Uint8Array): EnvelopeHeader {
     modifiedAt,
     expiresAt,
     fullKey,
+    writeId,
     text: (flags & FLAG_TEXT) !== 0,
     compressed,
     valueLength,
@@ -198,5 +224,12 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeFields {
     value = payload.slice();
   }
   if (crc32(value) >>> 0 !== expectedCrc) throw new EnvelopeError('checksum mismatch');
-  return { value, text: header.text, modifiedAt: header.modifiedAt, expiresAt: header.expiresAt, fullKey: header.fullKey };
+  return {
+    value,
+    text: header.text,
+    modifiedAt: header.modifiedAt,
+    expiresAt: header.expiresAt,
+    fullKey: header.fullKey,
+    ...(header.writeId ? { writeId: header.writeId } : {}),
+  };
 }

@@ -9,7 +9,7 @@
  *   resourceVersion-conditional merge patch when the key is new), retried.
  * The object is created on first write, race-safely (404 -> create -> 409 -> patch).
  */
-import { BucketFullError, ConflictError, ForeignObjectError, KVError, ValueTooLargeError } from '../errors.ts';
+import { BucketFullError, ConflictError, ForeignObjectError, KVError, UnavailableError, ValueTooLargeError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectRef } from '../kube/port.ts';
 import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
@@ -445,14 +445,34 @@ export class BucketEngine {
   private async compareAndSwap(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
     const maxAttempts = this.s.maxUpdateAttempts ?? 100;
     let lastError: unknown;
+    // Every value this update sent. Each carries a random write id, so no other writer can
+    // store the same bytes: finding one of them stored means that write landed.
+    const sent = new Set<string>();
+    // After a write whose answer was lost: the state of the key it was planned on.
+    let lostAnswer: { planned: string | undefined; cause: unknown } | undefined;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
-      if (attempt > 0) await conflictBackoff(attempt);
+      if (attempt > 0 && !lostAnswer) await conflictBackoff(attempt);
       // The first attempt may plan on the cache: the patch tests the value, so a stale plan only costs a retry.
       const snapshot = (attempt === 0 ? this.cachedView() : undefined) ?? (await this.read());
+      const stored = snapshot.entries.get(key);
+      // A write of ours landed although its answer was lost: done (fn must not be applied twice).
+      if (stored && sent.has(stored.b64)) return snapshot;
+      if (lostAnswer) {
+        // Unchanged since the plan: the lost write did not land, so planning again is safe.
+        // Changed by someone else: the lost write may have landed and been overwritten since.
+        if (stored?.b64 !== lostAnswer.planned) {
+          throw new UnavailableError(
+            `update("${key}") may or may not have been applied in bucket "${this.s.bucket}": the connection to the API server broke while its write was in flight, and the key has been changed by another writer since. Read the key to decide whether to run the update again.`,
+            lostAnswer.cause,
+          );
+        }
+        lostAnswer = undefined;
+      }
       const decision = await decide(snapshot);
-      const current = snapshot.entries.get(key);
+      const current = stored;
       if (decision.action === 'keep') return snapshot;
       if (decision.action === 'delete' && !current) return snapshot;
+      if (decision.action === 'put') sent.add(decision.entry.b64);
       const write = async (): Promise<KubeObject | undefined> => {
         if (!snapshot.exists) {
           if (decision.action !== 'put') return undefined;
@@ -496,11 +516,8 @@ export class BucketEngine {
           continue;
         }
         if (isTransient(error)) {
-          // The write may or may not have happened: look before trying again.
-          const after = await this.read();
-          const stored = after.entries.get(key);
-          if (decision.action === 'put' && stored?.b64 === decision.entry.b64) return after;
-          if (decision.action === 'delete' && !stored) return after;
+          // The write may or may not have happened: the next read decides (above).
+          lostAnswer = { planned: current?.b64, cause: error };
           continue;
         }
         if (error instanceof KVError) throw error;
