@@ -236,6 +236,9 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
     if (out.binaryData && Object.keys(out.binaryData).length === 0) delete out.binaryData;
     if (out.metadata.labels && Object.keys(out.metadata.labels).length === 0) delete out.metadata.labels;
     if (out.metadata.annotations && Object.keys(out.metadata.annotations).length === 0) delete out.metadata.annotations;
+    // `[{}]` is the server's way of saying "clear the field ownership records".
+    const managed = out.metadata.managedFields;
+    if (managed?.length === 1 && Object.keys(managed[0]!).length === 0) delete out.metadata.managedFields;
     return out;
   }
 

@@ -20,6 +20,8 @@ export interface ObjectMeta {
   creationTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** Field ownership records; k8s-kv writes `[{}]`, which clears them. */
+  managedFields?: Array<Record<string, unknown>>;
 }
 
 /** A ConfigMap or Secret in its JSON wire form. */

@@ -115,6 +115,21 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       expect(found.items.map((o) => o.metadata.name)).toContain(kv.bucket);
     });
 
+    it('keeps no field-ownership records (managedFields): every write clears them', async () => {
+      const kv = make({ cache: false });
+      const ref = { kind: 'ConfigMap' as const, namespace: kv.namespace, name: kv.bucket };
+      const managedFields = async (): Promise<unknown> => (await getEnv().api.get(ref)).metadata.managedFields;
+      await kv.put('a', '1'); // the create (the server records its fields)
+      await kv.update('counter', () => '1');
+      expect(await managedFields()).toBeUndefined();
+      await kv.put('b', '2');
+      await kv.update('counter', () => '2');
+      await kv.delete('a');
+      await kv.deleteMany(['b', 'nope']);
+      expect(await managedFields()).toBeUndefined();
+      expect(await kv.keys()).toEqual(['counter']);
+    });
+
     it('stores binary and large compressible values', async () => {
       const kv = make();
       const random = new Uint8Array(randomBytes(100_000));
