@@ -125,7 +125,6 @@ describe('help, version and usage errors (exit code 2)', () => {
     [['put', 'b', 'k', '--ttl'], /option --ttl needs a value/],
     [['clear', 'b'], /"clear" deletes every key of bucket "b".*add --yes/],
     [['teardown', 'b'], /"teardown" deletes bucket "b".*add --yes/],
-    [['buckets', '--all-namespaces'], /--all-namespaces is not supported yet/],
     [['get', 'Not_A_Bucket', 'k'], /Invalid bucket name "Not_A_Bucket"/],
     [['get', 'b', 'k', '-n', 'Bad_NS'], /Invalid namespace "Bad_NS"/],
     [['get', 'b', 'k', '--context', 'no-such-context'], /context "no-such-context" is not in the kubeconfig; it has: /],
@@ -371,6 +370,40 @@ describe.concurrent('buckets', () => {
     const none = await cli(['buckets', '--app', 'nobody'], { namespace: own.name });
     expect(none).toMatchObject({ code: 0, stdout: '' });
     expect(none.stderr).toContain(`No k8s-kv buckets in namespace "${own.name}" for app "nobody"`);
+  });
+
+  it('-A lists the buckets of every namespace, with a NAMESPACE column; without cluster-wide rights it says what is missing', async ({ expect }) => {
+    await using first = await createTestNamespace('cli-all-a');
+    await using second = await createTestNamespace('cli-all-b');
+    const app = `all-${randomBytes(3).toString('hex')}`;
+    const a = openKV('gamma', first.name, app);
+    const b = openKV('gamma', second.name, app);
+    const c = openKV('delta', second.name, app);
+    try {
+      await Promise.all([a.put('k', '1'), b.putMany([['k', '1'], ['l', '2']]), c.put('k', '1')]);
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
+    }
+    const json = JSON.parse((await cli(['buckets', '-A', '--app', app, '--json'], { namespace: null })).stdout) as Array<{ name: string; namespace: string; keys: number }>;
+    // Sorted by namespace, then name.
+    expect(json.map((x) => [x.namespace, x.name, x.keys])).toEqual([
+      [first.name, 'gamma', 1],
+      [second.name, 'delta', 1],
+      [second.name, 'gamma', 2],
+    ]);
+    const table = (await cli(['buckets', '--all-namespaces', '--app', app])).stdout.trimEnd().split('\n');
+    expect(table[0]).toMatch(/^NAMESPACE\s+NAME\s+APP\s+KEYS\s/);
+    expect(table.slice(1).map((line) => line.split(/\s+/).slice(0, 4))).toEqual([
+      [first.name, 'gamma', app, '1'],
+      [second.name, 'delta', app, '1'],
+      [second.name, 'gamma', app, '2'],
+    ]);
+    const none = await cli(['buckets', '-A', '--app', 'nobody']);
+    expect(none.stderr).toContain('No k8s-kv buckets in any namespace for app "nobody"');
+
+    const refused = await cli(['buckets', '-A'], { user: 'alice' });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^k8s-kv: Forbidden: this identity may not "list" configmaps in every namespace \(cluster-wide\)\. Grant a ClusterRole with verb list on configmaps/);
   });
 });
 

@@ -21,6 +21,8 @@ export interface ListBucketsOptions {
   kubeConfig?: KubeConfig;
   /** Namespace. Default: resolved as `createKV` resolves it (pod's own, kubeconfig context's, "default"). */
   namespace?: string;
+  /** List the buckets of every namespace instead (needs `list` on configmaps cluster-wide, a ClusterRole). */
+  allNamespaces?: boolean;
   /** Only buckets of this app (label `k8s-kv.io/app`). Default: every app. */
   app?: string;
   /** Object kind that holds the buckets (default "ConfigMap"). */
@@ -54,8 +56,8 @@ export interface BucketInfo {
 }
 
 /**
- * Lists the k8s-kv buckets of a namespace (objects labelled
- * `app.kubernetes.io/managed-by=k8s-kv`), sorted by name, decoding each to
+ * Lists the k8s-kv buckets of a namespace, or of all with `allNamespaces` (objects
+ * labelled `app.kubernetes.io/managed-by=k8s-kv`), sorted by namespace and name, decoding each to
  * count live, expired and corrupt entries. Needs `list` on configmaps.
  */
 export async function listBuckets(options: ListBucketsOptions = {}): Promise<BucketInfo[]> {
@@ -76,7 +78,7 @@ export async function listBuckets(options: ListBucketsOptions = {}): Promise<Buc
     kubeConfig ??= loadDefaultKubeConfig();
     api = createClientNodeApi(kubeConfig);
   }
-  const namespace = resolveNamespace(options.namespace, kubeConfig);
+  const namespace = options.allNamespaces === true ? '' : resolveNamespace(options.namespace, kubeConfig);
   let labelSelector = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
   if (options.app !== undefined) labelSelector += `,${LABEL_APP}=${options.app}`;
   const port = api;
@@ -106,5 +108,6 @@ export async function listBuckets(options: ListBucketsOptions = {}): Promise<Buc
         createdAt: created ? new Date(created) : undefined,
       };
     });
-  return buckets.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const order = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return buckets.sort((a, b) => order(a.namespace, b.namespace) || order(a.name, b.name));
 }

@@ -132,13 +132,16 @@ export class ForbiddenError extends KVError {
   readonly verb: string;
   /** The resource (configmaps or secrets). */
   readonly resource: string;
-  /** The namespace. */
+  /** The namespace ("" for a cluster-wide call). */
   readonly namespace: string;
   constructor(verb: string, resource: string, namespace: string, cause?: unknown) {
     super(
       'KV_FORBIDDEN',
-      `Forbidden: this identity may not "${verb}" ${resource} in namespace "${namespace}". ` +
-        `Grant a Role with verbs get, list, watch, create, patch, delete on ${resource} (${RBAC_DOC_POINTER}).`,
+      namespace === ''
+        ? `Forbidden: this identity may not "${verb}" ${resource} in every namespace (cluster-wide). ` +
+            `Grant a ClusterRole with verb ${verb} on ${resource}, or name one namespace (${RBAC_DOC_POINTER}).`
+        : `Forbidden: this identity may not "${verb}" ${resource} in namespace "${namespace}". ` +
+            `Grant a Role with verbs get, list, watch, create, patch, delete on ${resource} (${RBAC_DOC_POINTER}).`,
       { cause },
     );
     this.verb = verb;

@@ -1,3 +1,5 @@
+import { describe, expect, it } from 'vitest';
+import { createKV, listBuckets } from '@k8s-kv/core';
 import { createMemoryApi } from '@k8s-kv/core/testing';
 import { describeKvBehaviour } from './behaviour/kv-behaviour.ts';
 
@@ -6,3 +8,24 @@ const forbiddenApi = createMemoryApi({ namespaces: ['default', 'team-a'] });
 for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete'] as const) forbiddenApi.forbid(verb);
 
 describeKvBehaviour('in-memory port', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }));
+
+describe('listBuckets (in-memory port)', () => {
+  it('lists one namespace, or every namespace sorted by namespace and name', async () => {
+    const multi = createMemoryApi({ namespaces: ['ns-a', 'ns-b'] });
+    const stores = [
+      createKV({ api: multi, namespace: 'ns-b', bucket: 'beta', cache: false }),
+      createKV({ api: multi, namespace: 'ns-a', bucket: 'zeta', cache: false }),
+      createKV({ api: multi, namespace: 'ns-b', bucket: 'alpha', cache: false, app: 'other' }),
+    ];
+    await Promise.all(stores.map((kv) => kv.put('k', 'v')));
+    await Promise.all(stores.map((kv) => kv.close()));
+    expect((await listBuckets({ api: multi, namespace: 'ns-b' })).map((b) => b.name)).toEqual(['alpha', 'beta']);
+    const all = await listBuckets({ api: multi, allNamespaces: true });
+    expect(all.map((b) => [b.namespace, b.name, b.app, b.keys])).toEqual([
+      ['ns-a', 'zeta', 'default', 1],
+      ['ns-b', 'alpha', 'other', 1],
+      ['ns-b', 'beta', 'default', 1],
+    ]);
+    expect((await listBuckets({ api: multi, allNamespaces: true, app: 'other' })).map((b) => b.name)).toEqual(['alpha']);
+  });
+});

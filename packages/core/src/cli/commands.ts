@@ -117,10 +117,12 @@ function requireYes(ctx: CommandContext, command: CommandName, what: string): vo
 }
 
 async function buckets(ctx: CommandContext): Promise<void> {
-  if (ctx.options['all-namespaces']) {
-    throw new UsageError('--all-namespaces is not supported yet: list one namespace at a time with -n NAMESPACE', 'buckets');
-  }
-  const list = await listBuckets({ api: ctx.api, namespace: ctx.namespace, ...(ctx.options.app !== undefined ? { app: ctx.options.app } : {}) });
+  const all = ctx.options['all-namespaces'] === true;
+  const list = await listBuckets({
+    api: ctx.api,
+    ...(all ? { allNamespaces: true } : { namespace: ctx.namespace }),
+    ...(ctx.options.app !== undefined ? { app: ctx.options.app } : {}),
+  });
   if (ctx.options.json) {
     await printJson(
       ctx,
@@ -129,10 +131,11 @@ async function buckets(ctx: CommandContext): Promise<void> {
     return;
   }
   if (list.length === 0) {
-    ctx.io.stderr.write(`No k8s-kv buckets in namespace "${ctx.namespace}"${ctx.options.app !== undefined ? ` for app "${ctx.options.app}"` : ''}.\n`);
+    ctx.io.stderr.write(`No k8s-kv buckets ${all ? 'in any namespace' : `in namespace "${ctx.namespace}"`}${ctx.options.app !== undefined ? ` for app "${ctx.options.app}"` : ''}.\n`);
     return;
   }
   const rows = list.map((b) => [
+    ...(all ? [b.namespace] : []),
     b.name,
     b.app ?? '-',
     String(b.keys),
@@ -142,7 +145,7 @@ async function buckets(ctx: CommandContext): Promise<void> {
     formatPercent(b.bytes, b.limitBytes),
     formatTime(b.createdAt),
   ]);
-  await write(ctx.io.stdout, table(['NAME', 'APP', 'KEYS', 'EXPIRED', 'CORRUPT', 'BYTES', 'USED', 'CREATED'], rows));
+  await write(ctx.io.stdout, table([...(all ? ['NAMESPACE'] : []), 'NAME', 'APP', 'KEYS', 'EXPIRED', 'CORRUPT', 'BYTES', 'USED', 'CREATED'], rows));
 }
 
 async function get(ctx: CommandContext): Promise<void> {

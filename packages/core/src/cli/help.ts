@@ -20,7 +20,7 @@ export const MAIN_HELP = `k8s-kv: operate k8s-kv buckets (key/value stores kept 
 Usage: k8s-kv COMMAND [ARGUMENTS] [OPTIONS]
 
 Commands:
-  buckets                      list the buckets in the namespace
+  buckets [-A]                 list the buckets in the namespace (or all)
   get BUCKET KEY               print a value (raw bytes)
   put BUCKET KEY [VALUE]       store a value (VALUE, --file F, or stdin)
   delete BUCKET KEY...         delete keys
@@ -42,14 +42,16 @@ Put -- before a key or value that starts with "-": k8s-kv get b -- -key
 `;
 
 const COMMAND_HELP: Record<CommandName, string> = {
-  buckets: `Usage: k8s-kv buckets [--app APP] [--json]
+  buckets: `Usage: k8s-kv buckets [-A | --all-namespaces] [--app APP] [--json]
 
 Lists the k8s-kv buckets (ConfigMaps labelled app.kubernetes.io/managed-by=k8s-kv)
 in the namespace: name, app, live keys, expired and corrupt entries, bytes used
 of the 1 MiB limit, and when the bucket was created. Lists every app's buckets
 unless --app is given. Needs "list" on configmaps.
 
---all-namespaces is not supported yet: name the namespace with -n.`,
+-A, --all-namespaces   list the buckets of every namespace (adds a NAMESPACE
+                       column; needs "list" on configmaps cluster-wide, i.e.
+                       a ClusterRole)`,
 
   get: `Usage: k8s-kv get BUCKET KEY [--json]
 

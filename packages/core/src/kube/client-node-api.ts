@@ -94,7 +94,7 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
       if (selectors.fieldSelector) query.set('fieldSelector', selectors.fieldSelector);
       const list = await request<{ items: KubeObject[] | null; metadata: { resourceVersion: string } }>(
         HttpMethod.GET,
-        `${collectionPath(kind, namespace)}?${query}`,
+        `${namespace === '' ? `/api/v1/${resourceOf(kind)}` : collectionPath(kind, namespace)}?${query}`,
       );
       return { items: list.items ?? [], resourceVersion: list.metadata.resourceVersion };
     },

@@ -254,7 +254,7 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       await enter('list', kind, namespace);
       const selector = matcher(selectors);
       const items = [...objects.entries()]
-        .filter(([key, object]) => key.startsWith(`${kind}/${namespace}/`) && selector(object))
+        .filter(([key, object]) => key.startsWith(namespace === '' ? `${kind}/` : `${kind}/${namespace}/`) && selector(object))
         .map(([, object]) => structuredClone(object));
       return { items, resourceVersion: String(rv) };
     },

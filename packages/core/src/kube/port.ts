@@ -100,7 +100,7 @@ export interface DeletePreconditions {
 export interface KubeApi {
   /** GET one object. */
   get(ref: ObjectRef): Promise<KubeObject>;
-  /** LIST objects of a kind in a namespace by label and/or field selector. */
+  /** LIST objects of a kind in a namespace (or, with namespace `""`, in every namespace) by label and/or field selector. */
   list(kind: ObjectKind, namespace: string, selectors: Selectors): Promise<ObjectList>;
   /** CREATE an object (409 AlreadyExists if the name is taken). */
   create(kind: ObjectKind, namespace: string, body: KubeObject): Promise<KubeObject>;
