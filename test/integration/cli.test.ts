@@ -123,6 +123,7 @@ describe('help, version and usage errors (exit code 2)', () => {
     [['put', 'b', 'k', 'v', '--ttl', 'soon'], /invalid --ttl "soon"/],
     [['put', 'b', 'k', 'v', '--file', 'f'], /either as VALUE or with --file/],
     [['put', 'b', 'k', '--ttl'], /option --ttl needs a value/],
+    [['get', 'b', 'k', '--timeout', '5'], /invalid --timeout "5": use a number with a unit/],
     [['clear', 'b'], /"clear" deletes every key of bucket "b".*add --yes/],
     [['teardown', 'b'], /"teardown" deletes bucket "b".*add --yes/],
     [['get', 'Not_A_Bucket', 'k'], /Invalid bucket name "Not_A_Bucket"/],
@@ -206,6 +207,29 @@ describe.concurrent('commands against the API server', () => {
     const dashDash = await cli(['put', 'anywhere', '--', '-dash-key', '-dash-value']);
     expect(dashDash.code).toBe(0);
     expect((await cli(['get', 'anywhere', '--', '-dash-key'])).stdout).toBe('-dash-value');
+  });
+
+  it('--timeout bounds the retries against an API server that cannot be reached', async ({ expect }) => {
+    // A port on 127.0.0.1 that nothing listens on.
+    const { createServer } = await import('node:net');
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    const kubeconfig = join(tmp, `unreachable-${port}.yaml`);
+    writeFileSync(
+      kubeconfig,
+      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:${port}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u, namespace: default}\ncurrent-context: x\n`,
+    );
+    const started = Date.now();
+    const run = await cli(['get', 'b', 'k', '--timeout', '1500ms', '--kubeconfig', kubeconfig], { user: null, namespace: null, timeoutMs: 20_000 });
+    const elapsed = Date.now() - started;
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^k8s-kv: The API server could not be reached for "get" configmaps and retries ran out: .*ECONNREFUSED/);
+    // Well under the 30 s default (process start included); not a timing assertion on the retries themselves.
+    expect(elapsed).toBeLessThan(15_000);
   });
 
   it('delete removes keys in one patch and exits with 1 naming missing keys', async ({ expect }) => {

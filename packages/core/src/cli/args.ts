@@ -23,6 +23,7 @@ export const GLOBAL_OPTIONS = {
   context: { type: 'string' },
   namespace: { type: 'string', short: 'n' },
   app: { type: 'string' },
+  timeout: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
@@ -73,6 +74,7 @@ export interface ParsedOptions {
   context?: string;
   namespace?: string;
   app?: string;
+  timeout?: string;
   json?: boolean;
   help?: boolean;
   version?: boolean;

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import { listBuckets } from '../buckets.ts';
-import { isStatus, toKVError, withRetry } from '../engine/api-errors.ts';
+import { isStatus, toKVError, withRetry, type RetryOptions } from '../engine/api-errors.ts';
 import { ForeignObjectError, KVError, type CorruptEntryError } from '../errors.ts';
 import type { KubeApi } from '../kube/port.ts';
 import { createKV, type KV, type KVPutEntry, type KVValue } from '../kv.ts';
@@ -45,6 +45,8 @@ export interface CommandContext {
   options: ParsedOptions;
   api: KubeApi;
   namespace: string;
+  /** How long to retry an unreachable or failing API server before giving up (--timeout). */
+  retry: RetryOptions;
   /** Starts listening for SIGINT and SIGTERM; resolves with the first one that arrives. */
   untilStopped: () => Promise<string>;
 }
@@ -72,6 +74,7 @@ async function withKV<T>(ctx: CommandContext, bucket: string, fn: (kv: KV) => Pr
     app: appOf(ctx),
     namespace: ctx.namespace,
     api: ctx.api,
+    retry: ctx.retry,
     // One-shot commands read with a GET; `watch` starts its own list+watch.
     cache: false,
     onCorruptEntry: (error: CorruptEntryError) => {
@@ -96,7 +99,7 @@ async function withKV<T>(ctx: CommandContext, bucket: string, fn: (kv: KV) => Pr
 /** True when the bucket's object exists (whoever owns it). */
 async function bucketExists(ctx: CommandContext, bucket: string): Promise<boolean> {
   try {
-    await withRetry(() => ctx.api.get({ kind: 'ConfigMap', namespace: ctx.namespace, name: bucket }));
+    await withRetry(() => ctx.api.get({ kind: 'ConfigMap', namespace: ctx.namespace, name: bucket }), ctx.retry);
     return true;
   } catch (error) {
     if (isStatus(error, 404)) return false;
@@ -120,6 +123,7 @@ async function buckets(ctx: CommandContext): Promise<void> {
   const all = ctx.options['all-namespaces'] === true;
   const list = await listBuckets({
     api: ctx.api,
+    retry: ctx.retry,
     ...(all ? { allNamespaces: true } : { namespace: ctx.namespace }),
     ...(ctx.options.app !== undefined ? { app: ctx.options.app } : {}),
   });

@@ -11,6 +11,8 @@ const GLOBAL = `Global options:
                        else "default")
   --app APP            app the bucket belongs to, label k8s-kv.io/app
                        (default "default")
+  --timeout DURATION   give up on an unreachable or failing API server after
+                       DURATION of retries, e.g. 5s (default 30s)
   --json               machine-readable output
   -h, --help           show help (also: k8s-kv COMMAND --help)
   --version            show the version`;

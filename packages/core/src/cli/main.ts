@@ -10,6 +10,7 @@ import { createClientNodeApi } from '../kube/client-node-api.ts';
 import { resolveNamespace } from '../kube/namespace.ts';
 import { parseCommandLine, UsageError } from './args.ts';
 import { CliError, HintedError, RUN } from './commands.ts';
+import { parseDuration } from './format.ts';
 import { helpText } from './help.ts';
 import type { CliIo } from './io.ts';
 
@@ -80,6 +81,9 @@ function report(io: CliIo, message: string, hint?: string): void {
   if (hint) io.stderr.write(`k8s-kv: ${hint}\n`);
 }
 
+/** Retry budget against an unreachable or failing API server when --timeout is not given. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
 /** Runs the CLI with `argv` (without node and the script); resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = process): Promise<number> {
   try {
@@ -92,10 +96,11 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
       io.stdout.write(helpText(command));
       return EXIT_OK;
     }
+    const timeoutMs = options.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(options.timeout, '--timeout', command);
     const kubeConfig = loadKubeConfig(options.kubeconfig, options.context);
-    const api = createClientNodeApi(kubeConfig);
+    const api = createClientNodeApi(kubeConfig, { requestTimeoutMs: Math.min(timeoutMs, DEFAULT_TIMEOUT_MS) });
     const namespace = resolveNamespace(options.namespace, kubeConfig);
-    await RUN[command]({ io, args, options, api, namespace, untilStopped });
+    await RUN[command]({ io, args, options, api, namespace, retry: { maxElapsedMs: timeoutMs }, untilStopped });
     return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) {
