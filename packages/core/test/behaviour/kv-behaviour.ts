@@ -10,6 +10,7 @@ import {
   ClosedError,
   CorruptEntryError,
   createKV,
+  decodeEnvelopeHeader,
   ForbiddenError,
   ForeignObjectError,
   InvalidBucketNameError,
@@ -185,6 +186,18 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       expect(await kv.stats()).toMatchObject({ keys: 2, expired: 1 });
       expect(await kv.delete('short')).toBe(false);
       expect(await kv.stats()).toMatchObject({ keys: 2, expired: 0 });
+    });
+
+    it('marks the values update writes with a write id (docs/FORMAT.md), and no others', async () => {
+      const kv = make({ cache: false });
+      await kv.put('plain', 'p');
+      await kv.update('counted', () => '1');
+      await kv.update('counted', () => '2');
+      const object = await getEnv().api.get({ kind: 'ConfigMap', namespace: kv.namespace, name: kv.bucket });
+      const header = (dataKey: string) => decodeEnvelopeHeader(new Uint8Array(Buffer.from(object.binaryData![dataKey]!, 'base64')));
+      expect(header('plain').writeId).toBeUndefined();
+      expect(header('counted').writeId).toHaveLength(8);
+      expect(await kv.getText('counted')).toBe('2');
     });
 
     it('update is an atomic read-modify-write: increments, keeps, deletes', async () => {
