@@ -142,6 +142,23 @@ describe('retries', () => {
     expect(calls).toBe(2);
   });
 
+  it('a delete whose answer was lost is repeated; the key is gone and it reports false', async () => {
+    const { api, kv } = setup({ cache: false });
+    await kv.putMany([['a', '1'], ['b', '2']]);
+    const originalJsonPatch = api.jsonPatch.bind(api);
+    let breakNext = true;
+    api.jsonPatch = async (ref, ops) => {
+      const result = await originalJsonPatch(ref, ops);
+      if (breakNext) {
+        breakNext = false;
+        throw networkError();
+      }
+      return result;
+    };
+    expect(await kv.delete('a')).toBe(false);
+    expect(await kv.keys()).toEqual(['b']);
+  });
+
   it('a create whose answer was lost is recognised as its own', async () => {
     const { api, kv } = setup({ cache: false });
     const originalCreate = api.create.bind(api);
