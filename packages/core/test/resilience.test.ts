@@ -22,6 +22,26 @@ const until = async (check: () => boolean | Promise<boolean>): Promise<void> => 
   for (let i = 0; i < 400 && !(await check()); i++) await new Promise((r) => setTimeout(r, 5));
 };
 
+/**
+ * Breaks the connection of the next JSON patch or create: `applied` says whether the
+ * server applied it first (the answer is lost) or never saw it; `meanwhile` runs in
+ * between, as another writer would.
+ */
+const decode = (v: Uint8Array | undefined): string => new TextDecoder().decode(v);
+const increment = (v: Uint8Array | undefined): string => String(Number(decode(v)) + 1);
+
+function breakNext(api: MemoryApi, verb: 'jsonPatch' | 'create', applied: boolean, meanwhile?: () => Promise<unknown>): void {
+  const original = api[verb].bind(api) as (...args: unknown[]) => Promise<never>;
+  let armed = true;
+  (api as unknown as Record<string, unknown>)[verb] = async (...args: unknown[]) => {
+    if (!armed) return original(...args);
+    armed = false;
+    if (applied) await original(...args);
+    await meanwhile?.();
+    throw networkError();
+  };
+}
+
 describe('retries', () => {
   it('retries 429, 5xx and network errors on reads and writes, then succeeds', async () => {
     const { api, kv } = setup({ cache: false });
@@ -53,29 +73,21 @@ describe('retries', () => {
     expect(api.calls.patch).toBe(1);
   });
 
-  it('update applies its function once per successful write even when the answer is lost', async () => {
+  it.each([
+    ['applied, then its answer is lost (a server dying mid-request): done, fn ran once', true, 1],
+    ['lost before it reached the server: planned again from a fresh read', false, 2],
+  ] as const)('update whose patch is %s', async (_name, applied, expectedCalls) => {
     const { api, kv } = setup({ cache: false });
     await kv.put('n', '0');
-    const decoder = new TextDecoder();
     let calls = 0;
-    // The patch is applied, then the connection breaks before the answer (like a server dying mid-request).
-    const originalJsonPatch = api.jsonPatch.bind(api);
-    let breakNext = true;
-    api.jsonPatch = async (ref, ops) => {
-      const result = await originalJsonPatch(ref, ops);
-      if (breakNext) {
-        breakNext = false;
-        throw networkError();
-      }
-      return result;
-    };
+    breakNext(api, 'jsonPatch', applied);
     const after = await kv.update('n', (v) => {
       calls += 1;
-      return String(Number(decoder.decode(v)) + 1);
+      return increment(v);
     });
-    expect(decoder.decode(after)).toBe('1');
+    expect(decode(after)).toBe('1');
     expect(await kv.getText('n')).toBe('1');
-    expect(calls).toBe(1);
+    expect(calls).toBe(expectedCalls);
   });
 
   it('a lost answer is never confused with an identical write by another writer (same value, same millisecond)', async () => {
@@ -83,20 +95,9 @@ describe('retries', () => {
     const { api, kv, make } = setup({ cache: false, now: clock });
     const other = make({ cache: false, now: clock });
     await kv.put('n', '0');
-    const decoder = new TextDecoder();
-    const increment = (v: Uint8Array | undefined): string => String(Number(decoder.decode(v)) + 1);
     // Our patch never reaches the server; meanwhile the other writer makes the same increment
     // in the same millisecond, so the plain value and time are identical.
-    const originalJsonPatch = api.jsonPatch.bind(api);
-    let breakNext = true;
-    api.jsonPatch = async (ref, ops) => {
-      if (breakNext) {
-        breakNext = false;
-        await other.update('n', increment);
-        throw networkError();
-      }
-      return originalJsonPatch(ref, ops);
-    };
+    breakNext(api, 'jsonPatch', false, () => other.update('n', increment));
     const error = await kv.update('n', increment).catch((e: unknown) => e);
     // Counting it as done would lose an increment; trying again could apply it twice.
     expect(error).toBeInstanceOf(UnavailableError);
@@ -109,68 +110,23 @@ describe('retries', () => {
     const { api, kv, make } = setup({ cache: false });
     const other = make({ cache: false });
     await kv.put('n', '0');
-    const decoder = new TextDecoder();
-    const increment = (v: Uint8Array | undefined): string => String(Number(decoder.decode(v)) + 1);
-    const originalJsonPatch = api.jsonPatch.bind(api);
-    let breakNext = true;
-    api.jsonPatch = async (ref, ops) => {
-      const result = await originalJsonPatch(ref, ops);
-      if (breakNext) {
-        // Applied; before we can look, another writer increments again; then our answer is lost.
-        breakNext = false;
-        await other.update('n', increment);
-        throw networkError();
-      }
-      return result;
-    };
+    // Applied; before we can look, another writer increments again; then our answer is lost.
+    breakNext(api, 'jsonPatch', true, () => other.update('n', increment));
     await expect(kv.update('n', increment)).rejects.toMatchObject({ code: 'KV_UNAVAILABLE' });
     expect(await kv.getText('n')).toBe('2');
-  });
-
-  it('a write lost before it reached the server is planned again from a fresh read', async () => {
-    const { api, kv } = setup({ cache: false });
-    await kv.put('n', '0');
-    const decoder = new TextDecoder();
-    let calls = 0;
-    api.injectFault({ verb: 'patch', error: networkError(), count: 1 });
-    const after = await kv.update('n', (v) => {
-      calls += 1;
-      return String(Number(decoder.decode(v)) + 1);
-    });
-    expect(decoder.decode(after)).toBe('1');
-    expect(await kv.getText('n')).toBe('1');
-    expect(calls).toBe(2);
   });
 
   it('a delete whose answer was lost is repeated; the key is gone and it reports false', async () => {
     const { api, kv } = setup({ cache: false });
     await kv.putMany([['a', '1'], ['b', '2']]);
-    const originalJsonPatch = api.jsonPatch.bind(api);
-    let breakNext = true;
-    api.jsonPatch = async (ref, ops) => {
-      const result = await originalJsonPatch(ref, ops);
-      if (breakNext) {
-        breakNext = false;
-        throw networkError();
-      }
-      return result;
-    };
+    breakNext(api, 'jsonPatch', true);
     expect(await kv.delete('a')).toBe(false);
     expect(await kv.keys()).toEqual(['b']);
   });
 
   it('a create whose answer was lost is recognised as its own', async () => {
     const { api, kv } = setup({ cache: false });
-    const originalCreate = api.create.bind(api);
-    let breakNext = true;
-    api.create = async (kind, namespace, body) => {
-      const result = await originalCreate(kind, namespace, body);
-      if (breakNext) {
-        breakNext = false;
-        throw networkError();
-      }
-      return result;
-    };
+    breakNext(api, 'create', true);
     let calls = 0;
     const after = await kv.update('n', () => {
       calls += 1;
