@@ -63,6 +63,22 @@ const cases: Case[] = [
     await api.create('ConfigMap', ns, cm('uid'));
     return api.mergePatch({ kind: 'ConfigMap', namespace: ns, name: 'uid' }, { metadata: { uid: '00000000-0000-0000-0000-000000000000' }, data: { b: '2' } });
   } },
+  { name: 'patches answered with metadata only: labels and uid, no entries; managedFields [{}] clears them', run: async (api, ns) => {
+    const ref = { kind: 'ConfigMap' as const, namespace: ns, name: 'meta-only' };
+    const created = await api.create('ConfigMap', ns, cm('meta-only', { metadata: { name: 'meta-only', labels: { l: 'v' } }, binaryData: { a: b64('1') } }));
+    const merged = await api.mergePatch(ref, { metadata: { managedFields: [{}] }, binaryData: { b: b64('2') } }, { metadataOnly: true });
+    const json = await api.jsonPatch(ref, [{ op: 'add', path: '/binaryData/c', value: b64('3') }], { metadataOnly: true });
+    const shape = (o: KubeObject) => ({
+      apiVersion: o.apiVersion,
+      name: o.metadata.name,
+      labels: o.metadata.labels,
+      sameUid: o.metadata.uid === created.metadata.uid,
+      newer: Number(o.metadata.resourceVersion) > Number(created.metadata.resourceVersion),
+      binaryData: o.binaryData ?? null,
+      managedFields: o.metadata.managedFields ?? null,
+    });
+    return { merged: shape(merged), json: shape(json), stored: project(await api.get(ref)), managedFields: (await api.get(ref)).metadata.managedFields ?? null };
+  } },
   { name: 'patch of a missing object is 404', run: (api, ns) => api.mergePatch({ kind: 'ConfigMap', namespace: ns, name: 'absent' }, { data: { a: '1' } }) },
   { name: 'merge patch with an illegal key is 422', run: async (api, ns) => {
     await api.create('ConfigMap', ns, cm('illegal'));

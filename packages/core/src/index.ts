@@ -23,6 +23,7 @@ export type {
   WatchHandle,
   WatchOptions,
   DeletePreconditions,
+  PatchOptions,
   Selectors,
 } from './kube/port.ts';
 export { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';

@@ -11,7 +11,7 @@
  */
 import { BucketFullError, ConflictError, ForeignObjectError, KVError, UnavailableError, ValueTooLargeError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
-import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectRef } from '../kube/port.ts';
+import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectRef, PatchOptions } from '../kube/port.ts';
 import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
 import { WatchCache, type ChangeListener } from './watch-cache.ts';
@@ -31,8 +31,9 @@ export const ANNOTATION_FORMAT = 'k8s-kv.io/format';
  * Every patch sets `metadata.managedFields` to `[{}]`, which the API server
  * reads as "clear it" (and, once clear, no update adds it back). Field
  * ownership records of a bucket list every key (about 63 KB at 2,000 keys)
- * and are rewritten by every write; measured on a 2,000-key / 900 KiB
- * ConfigMap, a one-key patch took 110-120 ms with them and 72-77 ms without.
+ * and are rewritten by every write; measured on a ConfigMap of 2,000 random
+ * 450-byte values (~1.2 MB), a one-key patch took 110-120 ms with them and
+ * 72-77 ms without (docs/PERFORMANCE.md).
  * Nothing uses them: k8s-kv never server-side-applies its objects.
  */
 const CLEAR_MANAGED_FIELDS = [{}];
@@ -70,6 +71,8 @@ export type UpdateDecision =
   | { action: 'put'; entry: PreparedEntry };
 
 const MAX_WRITE_ATTEMPTS = 8;
+/** apiVersion of a metadata-only answer (`PartialObjectMetadata`). */
+const PARTIAL_OBJECT_API_VERSION = 'meta.k8s.io/v1';
 
 function pointer(field: string, dataKey: string): string {
   return `/${field}/${dataKey.replace(/~/g, '~0').replace(/\//g, '~1')}`;
@@ -194,13 +197,28 @@ export class BucketEngine {
   }
 
   /**
+   * Whether a write's answer may be metadata only: when no cache wants the new
+   * state. A process that only writes then never receives, parses or decodes
+   * whole objects (and the server does not encode them).
+   */
+  private answerOptions(): PatchOptions | undefined {
+    return this.cache.active || this.cache.listing ? undefined : { metadataOnly: true };
+  }
+
+  /**
    * Takes note of the server's answer to a write: ownership check, and the new
    * state for the cache when one is running. A process that only writes never
    * decodes whole snapshots.
    */
-  private acknowledge(object: KubeObject): void {
+  private async acknowledge(object: KubeObject): Promise<void> {
     this.checkOwnership(object);
     this.ownedUid = object.metadata.uid;
+    if (object.apiVersion === PARTIAL_OBJECT_API_VERSION) {
+      // A metadata-only answer, and a cache started while the write was in flight: fetch the
+      // new state so the cache shows this write (read-your-writes). The watch brings it too.
+      if (this.cache.active || this.cache.listing) await this.read().catch(() => undefined);
+      return;
+    }
     if (this.cache.active) this.cache.offer(object, this.decode(object));
     else if (this.cache.listing) this.cache.offer(object, emptySnapshot()); // kept until the first list is in
   }
@@ -221,7 +239,7 @@ export class BucketEngine {
     };
     try {
       const created = await this.call('create', () => this.s.api.create(this.s.kind, this.s.namespace, body), (e) => isStatus(e, 409) || isStatus(e, 422));
-      this.acknowledge(created);
+      await this.acknowledge(created);
       return true;
     } catch (error) {
       if (isStatus(error, 409)) return false;
@@ -311,10 +329,10 @@ export class BucketEngine {
       try {
         const patched = await this.call(
           'patch',
-          () => this.s.api.mergePatch(this.ref, { metadata: { uid, managedFields: CLEAR_MANAGED_FIELDS }, [this.field]: patchEntries }),
+          () => this.s.api.mergePatch(this.ref, { metadata: { uid, managedFields: CLEAR_MANAGED_FIELDS }, [this.field]: patchEntries }, this.answerOptions()),
           (e) => isStatus(e, 404) || this.isUidMismatch(e) || this.isTooLarge(e),
         );
-        this.acknowledge(patched);
+        await this.acknowledge(patched);
         return;
       } catch (error) {
         if (isStatus(error, 404) || this.isUidMismatch(error)) {
@@ -348,7 +366,7 @@ export class BucketEngine {
     ops.push(clearManagedFieldsOp);
     try {
       const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops), (e) => isStatus(e, 422) || isStatus(e, 404));
-      this.acknowledge(patched);
+      await this.acknowledge(patched);
       return expired.length;
     } catch (error) {
       if (isStatus(error, 422) || isStatus(error, 404)) return 0;
@@ -409,8 +427,8 @@ export class BucketEngine {
       }
       ops.push(clearManagedFieldsOp);
       try {
-        const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops), (e) => isStatus(e, 422) || isStatus(e, 404));
-        this.acknowledge(patched);
+        const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops, this.answerOptions()), (e) => isStatus(e, 422) || isStatus(e, 404));
+        await this.acknowledge(patched);
         for (const k of targets) result.set(k, present.get(k)!.live);
         return result;
       } catch (error) {

@@ -21,6 +21,7 @@ import {
   type ObjectKind,
   type ObjectList,
   type ObjectRef,
+  type PatchOptions,
   type WatchEvent,
   type WatchHandle,
   type WatchOptions,
@@ -39,6 +40,11 @@ const MERGE_PATCH = 'application/merge-patch+json';
 
 function collectionPath(kind: ObjectKind, namespace: string): string {
   return `/api/v1/namespaces/${encodeURIComponent(namespace)}/${resourceOf(kind)}`;
+}
+
+/** The media type of a patch answer: the object, or only its metadata. */
+function acceptFor(options: PatchOptions | undefined): string {
+  return options?.metadataOnly ? 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1' : 'application/json';
 }
 
 function objectPath(ref: ObjectRef): string {
@@ -66,11 +72,11 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
     return cluster.server.replace(/\/+$/, '');
   };
 
-  async function request<T>(method: HttpMethod, path: string, body?: unknown, contentType?: string): Promise<T> {
+  async function request<T>(method: HttpMethod, path: string, body?: unknown, contentType?: string, accept = 'application/json'): Promise<T> {
     const url = server() + path;
     const ctx = new RequestContext(url, method);
     await kubeConfig.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json', 'Accept-Encoding': 'identity' };
+    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: accept, 'Accept-Encoding': 'identity' };
     if (body !== undefined) headers['Content-Type'] = contentType ?? 'application/json';
     const dispatcher = ctx.getDispatcher();
     const response = await fetch(url, {
@@ -102,9 +108,9 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
     create: (kind, namespace, body) =>
       request<KubeObject>(HttpMethod.POST, collectionPath(kind, namespace), { apiVersion: 'v1', kind, ...body }),
 
-    mergePatch: (ref, patch) => request<KubeObject>(HttpMethod.PATCH, objectPath(ref), patch, MERGE_PATCH),
+    mergePatch: (ref, patch, options) => request<KubeObject>(HttpMethod.PATCH, objectPath(ref), patch, MERGE_PATCH, acceptFor(options)),
 
-    jsonPatch: (ref, ops: JsonPatchOp[]) => request<KubeObject>(HttpMethod.PATCH, objectPath(ref), ops, JSON_PATCH),
+    jsonPatch: (ref, ops: JsonPatchOp[], options) => request<KubeObject>(HttpMethod.PATCH, objectPath(ref), ops, JSON_PATCH, acceptFor(options)),
 
     async delete(ref, preconditions?: DeletePreconditions): Promise<void> {
       const body = preconditions ? { apiVersion: 'v1', kind: 'DeleteOptions', preconditions } : undefined;

@@ -18,6 +18,7 @@ import {
   type ObjectKind,
   type ObjectList,
   type ObjectRef,
+  type PatchOptions,
   type Selectors,
   type WatchEvent,
   type WatchHandle,
@@ -195,6 +196,12 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
     return structuredClone(next);
   }
 
+  /** A patch's answer: the object, or (metadataOnly) its metadata as `PartialObjectMetadata`. */
+  function answer(object: KubeObject, options: PatchOptions | undefined): KubeObject {
+    if (!options?.metadataOnly) return object;
+    return { apiVersion: 'meta.k8s.io/v1', metadata: object.metadata };
+  }
+
   function existing(ref: ObjectRef): KubeObject {
     const object = objects.get(keyOf(ref.kind, ref.namespace, ref.name));
     if (!object) throw notFound(ref.kind, ref.name);
@@ -277,14 +284,14 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       return store(kind, namespace, object, 'ADDED');
     },
 
-    async mergePatch(ref, patch) {
+    async mergePatch(ref, patch, options) {
       await enter('patch', ref.kind, ref.namespace);
       const current = existing(ref);
       const next = applyMergePatch(structuredClone(current), patch) as KubeObject;
-      return update(ref, current, next);
+      return answer(update(ref, current, next), options);
     },
 
-    async jsonPatch(ref, ops: JsonPatchOp[]) {
+    async jsonPatch(ref, ops: JsonPatchOp[], options) {
       await enter('patch', ref.kind, ref.namespace);
       const current = existing(ref);
       let next: KubeObject;
@@ -298,7 +305,7 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
         }
         throw error;
       }
-      return update(ref, current, next);
+      return answer(update(ref, current, next), options);
     },
 
     async delete(ref, preconditions?: DeletePreconditions) {

@@ -90,6 +90,17 @@ export interface WatchOptions extends Selectors {
   onClose: (error?: unknown) => void;
 }
 
+/** Options of a patch. */
+export interface PatchOptions {
+  /**
+   * Return only the object's metadata (the server's `PartialObjectMetadata`:
+   * name, uid, resourceVersion, labels, annotations), not its entries: less for
+   * the server to encode and for the client to parse when the caller does not
+   * need the new state.
+   */
+  metadataOnly?: boolean;
+}
+
 /** Preconditions of a delete. */
 export interface DeletePreconditions {
   uid?: string;
@@ -104,10 +115,10 @@ export interface KubeApi {
   list(kind: ObjectKind, namespace: string, selectors: Selectors): Promise<ObjectList>;
   /** CREATE an object (409 AlreadyExists if the name is taken). */
   create(kind: ObjectKind, namespace: string, body: KubeObject): Promise<KubeObject>;
-  /** PATCH with an RFC 7386 merge patch; returns the object after the patch. */
-  mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<KubeObject>;
-  /** PATCH with an RFC 6902 JSON patch; returns the object after the patch. */
-  jsonPatch(ref: ObjectRef, ops: JsonPatchOp[]): Promise<KubeObject>;
+  /** PATCH with an RFC 7386 merge patch; returns the object after the patch (see {@link PatchOptions}). */
+  mergePatch(ref: ObjectRef, patch: Record<string, unknown>, options?: PatchOptions): Promise<KubeObject>;
+  /** PATCH with an RFC 6902 JSON patch; returns the object after the patch (see {@link PatchOptions}). */
+  jsonPatch(ref: ObjectRef, ops: JsonPatchOp[], options?: PatchOptions): Promise<KubeObject>;
   /** DELETE an object, optionally only if its uid/resourceVersion match. */
   delete(ref: ObjectRef, preconditions?: DeletePreconditions): Promise<void>;
   /** WATCH objects of a kind in a namespace by selectors from a resourceVersion. */
