@@ -16,6 +16,7 @@ export type KVErrorCode =
   | 'KV_UNAUTHORIZED'
   | 'KV_NAMESPACE_NOT_FOUND'
   | 'KV_FOREIGN_OBJECT'
+  | 'KV_UNSUPPORTED_FORMAT'
   | 'KV_CORRUPT_ENTRY'
   | 'KV_CONFLICT'
   | 'KV_UNAVAILABLE'
@@ -197,6 +198,24 @@ export class ForeignObjectError extends KVError {
     this.objectName = name;
     this.namespace = namespace;
     this.ownerApp = ownerApp;
+  }
+}
+
+/**
+ * The bucket's object says it uses a storage format this version does not know
+ * (annotation `k8s-kv.io/format`). Nothing was read or changed: a later format
+ * may keep entries elsewhere, which this version would miss or overwrite.
+ */
+export class UnsupportedFormatError extends KVError {
+  /** The format the object declares. */
+  readonly format: string;
+  constructor(kind: string, name: string, namespace: string, format: string) {
+    super(
+      'KV_UNSUPPORTED_FORMAT',
+      `${kind} "${name}" in namespace "${namespace}" uses k8s-kv storage format ${JSON.stringify(format)}, which this version of @k8s-kv/core ` +
+        'does not know (it reads and writes format "1"). Nothing was read or changed; upgrade @k8s-kv/core to use this bucket.',
+    );
+    this.format = format;
   }
 }
 

@@ -9,7 +9,7 @@
  *   resourceVersion-conditional merge patch when the key is new), retried.
  * The object is created on first write, race-safely (404 -> create -> 409 -> patch).
  */
-import { BucketFullError, ConflictError, ForeignObjectError, KVError, UnavailableError, ValueTooLargeError } from '../errors.ts';
+import { BucketFullError, ConflictError, ForeignObjectError, KVError, UnavailableError, UnsupportedFormatError, ValueTooLargeError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectRef, PatchOptions } from '../kube/port.ts';
 import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
@@ -26,6 +26,8 @@ export const LABEL_APP = 'k8s-kv.io/app';
 export const LABEL_BUCKET = 'k8s-kv.io/bucket';
 /** Annotation recording the storage format version. */
 export const ANNOTATION_FORMAT = 'k8s-kv.io/format';
+/** The storage format this code reads and writes (docs/FORMAT.md). */
+export const FORMAT_VERSION = '1';
 
 /**
  * Every patch sets `metadata.managedFields` to `[{}]`, which the API server
@@ -152,7 +154,10 @@ export class BucketEngine {
     return `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE},${LABEL_BUCKET}=${this.s.bucket}`;
   }
 
-  /** Throws {@link ForeignObjectError} unless k8s-kv created `object` for this bucket and app. */
+  /**
+   * Throws {@link ForeignObjectError} unless k8s-kv created `object` for this bucket and app,
+   * and {@link UnsupportedFormatError} when it declares a format this code does not know.
+   */
   checkOwnership(object: KubeObject): void {
     const labels = object.metadata.labels ?? {};
     const foreign = (why: string, ownerApp?: string): never => {
@@ -161,6 +166,8 @@ export class BucketEngine {
     if (labels[LABEL_MANAGED_BY] !== MANAGED_BY_VALUE) foreign(`it has no label ${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`);
     if (labels[LABEL_BUCKET] !== this.s.bucket) foreign(`its label ${LABEL_BUCKET} is not "${this.s.bucket}"`);
     if (labels[LABEL_APP] !== this.s.app) foreign(`it belongs to app "${labels[LABEL_APP] ?? ''}", not "${this.s.app}"`, labels[LABEL_APP] ?? '');
+    const format = object.metadata.annotations?.[ANNOTATION_FORMAT];
+    if (format !== undefined && format !== FORMAT_VERSION) throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, format);
   }
 
   /** Runs one port call with retries of transient failures and typed errors. */
@@ -233,7 +240,7 @@ export class BucketEngine {
   /** Creates the object holding `entries`. Returns false when someone else created it first. */
   private async create(entries: Record<string, string>): Promise<boolean> {
     const body: KubeObject = {
-      metadata: { name: this.s.bucket, labels: this.labels(), annotations: { [ANNOTATION_FORMAT]: '1' } },
+      metadata: { name: this.s.bucket, labels: this.labels(), annotations: { [ANNOTATION_FORMAT]: FORMAT_VERSION } },
       [this.field]: entries,
       ...(this.s.kind === 'Secret' ? { type: 'Opaque' } : {}),
     };

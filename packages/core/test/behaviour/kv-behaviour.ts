@@ -11,12 +11,14 @@ import {
   CorruptEntryError,
   createKV,
   decodeEnvelopeHeader,
+  encodeEnvelope,
   ForbiddenError,
   ForeignObjectError,
   InvalidBucketNameError,
   InvalidKeyError,
   InvalidValueError,
   NamespaceNotFoundError,
+  UnsupportedFormatError,
   ValueTooLargeError,
   type KubeApi,
   type KV,
@@ -297,6 +299,28 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       const other = make({ bucket: mine.bucket, app: 'second-app' });
       await expect(other.put('a', 'c')).rejects.toMatchObject({ code: 'KV_FOREIGN_OBJECT', ownerApp: 'first-app' });
       expect(await mine.getText('a')).toBe('b');
+    });
+
+    it('refuses a bucket that declares a storage format it does not know, and changes nothing', async () => {
+      const env = getEnv();
+      const bucket = bucketName('format');
+      const labels = { 'app.kubernetes.io/managed-by': 'k8s-kv', 'k8s-kv.io/app': 'default', 'k8s-kv.io/bucket': bucket };
+      const entry = encodeEnvelope({ value: new TextEncoder().encode('v'), text: true, modifiedAt: 0 });
+      const later = await env.api.create('ConfigMap', env.namespace, {
+        metadata: { name: bucket, labels, annotations: { 'k8s-kv.io/format': '2' } },
+        binaryData: { k: Buffer.from(entry).toString('base64') },
+      });
+      for (const cache of [false, true]) {
+        const kv = make({ bucket, cache });
+        for (const call of [() => kv.get('k'), () => kv.keys(), () => kv.put('x', 'y'), () => kv.delete('k'), () => kv.update('k', () => 'z'), () => kv.teardown()]) {
+          const error = await call().catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(UnsupportedFormatError);
+          expect(error).toMatchObject({ code: 'KV_UNSUPPORTED_FORMAT', format: '2' });
+          expect((error as Error).message).toMatch(/upgrade @k8s-kv\/core/);
+        }
+      }
+      const after = await env.api.get({ kind: 'ConfigMap', namespace: env.namespace, name: bucket });
+      expect(after.metadata.resourceVersion).toBe(later.metadata.resourceVersion);
     });
 
     it('isolates a corrupt entry: only that key fails, list skips and reports it', async () => {
