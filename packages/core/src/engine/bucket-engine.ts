@@ -466,6 +466,8 @@ export class BucketEngine {
   /**
    * Atomic read-modify-write of one key. `decide` sees the current snapshot and
    * returns what to do; on a lost race the snapshot is re-read and `decide` runs again.
+   * Resolves to a snapshot that holds the key as it is after the update (when no
+   * cache is running, only that key: the server answers with metadata only).
    */
   update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
     // Updates of one key from this process take turns: they would only defeat each other's
@@ -526,7 +528,7 @@ export class BucketEngine {
             decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path },
             clearManagedFieldsOp,
           ];
-          return this.s.api.jsonPatch(this.ref, ops);
+          return this.s.api.jsonPatch(this.ref, ops, this.answerOptions());
         }
         if (decision.action !== 'put') return undefined;
         if (snapshot.hasEntryMap) {
@@ -536,16 +538,21 @@ export class BucketEngine {
             { op: 'test', path, value: null },
             { op: 'add', path, value: decision.entry.b64 },
             clearManagedFieldsOp,
-          ]);
+          ], this.answerOptions());
         }
         // No entry map yet (`add` would fail): the whole object must be unchanged since we read it.
         return this.s.api.mergePatch(this.ref, {
           metadata: { uid: snapshot.uid, resourceVersion: snapshot.resourceVersion, managedFields: CLEAR_MANAGED_FIELDS },
           [this.field]: { [dataKey]: decision.entry.b64 },
-        });
+        }, this.answerOptions());
       };
       try {
         const written = await write();
+        if (written?.apiVersion === PARTIAL_OBJECT_API_VERSION) {
+          await this.acknowledge(written);
+          // The answer has no entries: what the key holds now is what this update wrote.
+          return snapshotOf(this.s.kind, { metadata: written.metadata, [this.field]: decision.action === 'put' ? { [dataKey]: decision.entry.b64 } : {} });
+        }
         if (written) return this.accept(written);
         return snapshot.exists ? snapshot : await this.read();
       } catch (error) {
