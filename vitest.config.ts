@@ -13,7 +13,6 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['packages/*/test/**/*.test.ts'],
-          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -22,7 +21,6 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           globalSetup: ['test/setup/global-setup.ts'],
-          sequence: { groupOrder: 0 },
           testTimeout: 120_000,
           hookTimeout: 180_000,
         },
@@ -30,7 +28,10 @@ export default defineConfig({
       {
         extends: true,
         test: {
-          // Restarts the API server: runs alone, after every other project.
+          // Restarts the API server, so it runs alone: its own group (groupOrder 1) never
+          // overlaps the others. Vitest runs groups in order, but with one worker (two
+          // cores) it puts the other projects' files in a sequential group of their own
+          // that runs after every numbered group: faults then runs first.
           name: 'faults',
           include: ['test/faults/**/*.test.ts'],
           globalSetup: ['test/setup/global-setup.ts'],

@@ -2,7 +2,7 @@
 // workload of four processes. Every acknowledged write must be there
 // afterwards; calls in flight either succeed or fail with a typed, retryable
 // error; a watch cache must reconverge and keep serving. This project runs
-// alone, after the others (vitest.config.ts): a restart cuts every client.
+// alone, never beside another test file (vitest.config.ts): a restart cuts every client.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createKV, type KV } from '@k8s-kv/core';
 import { adminKubeConfig, createTestNamespace, kubeconfigPath, restartTestCluster, type TestNamespace } from '../setup/cluster.ts';
