@@ -232,4 +232,35 @@ describe('watch cache recovery', () => {
     await reading;
     expect(await kv.getText('a')).toBe('1');
   });
+
+  it('keeps read-your-writes when the cache starts while a metadata-only write is in flight', async () => {
+    const api = createMemoryApi();
+    let releasePatch!: () => void;
+    const gate = new Promise<void>((resolve) => (releasePatch = resolve));
+    let metadataOnly: boolean | undefined;
+    const held = {
+      ...api,
+      // The put leaves before any cache runs (so it asks for metadata only), and lands after the cache is up.
+      mergePatch: async (...args: Parameters<MemoryApi['mergePatch']>) => {
+        metadataOnly = args[2]?.metadataOnly;
+        await gate;
+        return api.mergePatch(...args);
+      },
+      // No watch event ever arrives: only the write's own path can show the write.
+      watch: (kind: Parameters<MemoryApi['watch']>[0], namespace: string, options: Parameters<MemoryApi['watch']>[2]) =>
+        api.watch(kind, namespace, { ...options, onEvent: () => {} }),
+    };
+    const seed = createKV({ bucket: 'late-cache', namespace: 'default', api, cache: false });
+    await seed.put('seed', 's');
+    await seed.close();
+    const kv = createKV({ bucket: 'late-cache', namespace: 'default', api: held });
+    open.push(kv);
+    const writing = kv.put('a', '1');
+    await until(() => metadataOnly !== undefined);
+    expect(metadataOnly).toBe(true);
+    expect(await kv.getText('seed')).toBe('s'); // starts the cache: list + watch
+    releasePatch();
+    await writing;
+    expect(await kv.getText('a')).toBe('1');
+  });
 });
