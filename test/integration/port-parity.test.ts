@@ -79,6 +79,33 @@ const cases: Case[] = [
     });
     return { merged: shape(merged), json: shape(json), stored: project(await api.get(ref)), managedFields: (await api.get(ref)).metadata.managedFields ?? null };
   } },
+  { name: 'strategic merge patch adds and null removes, keeps labels', run: async (api, ns) => {
+    await api.create('ConfigMap', ns, cm('smp', { metadata: { name: 'smp', labels: { l: 'v' } }, binaryData: { a: b64('1'), b: b64('2') } }));
+    return project(await api.strategicMergePatch({ kind: 'ConfigMap', namespace: ns, name: 'smp' }, { binaryData: { a: null, c: b64('3') } }));
+  } },
+  { name: 'strategic merge patch with the right uid and managedFields [{}] succeeds and clears them', run: async (api, ns) => {
+    const created = await api.create('ConfigMap', ns, cm('smp-uid', { binaryData: { a: b64('1') } }));
+    const patched = await api.strategicMergePatch({ kind: 'ConfigMap', namespace: ns, name: 'smp-uid' }, { metadata: { uid: created.metadata.uid, managedFields: [{}] }, binaryData: { b: b64('2') } });
+    return { object: project(patched), managedFields: patched.metadata.managedFields ?? null };
+  } },
+  { name: 'strategic merge patch with another uid is 422', run: async (api, ns) => {
+    await api.create('ConfigMap', ns, cm('smp-other'));
+    return api.strategicMergePatch({ kind: 'ConfigMap', namespace: ns, name: 'smp-other' }, { metadata: { uid: '00000000-0000-0000-0000-000000000000' }, binaryData: { b: b64('2') } });
+  } },
+  { name: 'strategic merge patch with an illegal key is 422', run: async (api, ns) => {
+    await api.create('ConfigMap', ns, cm('smp-illegal'));
+    return api.strategicMergePatch({ kind: 'ConfigMap', namespace: ns, name: 'smp-illegal' }, { binaryData: { 'a/b': b64('x') } });
+  } },
+  { name: 'strategic merge patch past 1 MiB is 422', run: async (api, ns) => {
+    await api.create('ConfigMap', ns, cm('smp-big', { binaryData: { a: Buffer.alloc(MiB - 5).toString('base64') } }));
+    return api.strategicMergePatch({ kind: 'ConfigMap', namespace: ns, name: 'smp-big' }, { binaryData: { b: b64('123456') } });
+  } },
+  { name: 'strategic merge patch of a missing object is 404', run: (api, ns) => api.strategicMergePatch({ kind: 'ConfigMap', namespace: ns, name: 'smp-absent' }, { binaryData: { a: b64('1') } }) },
+  { name: 'strategic merge patch of a Secret merges its data', run: async (api, ns) => {
+    await api.create('Secret', ns, { metadata: { name: 'smp-secret' }, type: 'Opaque', data: { a: b64('1') } });
+    const patched = await api.strategicMergePatch({ kind: 'Secret', namespace: ns, name: 'smp-secret' }, { data: { b: b64('2') } });
+    return patched.data;
+  } },
   { name: 'patch of a missing object is 404', run: (api, ns) => api.mergePatch({ kind: 'ConfigMap', namespace: ns, name: 'absent' }, { data: { a: '1' } }) },
   { name: 'merge patch with an illegal key is 422', run: async (api, ns) => {
     await api.create('ConfigMap', ns, cm('illegal'));

@@ -29,3 +29,14 @@ describe('listBuckets (in-memory port)', () => {
     expect((await listBuckets({ api: multi, allNamespaces: true, app: 'other' })).map((b) => b.name)).toEqual(['alpha']);
   });
 });
+
+describe('createMemoryApi strategic merge patches', () => {
+  it('refuses what it does not model (lists other than managedFields, $ directives) instead of guessing', async () => {
+    const fake = createMemoryApi();
+    await fake.create('ConfigMap', 'default', { metadata: { name: 'x' } });
+    const ref = { kind: 'ConfigMap' as const, namespace: 'default', name: 'x' };
+    await expect(fake.strategicMergePatch(ref, { metadata: { finalizers: ['a'] } })).rejects.toThrow(/lists \(\/metadata\/finalizers\) are not modelled/);
+    await expect(fake.strategicMergePatch(ref, { data: { $patch: 'replace' } })).rejects.toThrow(/directive \$patch is not modelled/);
+    expect((await fake.strategicMergePatch(ref, { metadata: { managedFields: [{}] }, data: { a: '1' } })).data).toEqual({ a: '1' });
+  });
+});

@@ -2,7 +2,7 @@
  * The storage engine: one bucket kept in one Kubernetes object, ConfigMap or
  * Secret (the kind is a parameter; the logic is the same). Every write is a
  * server-side atomic patch of only the keys it changes:
- * - put: merge patch `{metadata:{uid}, binaryData:{k: v}}` (the uid makes the
+ * - put: strategic merge patch `{metadata:{uid}, binaryData:{k: v}}` (the uid makes the
  *   patch fail if the object was replaced by one k8s-kv does not own);
  * - delete: JSON patch `test /metadata/uid` + `remove` per key;
  * - update: compare-and-swap with a JSON patch `test` of the old value (or a
@@ -336,7 +336,7 @@ export class BucketEngine {
       try {
         const patched = await this.call(
           'patch',
-          () => this.s.api.mergePatch(this.ref, { metadata: { uid, managedFields: CLEAR_MANAGED_FIELDS }, [this.field]: patchEntries }, this.answerOptions()),
+          () => this.s.api.strategicMergePatch(this.ref, { metadata: { uid, managedFields: CLEAR_MANAGED_FIELDS }, [this.field]: patchEntries }, this.answerOptions()),
           (e) => isStatus(e, 404) || this.isUidMismatch(e) || this.isTooLarge(e),
         );
         await this.acknowledge(patched);

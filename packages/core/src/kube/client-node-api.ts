@@ -37,6 +37,7 @@ const JSON_PATCH = 'application/json-patch+json';
 /** How long the server keeps one watch request open before ending it (the cache then resumes it). */
 const WATCH_SECONDS = 240;
 const MERGE_PATCH = 'application/merge-patch+json';
+const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
 
 function collectionPath(kind: ObjectKind, namespace: string): string {
   return `/api/v1/namespaces/${encodeURIComponent(namespace)}/${resourceOf(kind)}`;
@@ -109,6 +110,9 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
       request<KubeObject>(HttpMethod.POST, collectionPath(kind, namespace), { apiVersion: 'v1', kind, ...body }),
 
     mergePatch: (ref, patch, options) => request<KubeObject>(HttpMethod.PATCH, objectPath(ref), patch, MERGE_PATCH, acceptFor(options)),
+
+    strategicMergePatch: (ref, patch, options) =>
+      request<KubeObject>(HttpMethod.PATCH, objectPath(ref), patch, STRATEGIC_MERGE_PATCH, acceptFor(options)),
 
     jsonPatch: (ref, ops: JsonPatchOp[], options) => request<KubeObject>(HttpMethod.PATCH, objectPath(ref), ops, JSON_PATCH, acceptFor(options)),
 

@@ -5,7 +5,7 @@
 import type { KubeApi } from './port.ts';
 
 /** The port methods, in the order counted. */
-const METHODS = ['get', 'list', 'create', 'mergePatch', 'jsonPatch', 'delete', 'watch'] as const;
+const METHODS = ['get', 'list', 'create', 'mergePatch', 'strategicMergePatch', 'jsonPatch', 'delete', 'watch'] as const;
 
 /** A counting wrapper around a port. */
 export interface CountingApi {

@@ -36,6 +36,19 @@ export interface MemoryApiOptions {
   watchHistory?: number;
 }
 
+/** Refuses what the fake's strategic merge patch does not model: `$` directives, and lists other than managedFields. */
+function checkStrategicPatch(value: unknown, path: string): void {
+  if (Array.isArray(value)) {
+    if (path !== '/metadata/managedFields') throw new Error(`createMemoryApi: strategic merge patches of lists (${path}) are not modelled; use mergePatch or jsonPatch`);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  for (const [key, child] of Object.entries(value)) {
+    if (key.startsWith('$')) throw new Error(`createMemoryApi: strategic merge patch directive ${key} is not modelled`);
+    checkStrategicPatch(child, `${path}/${key}`);
+  }
+}
+
 /** A fault to inject into the next matching calls. */
 export interface InjectedFault {
   /** Only calls of this verb fail (default: any). */
@@ -285,6 +298,16 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
     },
 
     async mergePatch(ref, patch, options) {
+      await enter('patch', ref.kind, ref.namespace);
+      const current = existing(ref);
+      const next = applyMergePatch(structuredClone(current), patch) as KubeObject;
+      return answer(update(ref, current, next), options);
+    },
+
+    async strategicMergePatch(ref, patch, options) {
+      // On the maps and scalars of a ConfigMap or Secret a strategic merge patch is a merge patch.
+      // Lists (merged by key) and `$` directives are where they differ: not modelled, refused.
+      checkStrategicPatch(patch, '');
       await enter('patch', ref.kind, ref.namespace);
       const current = existing(ref);
       const next = applyMergePatch(structuredClone(current), patch) as KubeObject;

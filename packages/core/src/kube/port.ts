@@ -117,6 +117,13 @@ export interface KubeApi {
   create(kind: ObjectKind, namespace: string, body: KubeObject): Promise<KubeObject>;
   /** PATCH with an RFC 7386 merge patch; returns the object after the patch (see {@link PatchOptions}). */
   mergePatch(ref: ObjectRef, patch: Record<string, unknown>, options?: PatchOptions): Promise<KubeObject>;
+  /**
+   * PATCH with a Kubernetes strategic merge patch; returns the object after the patch (see {@link PatchOptions}).
+   * On the maps and scalars of a ConfigMap or Secret it does what an RFC 7386 merge patch does (`null` removes a
+   * key; a list such as `metadata.managedFields` is replaced), but the API server applies it without converting
+   * the whole object to JSON and back: about 2x faster on a 1 MB object (docs/PERFORMANCE.md).
+   */
+  strategicMergePatch(ref: ObjectRef, patch: Record<string, unknown>, options?: PatchOptions): Promise<KubeObject>;
   /** PATCH with an RFC 6902 JSON patch; returns the object after the patch (see {@link PatchOptions}). */
   jsonPatch(ref: ObjectRef, ops: JsonPatchOp[], options?: PatchOptions): Promise<KubeObject>;
   /** DELETE an object, optionally only if its uid/resourceVersion match. */

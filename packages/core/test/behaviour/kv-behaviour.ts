@@ -40,7 +40,8 @@ export interface KvTestEnv {
 }
 
 
-const writes = (counts: Partial<Record<string, number>>): number => (counts.mergePatch ?? 0) + (counts.jsonPatch ?? 0) + (counts.create ?? 0);
+const writes = (counts: Partial<Record<string, number>>): number =>
+  (counts.mergePatch ?? 0) + (counts.strategicMergePatch ?? 0) + (counts.jsonPatch ?? 0) + (counts.create ?? 0);
 
 let serial = 0;
 /** A fresh bucket name. */
