@@ -6,12 +6,10 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { toKVError, withRetry, type RetryOptions } from './engine/api-errors.ts';
 import { LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from './engine/bucket-engine.ts';
-import { isExpired, snapshotOf } from './engine/snapshot.ts';
-import { InvalidOptionError } from './errors.ts';
-import { createClientNodeApi, loadDefaultKubeConfig } from './kube/client-node-api.ts';
-import { resolveNamespace } from './kube/namespace.ts';
-import { dns1123SubdomainError, labelValueError, MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
+import { countExpired, snapshotOf } from './engine/snapshot.ts';
+import { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
 import type { KubeApi, ObjectKind } from './kube/port.ts';
+import { checkAppOption, checkNamespaceOption, connect } from './options.ts';
 
 /** Options of {@link listBuckets}. */
 export interface ListBucketsOptions {
@@ -62,26 +60,13 @@ export interface BucketInfo {
  */
 export async function listBuckets(options: ListBucketsOptions = {}): Promise<BucketInfo[]> {
   const kind = options.kind ?? 'ConfigMap';
-  if (options.namespace !== undefined) {
-    const nsError = typeof options.namespace === 'string' ? dns1123SubdomainError(options.namespace) : 'must be a string';
-    if (nsError || options.namespace.length > 63 || options.namespace.includes('.')) {
-      throw new InvalidOptionError('namespace', `Invalid namespace ${JSON.stringify(options.namespace)}: use 1-63 lowercase letters, digits or "-".`);
-    }
-  }
-  if (options.app !== undefined) {
-    const appError = typeof options.app === 'string' && options.app !== '' ? labelValueError(options.app) : 'must be a non-empty string';
-    if (appError) throw new InvalidOptionError('app', `Invalid app ${JSON.stringify(options.app)}: ${appError}.`);
-  }
-  let api = options.api;
-  let kubeConfig = options.kubeConfig;
-  if (!api) {
-    kubeConfig ??= loadDefaultKubeConfig();
-    api = createClientNodeApi(kubeConfig);
-  }
-  const namespace = options.allNamespaces === true ? '' : resolveNamespace(options.namespace, kubeConfig);
+  checkNamespaceOption(options.namespace);
+  if (options.app !== undefined) checkAppOption(options.app);
+  const connected = connect(options);
+  const namespace = options.allNamespaces === true ? '' : connected.namespace;
   let labelSelector = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
   if (options.app !== undefined) labelSelector += `,${LABEL_APP}=${options.app}`;
-  const port = api;
+  const port = connected.api;
   let list;
   try {
     list = await withRetry(() => port.list(kind, namespace, { labelSelector }), options.retry);
@@ -93,8 +78,7 @@ export async function listBuckets(options: ListBucketsOptions = {}): Promise<Buc
     .filter((object) => object.metadata.labels?.[LABEL_BUCKET] === object.metadata.name)
     .map((object): BucketInfo => {
       const snapshot = snapshotOf(kind, object);
-      let expired = 0;
-      for (const entry of snapshot.entries.values()) if (isExpired(entry, now)) expired++;
+      const expired = countExpired(snapshot, now);
       const created = object.metadata.creationTimestamp;
       return {
         name: object.metadata.name,

@@ -6,7 +6,7 @@ import { encodeEnvelope, WRITE_ID_LENGTH } from './codec/envelope.ts';
 import { encodeKey } from './codec/key-codec.ts';
 import { BucketEngine, type PreparedEntry, type UpdateDecision } from './engine/bucket-engine.ts';
 import type { RetryOptions } from './engine/api-errors.ts';
-import { entryValue, isExpired, type Snapshot, type StoredEntry } from './engine/snapshot.ts';
+import { countExpired, entryValue, isExpired, type Snapshot, type StoredEntry } from './engine/snapshot.ts';
 import type { ChangeEvent as KVChangeEvent } from './engine/watch-cache.ts';
 import {
   ClosedError,
@@ -16,10 +16,9 @@ import {
   InvalidOptionError,
   InvalidValueError,
 } from './errors.ts';
-import { createClientNodeApi, loadDefaultKubeConfig } from './kube/client-node-api.ts';
-import { resolveNamespace } from './kube/namespace.ts';
-import { dns1123SubdomainError, labelValueError, MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
+import { dns1123SubdomainError, MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
 import type { KubeApi, ObjectKind } from './kube/port.ts';
+import { checkAppOption, checkNamespaceOption, connect } from './options.ts';
 
 /** What can be stored: bytes, or a string (kept as UTF-8 and marked as text). */
 export type KVValue = Uint8Array | string;
@@ -224,14 +223,8 @@ class KVStore implements KV {
     if (!options || typeof options !== 'object') throw new InvalidOptionError('options', 'createKV needs an options object with at least { bucket }.');
     validateBucketName(options.bucket);
     const app = options.app ?? 'default';
-    const appError = typeof app === 'string' && app !== '' ? labelValueError(app) : 'must be a non-empty string';
-    if (appError) throw new InvalidOptionError('app', `Invalid app ${JSON.stringify(app)}: ${appError}.`);
-    if (options.namespace !== undefined) {
-      const nsError = typeof options.namespace === 'string' ? dns1123SubdomainError(options.namespace) : 'must be a string';
-      if (nsError || options.namespace.length > 63 || options.namespace.includes('.')) {
-        throw new InvalidOptionError('namespace', `Invalid namespace ${JSON.stringify(options.namespace)}: use 1-63 lowercase letters, digits or "-".`);
-      }
-    }
+    checkAppOption(app);
+    checkNamespaceOption(options.namespace);
     checkTtl(options.defaultTtl);
     if (options.kind !== undefined && options.kind !== 'ConfigMap' && options.kind !== 'Secret') {
       throw new InvalidOptionError('kind', `kind must be "ConfigMap" or "Secret", got ${JSON.stringify(options.kind)}.`);
@@ -252,13 +245,8 @@ class KVStore implements KV {
   private engine(): BucketEngine {
     if (this.closed) throw new ClosedError();
     if (this.engineInstance) return this.engineInstance;
-    let api = this.options.api;
-    let kubeConfig = this.options.kubeConfig;
-    if (!api) {
-      kubeConfig ??= loadDefaultKubeConfig();
-      api = createClientNodeApi(kubeConfig);
-    }
-    this.resolvedNamespace = resolveNamespace(this.options.namespace, kubeConfig);
+    const { api, namespace } = connect(this.options);
+    this.resolvedNamespace = namespace;
     this.engineInstance = new BucketEngine({
       api,
       kind: this.kind,
@@ -457,9 +445,7 @@ class KVStore implements KV {
 
   async stats(): Promise<KVStats> {
     const snapshot = await this.snapshot();
-    const now = this.now();
-    let expired = 0;
-    for (const entry of snapshot.entries.values()) if (isExpired(entry, now)) expired++;
+    const expired = countExpired(snapshot, this.now());
     return { keys: snapshot.entries.size - expired, expired, corrupt: snapshot.corrupt.length, bytes: snapshot.totalBytes, limitBytes: MAX_OBJECT_DATA_BYTES };
   }
 

@@ -125,6 +125,13 @@ export function isExpired(entry: StoredEntry, now: number): boolean {
   return entry.header.expiresAt !== undefined && entry.header.expiresAt <= now;
 }
 
+/** How many entries of a snapshot have expired at `now` (they still take space until removed). */
+export function countExpired(snapshot: Snapshot, now: number): number {
+  let expired = 0;
+  for (const entry of snapshot.entries.values()) if (isExpired(entry, now)) expired++;
+  return expired;
+}
+
 /** Decodes an entry's value (once; later calls copy the decoded bytes); throws {@link CorruptEntryError} when its payload is damaged. */
 export function entryValue(entry: StoredEntry): Uint8Array {
   // A copy: callers may change what they get without changing the cached value.
