@@ -11,7 +11,7 @@
  */
 import { BucketFullError, ConflictError, ForeignObjectError, KVError, UnavailableError, UnsupportedFormatError, ValueTooLargeError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
-import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectRef, PatchOptions } from '../kube/port.ts';
+import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectMeta, ObjectRef, PatchOptions } from '../kube/port.ts';
 import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
 import { WatchCache, type ChangeListener } from './watch-cache.ts';
@@ -39,7 +39,6 @@ export const FORMAT_VERSION = '1';
  * Nothing uses them: k8s-kv never server-side-applies its objects.
  */
 const CLEAR_MANAGED_FIELDS = [{}];
-const clearManagedFieldsOp: JsonPatchOp = { op: 'add', path: '/metadata/managedFields', value: CLEAR_MANAGED_FIELDS };
 
 /** One entry ready to be written. */
 export interface PreparedEntry {
@@ -203,6 +202,17 @@ export class BucketEngine {
     return snapshot;
   }
 
+  /** A JSON patch of the bucket's object; like every patch here, it also clears managedFields. */
+  private jsonPatch(ops: JsonPatchOp[], options?: PatchOptions): Promise<KubeObject> {
+    return this.s.api.jsonPatch(this.ref, [...ops, { op: 'add', path: '/metadata/managedFields', value: CLEAR_MANAGED_FIELDS }], options);
+  }
+
+  /** A merge patch (RFC 7386, or strategic) setting `entries`; like every patch here, it also clears managedFields. */
+  private mergePatch(type: 'merge' | 'strategic', metadata: Partial<ObjectMeta>, entries: Record<string, string>, options?: PatchOptions): Promise<KubeObject> {
+    const patch = { metadata: { ...metadata, managedFields: CLEAR_MANAGED_FIELDS }, [this.field]: entries };
+    return type === 'strategic' ? this.s.api.strategicMergePatch(this.ref, patch, options) : this.s.api.mergePatch(this.ref, patch, options);
+  }
+
   /**
    * Whether a write's answer may be metadata only: when no cache wants the new
    * state. A process that only writes then never receives, parses or decodes
@@ -336,7 +346,7 @@ export class BucketEngine {
       try {
         const patched = await this.call(
           'patch',
-          () => this.s.api.strategicMergePatch(this.ref, { metadata: { uid, managedFields: CLEAR_MANAGED_FIELDS }, [this.field]: patchEntries }, this.answerOptions()),
+          () => this.mergePatch('strategic', { uid }, patchEntries, this.answerOptions()),
           (e) => isStatus(e, 404) || this.isUidMismatch(e) || this.isTooLarge(e),
         );
         await this.acknowledge(patched);
@@ -370,9 +380,8 @@ export class BucketEngine {
     for (const entry of expired) {
       ops.push({ op: 'test', path: pointer(this.field, entry.dataKey), value: entry.b64 }, { op: 'remove', path: pointer(this.field, entry.dataKey) });
     }
-    ops.push(clearManagedFieldsOp);
     try {
-      const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops), (e) => isStatus(e, 422) || isStatus(e, 404));
+      const patched = await this.call('patch', () => this.jsonPatch(ops), (e) => isStatus(e, 422) || isStatus(e, 404));
       await this.acknowledge(patched);
       return expired.length;
     } catch (error) {
@@ -432,9 +441,8 @@ export class BucketEngine {
           ops.push({ op: 'test', path, value: null });
         }
       }
-      ops.push(clearManagedFieldsOp);
       try {
-        const patched = await this.call('patch', () => this.s.api.jsonPatch(this.ref, ops, this.answerOptions()), (e) => isStatus(e, 422) || isStatus(e, 404));
+        const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), (e) => isStatus(e, 422) || isStatus(e, 404));
         await this.acknowledge(patched);
         for (const k of targets) result.set(k, present.get(k)!.live);
         return result;
@@ -522,29 +530,23 @@ export class BucketEngine {
         }
         const path = pointer(this.field, dataKey);
         if (current) {
-          const ops: JsonPatchOp[] = [
+          return this.jsonPatch([
             { op: 'test', path: '/metadata/uid', value: snapshot.uid },
             { op: 'test', path, value: current.b64 },
             decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path },
-            clearManagedFieldsOp,
-          ];
-          return this.s.api.jsonPatch(this.ref, ops, this.answerOptions());
+          ], this.answerOptions());
         }
         if (decision.action !== 'put') return undefined;
         if (snapshot.hasEntryMap) {
           // New key: `test` with null passes only while the key is absent.
-          return this.s.api.jsonPatch(this.ref, [
+          return this.jsonPatch([
             { op: 'test', path: '/metadata/uid', value: snapshot.uid },
             { op: 'test', path, value: null },
             { op: 'add', path, value: decision.entry.b64 },
-            clearManagedFieldsOp,
           ], this.answerOptions());
         }
         // No entry map yet (`add` would fail): the whole object must be unchanged since we read it.
-        return this.s.api.mergePatch(this.ref, {
-          metadata: { uid: snapshot.uid, resourceVersion: snapshot.resourceVersion, managedFields: CLEAR_MANAGED_FIELDS },
-          [this.field]: { [dataKey]: decision.entry.b64 },
-        }, this.answerOptions());
+        return this.mergePatch('merge', { uid: snapshot.uid, resourceVersion: snapshot.resourceVersion }, { [dataKey]: decision.entry.b64 }, this.answerOptions());
       };
       try {
         const written = await write();
