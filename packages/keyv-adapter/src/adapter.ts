@@ -123,15 +123,9 @@ export class KeyvK8sKv extends AdapterEmitter {
       this.#ownsKv = false;
     } else {
       if (o.bucket === undefined) throw new InvalidOptionError('bucket', 'KeyvK8sKv needs a "bucket" (the ConfigMap name), or an existing store as "kv".');
-      const kvOptions: KVOptions = { bucket: o.bucket, onError: (error) => this.#reportBackgroundError(error) };
-      if (o.kubeNamespace !== undefined) kvOptions.namespace = o.kubeNamespace;
-      if (o.app !== undefined) kvOptions.app = o.app;
-      if (o.kubeConfig !== undefined) kvOptions.kubeConfig = o.kubeConfig;
-      if (o.api !== undefined) kvOptions.api = o.api;
-      if (o.compress !== undefined) kvOptions.compress = o.compress;
-      if (o.cache !== undefined) kvOptions.cache = o.cache;
-      if (o.retry !== undefined) kvOptions.retry = o.retry;
-      this.#kv = createKV(kvOptions);
+      // createKV treats an option given as undefined as not given.
+      const { bucket, app, kubeConfig, api, compress, cache, retry } = o;
+      this.#kv = createKV({ bucket, namespace: o.kubeNamespace, app, kubeConfig, api, compress, cache, retry, onError: (error) => this.#reportBackgroundError(error) });
       this.#ownsKv = true;
     }
     this.namespace = o.namespace;

@@ -161,20 +161,11 @@ const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptio
   const watches = new Set<() => Promise<void>>();
   const store = (): KV => {
     if (kv) return kv;
-    const options: KVOptions = { bucket: opts.bucket };
-    if (opts.app !== undefined) options.app = opts.app;
-    if (opts.namespace !== undefined) options.namespace = opts.namespace;
-    if (opts.api !== undefined) options.api = opts.api;
-    else if (typeof opts.kubeconfig === 'string') options.kubeConfig = loadKubeConfig(opts.kubeconfig);
-    else if (opts.kubeconfig !== undefined) options.kubeConfig = opts.kubeconfig;
-    if (opts.compress !== undefined) options.compress = opts.compress;
-    if (opts.retry !== undefined) options.retry = opts.retry;
-    if (opts.maxUpdateAttempts !== undefined) options.maxUpdateAttempts = opts.maxUpdateAttempts;
-    if (opts.onCorruptEntry !== undefined) options.onCorruptEntry = opts.onCorruptEntry;
-    if (opts.now !== undefined) options.now = opts.now;
-    if (opts.cache !== undefined) options.cache = opts.cache;
-    if (opts.onError !== undefined) options.onError = opts.onError;
-    kv = createKV(options);
+    // createKV treats an option given as undefined as not given.
+    const { bucket, app, namespace, api, compress, retry, maxUpdateAttempts, onCorruptEntry, cache, onError } = opts;
+    // With an `api`, no kubeconfig is read (not even for its context's namespace).
+    const kubeConfig = api !== undefined ? undefined : typeof opts.kubeconfig === 'string' ? loadKubeConfig(opts.kubeconfig) : opts.kubeconfig;
+    kv = createKV({ bucket, app, namespace, api, kubeConfig, compress, retry, maxUpdateAttempts, onCorruptEntry, now: opts.now, cache, onError });
     return kv;
   };
 
