@@ -26,12 +26,17 @@ export class AdapterEmitter {
 
   /** Adds a listener called at most once. */
   once(event: string | symbol, listener: Listener): this {
+    return this.on(event, this.#onceWrapper(event, listener));
+  }
+
+  /** A listener that removes itself, then calls `listener`; `off(event, listener)` finds it too. */
+  #onceWrapper(event: string | symbol, listener: Listener): Listener {
     const wrapper: Listener = (...args) => {
       this.off(event, wrapper);
       listener(...args);
     };
     Object.defineProperty(wrapper, 'listener', { value: listener });
-    return this.on(event, wrapper);
+    return wrapper;
   }
 
   /** Removes a listener (added with `on` or `once`). */
@@ -54,12 +59,7 @@ export class AdapterEmitter {
 
   /** Adds a listener, called at most once, before the others. */
   prependOnceListener(event: string | symbol, listener: Listener): this {
-    const wrapper: Listener = (...args) => {
-      this.off(event, wrapper);
-      listener(...args);
-    };
-    Object.defineProperty(wrapper, 'listener', { value: listener });
-    return this.prependListener(event, wrapper);
+    return this.prependListener(event, this.#onceWrapper(event, listener));
   }
 
   /** Same as {@link off}. */
