@@ -9,6 +9,7 @@ import { LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from './e
 import { countExpired, snapshotOf } from './engine/snapshot.ts';
 import { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
 import type { KubeApi, ObjectKind } from './kube/port.ts';
+import type { KV, KVStats } from './kv.ts';
 import { checkAppOption, checkNamespaceOption, connect } from './options.ts';
 
 /** Options of {@link listBuckets}. */
@@ -31,24 +32,14 @@ export interface ListBucketsOptions {
   now?: () => number;
 }
 
-/** One bucket and its usage. */
-export interface BucketInfo {
+/** One bucket and its usage (the same figures as {@link KV.stats}). */
+export interface BucketInfo extends KVStats {
   /** Bucket (object) name. */
   name: string;
   /** Namespace it lives in. */
   namespace: string;
   /** App it belongs to (label `k8s-kv.io/app`). */
   app: string | undefined;
-  /** Live keys. */
-  keys: number;
-  /** Expired entries not yet removed. */
-  expired: number;
-  /** Entries that cannot be decoded. */
-  corrupt: number;
-  /** Bytes used, as the API server counts them. */
-  bytes: number;
-  /** The limit (1 MiB). */
-  limitBytes: number;
   /** When the bucket's object was created. */
   createdAt: Date | undefined;
 }
