@@ -5,8 +5,9 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { toKVError, withRetry, type RetryOptions } from './engine/api-errors.ts';
-import { LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from './engine/bucket-engine.ts';
-import { countExpired, snapshotOf } from './engine/snapshot.ts';
+import { isShardedHead } from './engine/bucket-engine.ts';
+import { ANNOTATION_SHARD, ANNOTATION_SHARDS, LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from './engine/labels.ts';
+import { countExpired, mergeSnapshots, snapshotOf, type Snapshot } from './engine/snapshot.ts';
 import { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
 import type { KubeApi, ObjectKind } from './kube/port.ts';
 import type { KV, KVStats } from './kv.ts';
@@ -47,7 +48,8 @@ export interface BucketInfo extends KVStats {
 /**
  * Lists the k8s-kv buckets of a namespace, or of all with `allNamespaces` (objects
  * labelled `app.kubernetes.io/managed-by=k8s-kv`), sorted by namespace and name, decoding each to
- * count live, expired and corrupt entries. Needs `list` on configmaps.
+ * count live, expired and corrupt entries (a sharded bucket's shards are counted in its
+ * line, not listed apart). Needs `list` on configmaps.
  */
 export async function listBuckets(options: ListBucketsOptions = {}): Promise<BucketInfo[]> {
   const kind = options.kind ?? 'ConfigMap';
@@ -65,10 +67,21 @@ export async function listBuckets(options: ListBucketsOptions = {}): Promise<Buc
     throw toKVError(error, { verb: 'list', kind, namespace });
   }
   const now = (options.now ?? Date.now)();
+  // The shards of sharded buckets, by namespace and bucket: their entries are the bucket's.
+  const shards = new Map<string, Snapshot[]>();
+  const where = (ns: string | undefined, bucket: string | undefined): string => `${ns ?? namespace}/${bucket ?? ''}`;
+  for (const object of list.items) {
+    if (object.metadata.annotations?.[ANNOTATION_SHARD] === undefined) continue;
+    const at = where(object.metadata.namespace, object.metadata.labels?.[LABEL_BUCKET]);
+    shards.set(at, [...(shards.get(at) ?? []), snapshotOf(kind, object)]);
+  }
   const buckets = list.items
     .filter((object) => object.metadata.labels?.[LABEL_BUCKET] === object.metadata.name)
     .map((object): BucketInfo => {
-      const snapshot = snapshotOf(kind, object);
+      const head = snapshotOf(kind, object);
+      const sharded = isShardedHead(head);
+      const snapshot = sharded ? mergeSnapshots(shards.get(where(object.metadata.namespace, object.metadata.name)) ?? []) : head;
+      const count = sharded ? Number(head.annotations[ANNOTATION_SHARDS]) || 1 : 1;
       const expired = countExpired(snapshot, now);
       const created = object.metadata.creationTimestamp;
       return {
@@ -79,7 +92,8 @@ export async function listBuckets(options: ListBucketsOptions = {}): Promise<Buc
         expired,
         corrupt: snapshot.corrupt.length,
         bytes: snapshot.totalBytes,
-        limitBytes: MAX_OBJECT_DATA_BYTES,
+        limitBytes: MAX_OBJECT_DATA_BYTES * count,
+        shards: count,
         createdAt: created ? new Date(created) : undefined,
       };
     });

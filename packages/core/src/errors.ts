@@ -106,20 +106,27 @@ export class ValueTooLargeError extends KVError {
 export class BucketFullError extends KVError {
   /** The bucket's name. */
   readonly bucket: string;
-  /** Bytes the bucket holds now (sum of entry sizes, as the API server counts them). */
+  /** Bytes the bucket holds now (sum of entry sizes, as the API server counts them); of the full shard, in a sharded bucket. */
   readonly currentBytes: number;
-  /** Bytes the bucket would hold after the write. */
+  /** Bytes the bucket (or shard) would hold after the write. */
   readonly attemptedBytes: number;
-  /** The limit in bytes. */
+  /** The limit in bytes (of one ConfigMap or Secret). */
   readonly limitBytes: number;
-  constructor(bucket: string, currentBytes: number, attemptedBytes: number, limitBytes: number, cause?: unknown) {
+  /** In a sharded bucket: the shard that is full (index, the bucket's shard count, object name). */
+  readonly shard: { index: number; count: number; name: string } | undefined;
+  constructor(bucket: string, currentBytes: number, attemptedBytes: number, limitBytes: number, cause?: unknown, shard?: { index: number; count: number; name: string }) {
     super(
       'KV_BUCKET_FULL',
-      `Bucket ${JSON.stringify(bucket)} is full: it holds ${currentBytes} bytes and the write would make it ` +
+      (shard
+        ? `Shard ${shard.index} of ${shard.count} ("${shard.name}") of bucket ${JSON.stringify(bucket)} is full: it holds ${currentBytes} bytes and the write would make it `
+        : `Bucket ${JSON.stringify(bucket)} is full: it holds ${currentBytes} bytes and the write would make it `) +
         `${attemptedBytes} bytes, over the ${limitBytes}-byte ConfigMap limit. Nothing was written. ` +
-        'Delete keys, set TTLs, or spread data over several buckets.',
+        (shard
+          ? 'Keys are spread over the shards by a hash of the key; a bucket keeps the shard count it was created with. Delete keys, set TTLs, or move the data to a bucket with more shards.'
+          : 'Delete keys, set TTLs, or spread data over several buckets, or over shards: a bucket created with the `shards` option holds that many MiB.'),
       { cause },
     );
+    this.shard = shard;
     this.bucket = bucket;
     this.currentBytes = currentBytes;
     this.attemptedBytes = attemptedBytes;
@@ -213,7 +220,7 @@ export class UnsupportedFormatError extends KVError {
     super(
       'KV_UNSUPPORTED_FORMAT',
       `${kind} "${name}" in namespace "${namespace}" uses k8s-kv storage format ${JSON.stringify(format)}, which this version of @k8s-kv/core ` +
-        'does not know (it reads and writes format "1"). Nothing was read or changed; upgrade @k8s-kv/core to use this bucket.',
+        'does not know (it reads and writes formats "1" and "2"). Nothing was read or changed; upgrade @k8s-kv/core to use this bucket.',
     );
     this.format = format;
   }

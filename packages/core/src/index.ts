@@ -7,7 +7,7 @@ export type { KV, KVOptions, KVValue, KVEntry, KVPutEntry, KVStats, KVChangeEven
 export { listBuckets, type BucketInfo, type ListBucketsOptions } from './buckets.ts';
 export * from './errors.ts';
 export type { RetryOptions } from './engine/api-errors.ts';
-export { LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_APP, LABEL_BUCKET, ANNOTATION_FORMAT } from './engine/bucket-engine.ts';
+export { LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_APP, LABEL_BUCKET, ANNOTATION_FORMAT, ANNOTATION_SHARDS, ANNOTATION_SHARD } from './engine/labels.ts';
 export { createClientNodeApi, loadDefaultKubeConfig, loadKubeConfig } from './kube/client-node-api.ts';
 export type { ClientNodeApiOptions } from './kube/client-node-api.ts';
 export { KubeApiError } from './kube/port.ts';
@@ -29,6 +29,7 @@ export type {
 export { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
 export { resolveNamespace } from './kube/namespace.ts';
 export { encodeKey, decodeKey, encodeKeyFull, decodeKeyFull } from './codec/key-codec.ts';
+export { shardIndex, shardName, MIN_SHARDS, MAX_SHARDS } from './codec/shard-hash.ts';
 export type { EncodedKey, DecodedKey } from './codec/key-codec.ts';
 export { encodeEnvelope, decodeEnvelope, decodeEnvelopeHeader, EnvelopeError } from './codec/envelope.ts';
 export type { EnvelopeFields, EnvelopeHeader, EncodeOptions } from './codec/envelope.ts';

@@ -4,7 +4,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { encodeEnvelope, WRITE_ID_LENGTH } from './codec/envelope.ts';
 import { encodeKey } from './codec/key-codec.ts';
-import { BucketEngine, type PreparedEntry, type UpdateDecision } from './engine/bucket-engine.ts';
+import type { PreparedEntry, UpdateDecision } from './engine/bucket-engine.ts';
+import { Bucket } from './engine/bucket.ts';
 import type { RetryOptions } from './engine/api-errors.ts';
 import { countExpired, entryValue, isExpired, type Snapshot, type StoredEntry } from './engine/snapshot.ts';
 import type { ChangeEvent as KVChangeEvent } from './engine/watch-cache.ts';
@@ -16,6 +17,7 @@ import {
   InvalidOptionError,
   InvalidValueError,
 } from './errors.ts';
+import { MAX_SHARDS, MIN_SHARDS } from './codec/shard-hash.ts';
 import { dns1123SubdomainError, MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
 import type { KubeApi, ObjectKind } from './kube/port.ts';
 import { checkAppOption, checkNamespaceOption, connect } from './options.ts';
@@ -65,6 +67,17 @@ export interface KVOptions {
    * k8s-kv: configure encryption at rest in the cluster for that.
    */
   kind?: ObjectKind;
+  /**
+   * Spread the bucket over this many objects (1-256; default 1) when this store
+   * creates it. Entries are placed by a hash of the key in `<bucket>.shard-<i>`,
+   * next to a head object `<bucket>` that records the count: the bucket holds up
+   * to `shards` MiB, and a write costs what a write to a bucket of one shard's
+   * size costs, so writes stay fast as the bucket grows. Batches (`putMany`,
+   * `deleteMany`, `clear`) are then atomic per shard, not as a whole. A bucket
+   * keeps the layout it was created with: when it exists, its head decides and
+   * this option is ignored (`stats().shards` tells).
+   */
+  shards?: number;
 }
 
 /** A change of one key, as {@link KV.watch} reports it. */
@@ -108,8 +121,10 @@ export interface KVStats {
   corrupt: number;
   /** Bytes used, as the API server counts them. */
   bytes: number;
-  /** The limit (1 MiB). */
+  /** The limit: 1 MiB per object holding entries. */
   limitBytes: number;
+  /** Objects holding the entries: 1, or the shard count of a sharded bucket. */
+  shards: number;
 }
 
 /**
@@ -144,9 +159,9 @@ export interface KV {
   entries(prefix?: string): Promise<KVEntry[]>;
   /** Values of several keys in one API call, in order (undefined where missing). */
   getMany(keys: readonly string[]): Promise<Array<Uint8Array | undefined>>;
-  /** Stores several values in one atomic patch: all are written or none. */
+  /** Stores several values in one atomic patch: all are written or none (in a sharded bucket: per shard). */
   putMany(entries: ReadonlyArray<KVPutEntry | readonly [string, KVValue]>, options?: PutOptions): Promise<void>;
-  /** Deletes several keys in one atomic patch; per key, whether it held a live value. */
+  /** Deletes several keys in one atomic patch (in a sharded bucket: per shard); per key, whether it held a live value. */
   deleteMany(keys: readonly string[]): Promise<boolean[]>;
   /**
    * Atomic read-modify-write of one key (compare-and-swap, retried on conflict).
@@ -157,7 +172,8 @@ export interface KV {
   update(key: string, fn: (current: Uint8Array | undefined) => UpdateResult | Promise<UpdateResult>, options?: PutOptions): Promise<Uint8Array | undefined>;
   /**
    * Deletes every key starting with `prefix` (default: all keys; expired and
-   * corrupt entries under the prefix too) in one atomic patch. Resolves to the
+   * corrupt entries under the prefix too) in one atomic patch (per shard, in a
+   * sharded bucket). Resolves to the
    * number of live keys deleted. The ConfigMap itself stays; see `teardown`.
    */
   clear(prefix?: string): Promise<number>;
@@ -169,7 +185,7 @@ export interface KV {
   watch(listener: (event: KVChangeEvent) => void): Promise<() => void>;
   /** Usage of the bucket. */
   stats(): Promise<KVStats>;
-  /** Deletes the bucket's ConfigMap (everything it holds). Refuses objects k8s-kv does not own. */
+  /** Deletes the bucket's ConfigMap (and its shards: everything it holds). Refuses objects k8s-kv does not own. */
   teardown(): Promise<void>;
   /** Releases resources; later calls fail with ClosedError. */
   close(): Promise<void>;
@@ -214,7 +230,7 @@ class KVStore implements KV {
   private readonly options: KVOptions;
   private readonly app: string;
   private readonly kind: ObjectKind;
-  private engineInstance: BucketEngine | undefined;
+  private engineInstance: Bucket | undefined;
   private resolvedNamespace: string | undefined;
   private closed = false;
   private readonly now: () => number;
@@ -230,6 +246,10 @@ class KVStore implements KV {
       throw new InvalidOptionError('kind', `kind must be "ConfigMap" or "Secret", got ${JSON.stringify(options.kind)}.`);
     }
     this.kind = options.kind ?? 'ConfigMap';
+    const shards = options.shards;
+    if (shards !== undefined && (typeof shards !== 'number' || !Number.isInteger(shards) || shards < MIN_SHARDS || shards > MAX_SHARDS)) {
+      throw new InvalidOptionError('shards', `shards must be an integer from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${JSON.stringify(shards)}.`);
+    }
     this.options = options;
     this.bucket = options.bucket;
     this.app = app;
@@ -242,12 +262,12 @@ class KVStore implements KV {
   }
 
   /** Builds the engine on first use (loads the kubeconfig then, never at construction). */
-  private engine(): BucketEngine {
+  private engine(): Bucket {
     if (this.closed) throw new ClosedError();
     if (this.engineInstance) return this.engineInstance;
     const { api, namespace } = connect(this.options);
     this.resolvedNamespace = namespace;
-    this.engineInstance = new BucketEngine({
+    this.engineInstance = new Bucket({
       api,
       kind: this.kind,
       namespace: this.resolvedNamespace,
@@ -258,6 +278,7 @@ class KVStore implements KV {
       now: this.now,
       cache: this.options.cache,
       onError: this.options.onError,
+      shards: this.options.shards,
     });
     return this.engineInstance;
   }
@@ -279,8 +300,14 @@ class KVStore implements KV {
     return { key, dataKey: encoded.dataKey, b64: Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength).toString('base64'), size: envelope.length };
   }
 
+  /** The whole bucket (every shard of a sharded one). */
   private async snapshot(): Promise<Snapshot> {
-    return this.engine().view();
+    return this.engine().viewAll();
+  }
+
+  /** The part of the bucket that holds `key` (all of it, unless sharded). */
+  private async snapshotOf(key: string): Promise<Snapshot> {
+    return this.engine().viewOf(encodeKey(key).dataKey);
   }
 
   /** The live entry of `key` in a snapshot (throws CorruptEntryError for a damaged entry of that key). */
@@ -331,7 +358,7 @@ class KVStore implements KV {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     checkKey(key);
-    const entry = this.live(await this.snapshot(), key);
+    const entry = this.live(await this.snapshotOf(key), key);
     return entry ? entryValue(entry) : undefined;
   }
 
@@ -342,13 +369,13 @@ class KVStore implements KV {
 
   async getEntry(key: string): Promise<KVEntry | undefined> {
     checkKey(key);
-    const entry = this.live(await this.snapshot(), key);
+    const entry = this.live(await this.snapshotOf(key), key);
     return entry ? this.toEntry(entry) : undefined;
   }
 
   async has(key: string): Promise<boolean> {
     checkKey(key);
-    return this.live(await this.snapshot(), key) !== undefined;
+    return this.live(await this.snapshotOf(key), key) !== undefined;
   }
 
   async delete(key: string): Promise<boolean> {
@@ -446,7 +473,8 @@ class KVStore implements KV {
   async stats(): Promise<KVStats> {
     const snapshot = await this.snapshot();
     const expired = countExpired(snapshot, this.now());
-    return { keys: snapshot.entries.size - expired, expired, corrupt: snapshot.corrupt.length, bytes: snapshot.totalBytes, limitBytes: MAX_OBJECT_DATA_BYTES };
+    const shards = snapshot.parts?.length ?? 1;
+    return { keys: snapshot.entries.size - expired, expired, corrupt: snapshot.corrupt.length, bytes: snapshot.totalBytes, limitBytes: MAX_OBJECT_DATA_BYTES * shards, shards };
   }
 
   async teardown(): Promise<void> {

@@ -8,6 +8,7 @@ const forbiddenApi = createMemoryApi({ namespaces: ['default', 'team-a'] });
 for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete'] as const) forbiddenApi.forbid(verb);
 
 describeKvBehaviour('in-memory port', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }));
+describeKvBehaviour('in-memory port, 4 shards', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }), { shards: 4 });
 
 describe('listBuckets (in-memory port)', () => {
   it('lists one namespace, or every namespace sorted by namespace and name', async () => {

@@ -1,6 +1,7 @@
 /**
- * The storage engine: one bucket kept in one Kubernetes object, ConfigMap or
- * Secret (the kind is a parameter; the logic is the same). Every write is a
+ * The storage engine of one Kubernetes object, ConfigMap or Secret (the kind is
+ * a parameter; the logic is the same): a whole bucket (format 1), or one shard
+ * of a sharded bucket (format 2; `bucket.ts` routes keys to shards). Every write is a
  * server-side atomic patch of only the keys it changes:
  * - put: strategic merge patch `{metadata:{uid}, binaryData:{k: v}}` (the uid makes the
  *   patch fail if the object was replaced by one k8s-kv does not own);
@@ -9,25 +10,13 @@
  *   resourceVersion-conditional merge patch when the key is new), retried.
  * The object is created on first write, race-safely (404 -> create -> 409 -> patch).
  */
-import { BucketFullError, ConflictError, ForeignObjectError, KVError, UnavailableError, UnsupportedFormatError, ValueTooLargeError } from '../errors.ts';
+import { BucketFullError, ConflictError, ForeignObjectError, KVError, UnavailableError, UnsupportedFormatError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectMeta, ObjectRef, PatchOptions } from '../kube/port.ts';
 import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
+import { ANNOTATION_FORMAT, ANNOTATION_SHARD, FORMAT_VERSION, LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE, SHARDED_FORMAT_VERSION } from './labels.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
 import { WatchCache, type ChangeListener } from './watch-cache.ts';
-
-/** Label every k8s-kv object carries: `app.kubernetes.io/managed-by=k8s-kv`. */
-export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
-/** Value of {@link LABEL_MANAGED_BY}. */
-export const MANAGED_BY_VALUE = 'k8s-kv';
-/** Label naming the app that owns the bucket. */
-export const LABEL_APP = 'k8s-kv.io/app';
-/** Label naming the bucket. */
-export const LABEL_BUCKET = 'k8s-kv.io/bucket';
-/** Annotation recording the storage format version. */
-export const ANNOTATION_FORMAT = 'k8s-kv.io/format';
-/** The storage format this code reads and writes (docs/FORMAT.md). */
-export const FORMAT_VERSION = '1';
 
 /**
  * Every patch sets `metadata.managedFields` to `[{}]`, which the API server
@@ -54,6 +43,12 @@ export interface EngineSettings {
   kind: ObjectKind;
   namespace: string;
   bucket: string;
+  /** The object this engine writes: the bucket's own (default), or one shard's. */
+  objectName?: string | undefined;
+  /** Set when the object is a shard of a sharded bucket: its index and the bucket's shard count. */
+  shard?: { index: number; count: number } | undefined;
+  /** Called before a shard object is created; throws {@link LayoutChanged} if the bucket is no longer laid out as assumed. */
+  beforeCreate?: (() => Promise<void>) | undefined;
   app: string;
   retry?: RetryOptions | undefined;
   /** Attempts of a compare-and-swap before {@link ConflictError} (default 100). */
@@ -74,6 +69,18 @@ export type UpdateDecision =
 const MAX_WRITE_ATTEMPTS = 8;
 /** apiVersion of a metadata-only answer (`PartialObjectMetadata`). */
 const PARTIAL_OBJECT_API_VERSION = 'meta.k8s.io/v1';
+
+/**
+ * The object is not laid out as this engine assumed: a format-1 engine met a
+ * sharded bucket's head, or a shard engine met a shard of another layout. The
+ * router (bucket.ts) looks at the bucket's head again and routes anew.
+ */
+export class LayoutChanged extends Error {}
+
+/** True when the object is the head of a sharded bucket (format 2, no entries of its own). */
+export function isShardedHead(snapshot: Snapshot): boolean {
+  return snapshot.exists && snapshot.annotations[ANNOTATION_FORMAT] === SHARDED_FORMAT_VERSION && snapshot.annotations[ANNOTATION_SHARD] === undefined;
+}
 
 function pointer(field: string, dataKey: string): string {
   return `/${field}/${dataKey.replace(/~/g, '~0').replace(/\//g, '~1')}`;
@@ -100,13 +107,13 @@ export class BucketEngine {
 
   constructor(settings: EngineSettings) {
     this.s = settings;
-    this.ref = { kind: settings.kind, namespace: settings.namespace, name: settings.bucket };
+    this.ref = { kind: settings.kind, namespace: settings.namespace, name: settings.objectName ?? settings.bucket };
     this.field = entryField(settings.kind);
     this.cache = new WatchCache({
       api: settings.api,
       kind: settings.kind,
       namespace: settings.namespace,
-      name: settings.bucket,
+      name: this.ref.name,
       decode: (object) => this.decode(object),
       onError: settings.onError,
     });
@@ -153,20 +160,40 @@ export class BucketEngine {
     return `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE},${LABEL_BUCKET}=${this.s.bucket}`;
   }
 
-  /**
-   * Throws {@link ForeignObjectError} unless k8s-kv created `object` for this bucket and app,
-   * and {@link UnsupportedFormatError} when it declares a format this code does not know.
-   */
-  checkOwnership(object: KubeObject): void {
+  /** Throws {@link ForeignObjectError} unless k8s-kv created `object` for this bucket and app. */
+  checkLabels(object: KubeObject): void {
     const labels = object.metadata.labels ?? {};
     const foreign = (why: string, ownerApp?: string): never => {
-      throw new ForeignObjectError(this.s.kind, this.s.bucket, this.s.namespace, why, ownerApp);
+      throw new ForeignObjectError(this.s.kind, object.metadata.name, this.s.namespace, why, ownerApp);
     };
     if (labels[LABEL_MANAGED_BY] !== MANAGED_BY_VALUE) foreign(`it has no label ${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`);
     if (labels[LABEL_BUCKET] !== this.s.bucket) foreign(`its label ${LABEL_BUCKET} is not "${this.s.bucket}"`);
     if (labels[LABEL_APP] !== this.s.app) foreign(`it belongs to app "${labels[LABEL_APP] ?? ''}", not "${this.s.app}"`, labels[LABEL_APP] ?? '');
-    const format = object.metadata.annotations?.[ANNOTATION_FORMAT];
-    if (format !== undefined && format !== FORMAT_VERSION) throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, format);
+  }
+
+  /**
+   * Throws {@link ForeignObjectError} unless k8s-kv created `object` for this bucket and app,
+   * {@link UnsupportedFormatError} when it declares a format this code does not know, and
+   * {@link LayoutChanged} when a shard is not the shard this engine writes.
+   */
+  checkOwnership(object: KubeObject): void {
+    this.checkLabels(object);
+    const annotations = object.metadata.annotations ?? {};
+    const format = annotations[ANNOTATION_FORMAT];
+    if (format !== undefined && format !== FORMAT_VERSION && format !== SHARDED_FORMAT_VERSION) {
+      throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, format);
+    }
+    const shard = this.s.shard;
+    if (shard && (format !== SHARDED_FORMAT_VERSION || annotations[ANNOTATION_SHARD] !== `${shard.index}/${shard.count}`)) {
+      throw new LayoutChanged(
+        `${this.s.kind} "${object.metadata.name}" should be shard ${shard.index}/${shard.count} of bucket "${this.s.bucket}" but says ${JSON.stringify(annotations[ANNOTATION_SHARD] ?? 'no shard')}`,
+      );
+    }
+  }
+
+  /** A bucket-wide engine keeps no entries in a sharded bucket's head: the router must route again. */
+  private guard(snapshot: Snapshot): void {
+    if (!this.s.shard && isShardedHead(snapshot)) throw new LayoutChanged(`bucket "${this.s.bucket}" is sharded`);
   }
 
   /** Runs one port call with retries of transient failures and typed errors. */
@@ -197,7 +224,8 @@ export class BucketEngine {
   /** Checks ownership of an object the server returned, decodes it, and hands it to the cache. */
   private accept(object: KubeObject): Snapshot {
     const snapshot = this.decode(object);
-    this.ownedUid = object.metadata.uid;
+    // A sharded bucket's head holds no entries: never patch entries into it.
+    this.ownedUid = isShardedHead(snapshot) ? undefined : object.metadata.uid;
     this.cache.offer(object, snapshot);
     return snapshot;
   }
@@ -247,11 +275,31 @@ export class BucketEngine {
     return this.latest;
   }
 
-  /** Creates the object holding `entries`. Returns false when someone else created it first. */
+  /**
+   * Creates the object holding `entries` (a shard once the router confirmed the layout).
+   * Returns false when someone else created it first.
+   */
   private async create(entries: Record<string, string>): Promise<boolean> {
+    const shard = this.s.shard;
+    if (shard) await this.s.beforeCreate?.();
+    const annotations: Record<string, string> = shard
+      ? { [ANNOTATION_FORMAT]: SHARDED_FORMAT_VERSION, [ANNOTATION_SHARD]: `${shard.index}/${shard.count}` }
+      : { [ANNOTATION_FORMAT]: FORMAT_VERSION };
+    return this.createObject(annotations, entries);
+  }
+
+  /**
+   * Creates the head of a sharded bucket: format 2, the shard count, no entries.
+   * Returns false when someone else created the bucket first.
+   */
+  createShardedHead(shards: number, annotation: string): Promise<boolean> {
+    return this.createObject({ [ANNOTATION_FORMAT]: SHARDED_FORMAT_VERSION, [annotation]: String(shards) }, undefined);
+  }
+
+  private async createObject(annotations: Record<string, string>, entries: Record<string, string> | undefined): Promise<boolean> {
     const body: KubeObject = {
-      metadata: { name: this.s.bucket, labels: this.labels(), annotations: { [ANNOTATION_FORMAT]: FORMAT_VERSION } },
-      [this.field]: entries,
+      metadata: { name: this.ref.name, labels: this.labels(), annotations },
+      ...(entries ? { [this.field]: entries } : {}),
       ...(this.s.kind === 'Secret' ? { type: 'Opaque' } : {}),
     };
     try {
@@ -278,9 +326,6 @@ export class BucketEngine {
    * one patch (group commit); each caller still gets its own outcome.
    */
   put(entries: PreparedEntry[]): Promise<void> {
-    for (const entry of entries) {
-      if (entry.size > MAX_OBJECT_DATA_BYTES) return Promise.reject(new ValueTooLargeError(entry.key, entry.size, MAX_OBJECT_DATA_BYTES));
-    }
     return new Promise((resolve, reject) => {
       this.queue.push({ entries, resolve, reject });
       if (!this.flushing && !this.flushScheduled) {
@@ -332,6 +377,7 @@ export class BucketEngine {
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
       if (this.ownedUid === undefined) {
         const current = await this.read();
+        this.guard(current);
         if (!current.exists) {
           try {
             if (await this.create(patchEntries)) return;
@@ -367,7 +413,7 @@ export class BucketEngine {
         throw error;
       }
     }
-    throw new ConflictError(`Could not write to bucket "${this.s.bucket}": it kept being deleted or replaced while writing.`);
+    throw new ConflictError(`Could not write to bucket "${this.s.bucket}" (${this.ref.name}): it kept being deleted or replaced while writing.`);
   }
 
   /** Removes expired entries (only if unchanged since read). Returns how many were removed. */
@@ -397,7 +443,8 @@ export class BucketEngine {
       const old = snapshot.entries.get(entry.key);
       attempted += entry.size - (old ? entrySize(old) : 0);
     }
-    return new BucketFullError(this.s.bucket, snapshot.totalBytes, attempted, MAX_OBJECT_DATA_BYTES, cause);
+    const shard = this.s.shard;
+    return new BucketFullError(this.s.bucket, snapshot.totalBytes, attempted, MAX_OBJECT_DATA_BYTES, cause, shard && { ...shard, name: this.ref.name });
   }
 
   /**
@@ -417,6 +464,7 @@ export class BucketEngine {
       fresh = true;
     }
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+      this.guard(view);
       const present = new Map<string, { b64: string; live: boolean }>();
       const now = this.s.now();
       for (const entry of view.entries.values()) present.set(entry.dataKey, { b64: entry.b64, live: !isExpired(entry, now) });
@@ -462,6 +510,10 @@ export class BucketEngine {
   }
 
   /** The cache's snapshot if the cache is on and healthy (never starts it). */
+  peek(): Snapshot | undefined {
+    return this.cachedView();
+  }
+
   private cachedView(): Snapshot | undefined {
     if (this.s.cache === false || this.cacheRefused) return undefined;
     try {
@@ -502,6 +554,7 @@ export class BucketEngine {
       if (attempt > 0 && !lostAnswer) await conflictBackoff(attempt);
       // The first attempt may plan on the cache: the patch tests the value, so a stale plan only costs a retry.
       const snapshot = (attempt === 0 ? this.cachedView() : undefined) ?? (await this.read());
+      this.guard(snapshot);
       const stored = snapshot.entries.get(key);
       // A write of ours landed although its answer was lost: done (fn must not be applied twice).
       if (stored && sent.has(stored.b64)) return snapshot;
@@ -559,6 +612,7 @@ export class BucketEngine {
         return snapshot.exists ? snapshot : await this.read();
       } catch (error) {
         lastError = error;
+        if (error instanceof LayoutChanged) throw error;
         if (this.isTooLarge(error) && decision.action === 'put') throw await this.bucketFull([decision.entry], error);
         // 422 from a JSON patch is a failed `test` (the server does not say more); 409 a stale resourceVersion.
         if (error instanceof RaceLost || isStatus(error, 409) || isStatus(error, 422) || isStatus(error, 404)) {
@@ -580,12 +634,33 @@ export class BucketEngine {
     );
   }
 
-  /** Deletes every object of this bucket that k8s-kv owns. Foreign objects are refused and left alone. */
-  async teardown(): Promise<void> {
+  /** Every object of this bucket (its own, and a sharded bucket's shards), as one LIST by label returns them. */
+  async listObjects(): Promise<KubeObject[]> {
     const list = await this.call('list', () => this.s.api.list(this.s.kind, this.s.namespace, { labelSelector: this.selector() }));
+    return list.items;
+  }
+
+  /** Takes an object a LIST returned (undefined: it does not exist) as the current state of this engine's object. */
+  adopt(object: KubeObject | undefined): Snapshot {
+    if (object) return this.accept(object);
+    this.ownedUid = undefined;
+    return emptySnapshot();
+  }
+
+  /** Forgets the object (it was deleted): the next write creates it again. */
+  forget(): void {
+    this.ownedUid = undefined;
+    this.cache.offer(undefined, emptySnapshot());
+  }
+
+  /** Deletes every object of this bucket that k8s-kv owns, shards included. Foreign objects are refused and left alone. */
+  async teardown(): Promise<void> {
+    const listed = await this.listObjects();
     // Refuses (ForeignObjectError) when the bucket's name is taken by an object k8s-kv does not own.
     await this.read();
-    for (const object of list.items) {
+    // Shards first, the bucket's own object last: until it is gone, the layout stays known.
+    const items = [...listed].sort((a, b) => Number(a.metadata.name === this.ref.name) - Number(b.metadata.name === this.ref.name));
+    for (const object of items) {
       this.checkOwnership(object);
       const ref = { ...this.ref, name: object.metadata.name };
       try {
@@ -594,10 +669,8 @@ export class BucketEngine {
         if (!isStatus(error, 404) && !isStatus(error, 409)) throw error;
       }
     }
-    this.ownedUid = undefined;
-    this.cache.offer(undefined, emptySnapshot());
+    this.forget();
   }
-
 }
 
 interface QueuedPut {

@@ -47,11 +47,15 @@ export interface Snapshot {
   corruptByDataKey: Map<string, CorruptEntryError>;
   /** Bytes the API server counts against the 1 MiB limit. */
   totalBytes: number;
+  /** The object's annotations (its format, and a sharded bucket's layout). */
+  annotations: Record<string, string>;
+  /** A view of a sharded bucket: the snapshot of each shard, by index (their entries merged above). */
+  parts?: Snapshot[] | undefined;
 }
 
 /** The snapshot of a bucket that does not exist. */
 export function emptySnapshot(): Snapshot {
-  return { exists: false, hasEntryMap: false, entries: new Map(), byDataKey: new Map(), corrupt: [], corruptByDataKey: new Map(), totalBytes: 0 };
+  return { exists: false, hasEntryMap: false, entries: new Map(), byDataKey: new Map(), corrupt: [], corruptByDataKey: new Map(), totalBytes: 0, annotations: {} };
 }
 
 /** Decodes one stored entry, or returns why it is corrupt. */
@@ -94,6 +98,7 @@ export function snapshotOf(kind: ObjectKind, object: KubeObject, previous?: Snap
     corrupt: [],
     corruptByDataKey: new Map(),
     totalBytes: objectDataBytes(kind, object),
+    annotations: object.metadata.annotations ?? {},
   };
   const field = entryField(kind);
   const map = object[field];
@@ -118,6 +123,23 @@ export function snapshotOf(kind: ObjectKind, object: KubeObject, previous?: Snap
     }
   }
   return snapshot;
+}
+
+/**
+ * One view of a sharded bucket: the entries of every shard together (a key
+ * lives in exactly one shard), their bytes summed, and the shards kept in `parts`.
+ */
+export function mergeSnapshots(parts: Snapshot[]): Snapshot {
+  const merged: Snapshot = { ...emptySnapshot(), parts };
+  for (const part of parts) {
+    merged.exists ||= part.exists;
+    for (const [key, entry] of part.entries) merged.entries.set(key, entry);
+    for (const [dataKey, entry] of part.byDataKey) merged.byDataKey.set(dataKey, entry);
+    merged.corrupt.push(...part.corrupt);
+    for (const [dataKey, error] of part.corruptByDataKey) merged.corruptByDataKey.set(dataKey, error);
+    merged.totalBytes += part.totalBytes;
+  }
+  return merged;
 }
 
 /** True when the entry has expired at `now`. */

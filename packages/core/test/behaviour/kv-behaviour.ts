@@ -18,6 +18,9 @@ import {
   InvalidKeyError,
   InvalidValueError,
   NamespaceNotFoundError,
+  encodeKey,
+  shardIndex,
+  shardName,
   UnsupportedFormatError,
   ValueTooLargeError,
   type KubeApi,
@@ -65,13 +68,29 @@ const UNUSUAL_KEYS = [
   'x'.repeat(253), 'y'.repeat(300), '日'.repeat(120), 'a:b:'.repeat(80),
 ];
 
-/** Registers the suite. `getEnv` is called inside tests (after the caller's beforeAll). */
-export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void {
+/**
+ * Registers the suite. `getEnv` is called inside tests (after the caller's beforeAll).
+ * `defaults` are options of every store the suite opens (e.g. `{ shards: 4 }`: the same
+ * behaviour from a sharded bucket).
+ */
+export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defaults: Partial<KVOptions> = {}): void {
   describe(`core behaviour (${name})`, () => {
+    const shards = defaults.shards ?? 1;
+    const sharded = shards > 1;
+    /** The object that holds `key`: the bucket's own, or its shard. */
+    const holderOf = (bucket: string, key: string): string => (sharded ? shardName(bucket, shardIndex(encodeKey(key).dataKey, shards)) : bucket);
+    /** How many objects hold these keys (each takes its own patch). */
+    const holders = (bucket: string, keys: string[]): number => new Set(keys.map((k) => holderOf(bucket, k))).size;
+    /** `n` keys `<prefix><i>` that one object holds. */
+    const keysOfOneObject = (prefix: string, n: number): string[] => {
+      const keys: string[] = [];
+      for (let i = 0; keys.length < n; i++) if (holderOf('b', `${prefix}${i}`) === holderOf('b', `${prefix}0`)) keys.push(`${prefix}${i}`);
+      return keys;
+    };
     const open: KV[] = [];
     const make = (options: Partial<KVOptions> = {}): KV => {
       const env = getEnv();
-      const kv = createKV({ bucket: bucketName(), namespace: env.namespace, api: env.api, ...options });
+      const kv = createKV({ bucket: bucketName(), namespace: env.namespace, api: env.api, ...defaults, ...options });
       open.push(kv);
       return kv;
     };
@@ -109,12 +128,13 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       await kv.putMany(UNUSUAL_KEYS.map((key, i) => ({ key, value: `v${i}` })));
       expect(await kv.keys()).toEqual([...UNUSUAL_KEYS].sort());
       for (const [i, key] of UNUSUAL_KEYS.entries()) expect(await kv.getText(key)).toBe(`v${i}`);
-      const object = await getEnv().api.get({ kind: 'ConfigMap', namespace: kv.namespace, name: kv.bucket });
-      expect(object.metadata.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'k8s-kv', 'k8s-kv.io/app': 'keys-app', 'k8s-kv.io/bucket': kv.bucket });
-      expect(object.metadata.annotations?.['k8s-kv.io/format']).toBe('1');
-      expect(Object.keys(object.binaryData ?? {})).toContain('user_3A42');
-      expect(Object.keys(object.binaryData ?? {})).toContain('a.b');
-      expect(object.data).toBeUndefined();
+      for (const [key, dataKey] of [['user:42', 'user_3A42'], ['a.b', 'a.b']] as const) {
+        const object = await getEnv().api.get({ kind: 'ConfigMap', namespace: kv.namespace, name: holderOf(kv.bucket, key) });
+        expect(object.metadata.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'k8s-kv', 'k8s-kv.io/app': 'keys-app', 'k8s-kv.io/bucket': kv.bucket });
+        expect(object.metadata.annotations?.['k8s-kv.io/format']).toBe(sharded ? '2' : '1');
+        expect(Object.keys(object.binaryData ?? {})).toContain(dataKey);
+        expect(object.data).toBeUndefined();
+      }
       const found = await getEnv().api.list('ConfigMap', kv.namespace, { labelSelector: 'app.kubernetes.io/managed-by=k8s-kv,k8s-kv.io/app=keys-app' });
       expect(found.items.map((o) => o.metadata.name)).toContain(kv.bucket);
     });
@@ -152,14 +172,15 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       const kv = make({ api: counted.api, cache: false });
       await kv.put('seed', 's');
       counted.reset();
+      // In a sharded bucket: one patch per shard involved (and a GET of each shard written the first time).
       await kv.putMany([['a', '1'], { key: 'b', value: '2' }, ['c', '3']]);
-      expect(writes(counted.counts)).toBe(1);
+      expect(writes(counted.counts)).toBe(holders(kv.bucket, ['a', 'b', 'c']));
       counted.reset();
       expect((await kv.getMany(['a', 'zz', 'c'])).map((v) => v && new TextDecoder().decode(v))).toEqual(['1', undefined, '3']);
-      expect(counted.counts.get).toBe(1);
+      expect((counted.counts.get ?? 0) + (counted.counts.list ?? 0)).toBe(1);
       counted.reset();
       expect(await kv.deleteMany(['a', 'b'])).toEqual([true, true]);
-      expect(writes(counted.counts)).toBe(1);
+      expect(writes(counted.counts)).toBe(holders(kv.bucket, ['a', 'b']));
       expect(await kv.deleteMany(['c', 'missing', 'c'])).toEqual([true, false, false]);
       expect(await kv.keys()).toEqual(['seed']);
     });
@@ -196,10 +217,12 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       await kv.put('plain', 'p');
       await kv.update('counted', () => '1');
       await kv.update('counted', () => '2');
-      const object = await getEnv().api.get({ kind: 'ConfigMap', namespace: kv.namespace, name: kv.bucket });
-      const header = (dataKey: string) => decodeEnvelopeHeader(new Uint8Array(Buffer.from(object.binaryData![dataKey]!, 'base64')));
-      expect(header('plain').writeId).toBeUndefined();
-      expect(header('counted').writeId).toHaveLength(8);
+      const header = async (key: string) => {
+        const object = await getEnv().api.get({ kind: 'ConfigMap', namespace: kv.namespace, name: holderOf(kv.bucket, key) });
+        return decodeEnvelopeHeader(new Uint8Array(Buffer.from(object.binaryData![key]!, 'base64')));
+      };
+      expect((await header('plain')).writeId).toBeUndefined();
+      expect((await header('counted')).writeId).toHaveLength(8);
       expect(await kv.getText('counted')).toBe('2');
     });
 
@@ -234,7 +257,8 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       await kv.put('seed', 's');
       counted.reset();
       await Promise.all(Array.from({ length: 64 }, (_, i) => kv.put(`k${i}`, `v${i}`)));
-      expect(writes(counted.counts)).toBeLessThanOrEqual(2);
+      // Per object: the first patch, and one for all that queued while it was in flight (+ creating each shard).
+      expect(writes(counted.counts)).toBeLessThanOrEqual(sharded ? 3 * shards : 2);
       expect((await kv.keys()).length).toBe(65);
       // An oversize value fails only its own caller.
       const results = await Promise.allSettled([kv.put('ok1', 'a'), kv.put('huge', new Uint8Array(randomBytes(1_100_000))), kv.put('ok2', 'b')]);
@@ -242,7 +266,8 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(ValueTooLargeError);
       // Two that do not fit together: each caller gets its own outcome.
       const big = () => new Uint8Array(randomBytes(600_000));
-      const pair = await Promise.allSettled([kv.put('big1', big()), kv.put('big2', big())]);
+      const [big1, big2] = keysOfOneObject('big', 2) as [string, string];
+      const pair = await Promise.allSettled([kv.put(big1, big()), kv.put(big2, big())]);
       expect(pair.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
       expect(pair.map((r) => r.status === 'rejected' && r.reason).find(Boolean)).toBeInstanceOf(BucketFullError);
     });
@@ -256,19 +281,22 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
 
     it('reports a full bucket with sizes and writes nothing', async () => {
       const kv = make();
-      await kv.putMany([0, 1, 2, 3].map((i) => ({ key: `part${i}`, value: new Uint8Array(randomBytes(240_000)) })));
-      const error = await kv.put('one-more', new Uint8Array(randomBytes(200_000))).catch((e: unknown) => e);
+      // Keys that one object holds (in a sharded bucket: one shard fills up).
+      const [p0, p1, p2, p3, more, small, large] = keysOfOneObject('part', 7) as [string, string, string, string, string, string, string];
+      await kv.putMany([p0, p1, p2, p3].map((key) => ({ key, value: new Uint8Array(randomBytes(240_000)) })));
+      const error = await kv.put(more, new Uint8Array(randomBytes(200_000))).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(BucketFullError);
       const full = error as BucketFullError;
       expect(full.code).toBe('KV_BUCKET_FULL');
       expect(full.currentBytes).toBeGreaterThan(960_000);
       expect(full.attemptedBytes).toBeGreaterThan(1_048_576);
       expect(full.message).not.toMatch(/[A-Za-z0-9+/]{40}/); // no value bytes in the message
-      expect(await kv.has('one-more')).toBe(false);
-      expect(await kv.keys()).toEqual(['part0', 'part1', 'part2', 'part3']);
-      // A batch over the limit is all-or-nothing.
-      await expect(kv.putMany([['small', 'x'], ['large', new Uint8Array(randomBytes(200_000))]])).rejects.toBeInstanceOf(BucketFullError);
-      expect(await kv.has('small')).toBe(false);
+      if (sharded) expect(full.shard).toMatchObject({ count: shards, name: holderOf(kv.bucket, more) });
+      expect(await kv.has(more)).toBe(false);
+      expect(await kv.keys()).toEqual([p0, p1, p2, p3].sort());
+      // A batch over the limit is all-or-nothing (in a sharded bucket: within the shard).
+      await expect(kv.putMany([[small, 'x'], [large, new Uint8Array(randomBytes(200_000))]])).rejects.toBeInstanceOf(BucketFullError);
+      expect(await kv.has(small)).toBe(false);
     });
 
     it('makes room by removing expired entries when the bucket is full', async () => {
@@ -308,7 +336,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       const labels = { 'app.kubernetes.io/managed-by': 'k8s-kv', 'k8s-kv.io/app': 'default', 'k8s-kv.io/bucket': bucket };
       const entry = encodeEnvelope({ value: new TextEncoder().encode('v'), text: true, modifiedAt: 0 });
       const later = await env.api.create('ConfigMap', env.namespace, {
-        metadata: { name: bucket, labels, annotations: { 'k8s-kv.io/format': '2' } },
+        metadata: { name: bucket, labels, annotations: { 'k8s-kv.io/format': '3' } },
         binaryData: { k: Buffer.from(entry).toString('base64') },
       });
       for (const cache of [false, true]) {
@@ -316,7 +344,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
         for (const call of [() => kv.get('k'), () => kv.keys(), () => kv.put('x', 'y'), () => kv.delete('k'), () => kv.update('k', () => 'z'), () => kv.teardown()]) {
           const error = await call().catch((e: unknown) => e);
           expect(error).toBeInstanceOf(UnsupportedFormatError);
-          expect(error).toMatchObject({ code: 'KV_UNSUPPORTED_FORMAT', format: '2' });
+          expect(error).toMatchObject({ code: 'KV_UNSUPPORTED_FORMAT', format: '3' });
           expect((error as Error).message).toMatch(/upgrade @k8s-kv\/core/);
         }
       }
@@ -329,8 +357,11 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv): void
       const reported: CorruptEntryError[] = [];
       const kv = make({ onCorruptEntry: (e) => reported.push(e), cache: false });
       await kv.putMany([['good', 'fine'], ['bad', 'soon broken'], ['also-good', 'ok']]);
-      await env.api.mergePatch({ kind: 'ConfigMap', namespace: env.namespace, name: kv.bucket }, {
-        binaryData: { bad: Buffer.from('hand-edited garbage').toString('base64'), 'not_a_key': Buffer.from('x').toString('base64') },
+      await env.api.mergePatch({ kind: 'ConfigMap', namespace: env.namespace, name: holderOf(kv.bucket, 'bad') }, {
+        binaryData: { bad: Buffer.from('hand-edited garbage').toString('base64') },
+      });
+      await env.api.mergePatch({ kind: 'ConfigMap', namespace: env.namespace, name: holderOf(kv.bucket, 'good') }, {
+        binaryData: { 'not_a_key': Buffer.from('x').toString('base64') },
       });
       await expect(kv.get('bad')).rejects.toBeInstanceOf(CorruptEntryError);
       await expect(kv.get('bad')).rejects.toMatchObject({ code: 'KV_CORRUPT_ENTRY', key: 'bad' });

@@ -1,0 +1,259 @@
+/**
+ * A bucket in either layout, as `createKV` uses it. The bucket's own object
+ * (its head) says which:
+ * - format 1: the head holds every entry; one {@link BucketEngine} does everything;
+ * - format 2 (sharded, created with `shards: N`): the head holds no entries but the
+ *   shard count; entry `k` lives in object `<bucket>.shard-<i>`, i = shardIndex(k, N),
+ *   each shard written by its own engine (its own patches, group commit and cache).
+ *   A write to one shard costs what a write to a bucket of that shard's size costs.
+ * This file only routes: every read, write and retry rule is the engine's.
+ */
+import { shardIndex, shardName, MAX_SHARDS, MIN_SHARDS } from '../codec/shard-hash.ts';
+import { ConflictError, UnsupportedFormatError, ValueTooLargeError } from '../errors.ts';
+import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
+import { BucketEngine, isShardedHead, LayoutChanged, type EngineSettings, type PreparedEntry, type UpdateDecision } from './bucket-engine.ts';
+import { ANNOTATION_SHARDS } from './labels.ts';
+import { mergeSnapshots, type Snapshot } from './snapshot.ts';
+import type { ChangeListener } from './watch-cache.ts';
+
+/** Settings of a {@link Bucket}. */
+export interface BucketSettings extends EngineSettings {
+  /** Shards of the bucket when this process creates it (default 1: one object, format 1). */
+  shards?: number | undefined;
+}
+
+/** How the bucket is laid out, as its head says. */
+type Layout = { sharded: false } | { sharded: true; count: number };
+
+/** How often an operation is routed again after the layout changed under it. */
+const MAX_ROUTES = 4;
+
+/** A bucket of either layout. */
+export class Bucket {
+  private readonly s: BucketSettings;
+  /** The engine of the bucket's own object: all entries (format 1), or the head (format 2). */
+  readonly head: BucketEngine;
+  private shardEngines: BucketEngine[] = [];
+  /** The layout last seen (uncached processes reuse it until the server contradicts it). */
+  private known: Layout | undefined;
+  /** The last merged view of a sharded bucket, reused while no shard changed. */
+  private merged: Snapshot | undefined;
+
+  constructor(settings: BucketSettings) {
+    this.s = settings;
+    this.head = new BucketEngine(settings);
+  }
+
+  private get caching(): boolean {
+    return this.s.cache !== false;
+  }
+
+  /** The layout a head object declares; undefined when the bucket does not exist. */
+  private layoutOf(head: Snapshot): Layout | undefined {
+    if (!head.exists) return undefined;
+    if (!isShardedHead(head)) return { sharded: false };
+    const raw = head.annotations[ANNOTATION_SHARDS];
+    const count = Number(raw);
+    if (!Number.isInteger(count) || count < MIN_SHARDS || count > MAX_SHARDS) {
+      throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, `2 (with ${ANNOTATION_SHARDS}=${JSON.stringify(raw ?? '')})`);
+    }
+    return { sharded: true, count };
+  }
+
+  /**
+   * The bucket's layout: from the head's cache when it runs; else the last one seen,
+   * if any (writes go ahead on it: a changed layout makes them fail and route again);
+   * else the head as a read (`read`: the cache then starts) or a GET shows it.
+   * `fresh`: GET the head. `head` is the head's snapshot when one was at hand.
+   */
+  private async layout(fresh: boolean, read: boolean): Promise<{ layout: Layout | undefined; head?: Snapshot }> {
+    if (!fresh) {
+      const cached = this.head.peek();
+      if (cached) {
+        this.known = this.layoutOf(cached);
+        return { layout: this.known, head: cached };
+      }
+      if (this.known && (!read || !this.caching)) return { layout: this.known };
+    }
+    const head = fresh || !read || !this.caching ? await this.head.read() : await this.head.view();
+    this.known = this.layoutOf(head);
+    return { layout: this.known, head };
+  }
+
+  /** The shard engines of a layout (made once per shard count). */
+  private shards(count: number): BucketEngine[] {
+    if (this.shardEngines.length === count) return this.shardEngines;
+    for (const engine of this.shardEngines) engine.close();
+    this.merged = undefined;
+    this.shardEngines = Array.from({ length: count }, (_, index) => new BucketEngine({
+      ...this.s,
+      objectName: shardName(this.s.bucket, index),
+      shard: { index, count },
+      beforeCreate: () => this.confirm(count),
+    }));
+    return this.shardEngines;
+  }
+
+  /** Before a shard is created: the head must still declare this shard count (never create shards of a stale layout). */
+  private async confirm(count: number): Promise<void> {
+    const { layout } = await this.layout(true, false);
+    if (!layout?.sharded || layout.count !== count) throw new LayoutChanged(`bucket "${this.s.bucket}" is no longer laid out in ${count} shards`);
+  }
+
+  /**
+   * Runs `op` on the current layout; when the layout turns out to have changed
+   * (LayoutChanged from an engine), reads the head again and runs it again.
+   */
+  private async routed<T>(read: boolean, op: (layout: Layout | undefined, head: Snapshot | undefined) => Promise<T>): Promise<T> {
+    let last: LayoutChanged | undefined;
+    for (let attempt = 0; attempt < MAX_ROUTES; attempt++) {
+      const { layout, head } = await this.layout(attempt > 0, read);
+      try {
+        return await op(layout, head);
+      } catch (error) {
+        if (!(error instanceof LayoutChanged)) throw error;
+        last = error;
+      }
+    }
+    throw new ConflictError(`The layout of bucket "${this.s.bucket}" kept changing under the operation (${last?.message}); try again.`, undefined, last);
+  }
+
+  /** The entries of a format-1 bucket (the head as just read, or as the engine sees it now). */
+  private async whole(head: Snapshot | undefined): Promise<Snapshot> {
+    const snapshot = head ?? (await this.head.view());
+    if (isShardedHead(snapshot)) throw new LayoutChanged(`bucket "${this.s.bucket}" is sharded`);
+    return snapshot;
+  }
+
+  /** The snapshot that holds `dataKey`: the whole bucket (format 1), or its shard. */
+  viewOf(dataKey: string): Promise<Snapshot> {
+    return this.routed(true, async (layout, head) => {
+      if (!layout?.sharded) return this.whole(head);
+      const shard = this.shards(layout.count)[shardIndex(dataKey, layout.count)]!;
+      if (this.caching) return shard.view();
+      // Without a cache: read the shard, and the head beside it to check the layout still holds.
+      const [snapshot, current] = await Promise.all([shard.read(), head ?? this.head.read()]);
+      const now = this.layoutOf(current);
+      if (!now?.sharded || now.count !== layout.count) throw new LayoutChanged(`bucket "${this.s.bucket}" was laid out anew`);
+      return snapshot;
+    });
+  }
+
+  /**
+   * The whole bucket. Sharded: the shards' snapshots merged (`parts` holds each), from
+   * the caches, or from one LIST of the bucket's objects by label.
+   */
+  viewAll(): Promise<Snapshot> {
+    return this.routed(true, async (layout, head) => {
+      if (!layout?.sharded) return this.whole(head);
+      const engines = this.shards(layout.count);
+      let parts: Snapshot[];
+      if (this.caching) {
+        parts = await Promise.all(engines.map((engine) => engine.view()));
+      } else {
+        const objects = await this.head.listObjects();
+        const byName = new Map(objects.map((object) => [object.metadata.name, object]));
+        const now = this.layoutOf(this.head.adopt(byName.get(this.s.bucket)));
+        if (!now?.sharded || now.count !== layout.count) throw new LayoutChanged(`bucket "${this.s.bucket}" was laid out anew`);
+        parts = engines.map((engine) => engine.adopt(byName.get(engine.ref.name)));
+      }
+      const previous = this.merged;
+      if (previous?.parts?.length === parts.length && previous.parts.every((part, i) => part === parts[i])) return previous;
+      this.merged = mergeSnapshots(parts);
+      return this.merged;
+    });
+  }
+
+  /**
+   * Writes entries. Format 1: one atomic patch (with group commit). Sharded: one
+   * atomic patch per shard involved, in parallel; each shard's part lands or not on
+   * its own, and the first failure is reported.
+   */
+  async put(entries: PreparedEntry[]): Promise<void> {
+    // Before any API call: a value no object can hold.
+    for (const entry of entries) {
+      if (entry.size > MAX_OBJECT_DATA_BYTES) throw new ValueTooLargeError(entry.key, entry.size, MAX_OBJECT_DATA_BYTES);
+    }
+    return this.routed(false, async (layout) => {
+      const shards = this.s.shards ?? 1;
+      if (!layout && shards > 1) {
+        // This process creates the bucket: its head first. Created, or someone else was first: route again.
+        await this.head.createShardedHead(shards, ANNOTATION_SHARDS);
+        throw new LayoutChanged(`bucket "${this.s.bucket}" was just created`);
+      }
+      if (!layout?.sharded) return this.head.put(entries);
+      const groups = this.group(entries, (e) => e.dataKey, layout.count);
+      await settleAll([...groups].map(([index, group]) => this.shardEngines[index]!.put(group)));
+    });
+  }
+
+  /** Removes keys; per data key, whether a live entry was there. `known`: the view the caller planned on. */
+  remove(dataKeys: string[], known?: Snapshot): Promise<Map<string, boolean>> {
+    return this.routed(false, async (layout) => {
+      if (!layout?.sharded) return this.head.remove(dataKeys, known?.parts ? undefined : known);
+      const parts = known?.parts?.length === layout.count ? known.parts : undefined;
+      // An entry is removed from the shard the caller's view found it in (a hand-made entry
+      // may sit in another shard than its hash says), else from the shard its hash names.
+      const holder = (dataKey: string): number | undefined => parts?.findIndex((p) => p.byDataKey.has(dataKey) || p.corruptByDataKey.has(dataKey));
+      const groups = this.group(dataKeys, (k) => k, layout.count, holder);
+      const results = await settleAll([...groups].map(([index, group]) => this.shardEngines[index]!.remove(group, parts?.[index])));
+      return new Map(results.flatMap((result) => [...result]));
+    });
+  }
+
+  /** Atomic read-modify-write of one key, on the object that holds it. */
+  update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
+    return this.routed(false, async (layout) => {
+      if (!layout?.sharded) return this.head.update(key, dataKey, decide);
+      return this.shards(layout.count)[shardIndex(dataKey, layout.count)]!.update(key, dataKey, decide);
+    });
+  }
+
+  /** Subscribes to changes of any key by any writer (starts the caches of every object that holds entries). */
+  subscribe(listener: ChangeListener): Promise<() => void> {
+    return this.routed(true, async (layout) => {
+      if (!layout?.sharded) return this.head.subscribe(listener);
+      const stops = await Promise.all(this.shards(layout.count).map((engine) => engine.subscribe(listener)));
+      return () => {
+        for (const stop of stops) stop();
+      };
+    });
+  }
+
+  /** Deletes the bucket's objects, shards first. */
+  async teardown(): Promise<void> {
+    await this.head.teardown();
+    for (const engine of this.shardEngines) engine.forget();
+    this.known = undefined;
+    this.merged = undefined;
+  }
+
+  /** Stops every watch. */
+  close(): void {
+    this.head.close();
+    for (const engine of this.shardEngines) engine.close();
+  }
+
+  /** Items grouped by the shard that holds them (`holder` may say where one was found), and the shard engines made. */
+  private group<T>(items: T[], dataKeyOf: (item: T) => string, count: number, holder?: (dataKey: string) => number | undefined): Map<number, T[]> {
+    this.shards(count);
+    const groups = new Map<number, T[]>();
+    for (const item of items) {
+      const dataKey = dataKeyOf(item);
+      const found = holder?.(dataKey) ?? -1;
+      const index = found >= 0 ? found : shardIndex(dataKey, count);
+      const group = groups.get(index);
+      if (group) group.push(item);
+      else groups.set(index, [item]);
+    }
+    return groups;
+  }
+}
+
+/** Waits for every promise; rejects with the first failure once all have settled (none left running unobserved). */
+async function settleAll<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+}
