@@ -4,10 +4,14 @@
 // beside a baseline built the way the original Go k8s-kv works — the whole
 // bucket as one gzip blob in one ConfigMap key; get = GET + decode; put =
 // GET + decode + encode + UPDATE under a mutex — measured in the same run.
+// Each bucket size runs twice: a bucket in one ConfigMap, and a bucket spread
+// over SHARDS ConfigMaps (createKV({ shards })), against the same baseline.
 //
 //   pnpm bench                 full run (a few minutes)
 //   pnpm bench -- --quick      fewer iterations
 //   pnpm bench -- --json FILE  also write the results as JSON
+//   pnpm bench -- --shards N   shards of the sharded buckets (default 32)
+//   pnpm bench -- --procs      only the multi-process puts
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -21,6 +25,9 @@ const quick = args.includes('--quick');
 const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
 const scale = quick ? 0.25 : 1;
 const n = (count) => Math.max(10, Math.round(count * scale));
+/** Shards of the sharded buckets: ~2,000 keys of ~450 bytes make ~30 KiB per shard. */
+const SHARDS = args.includes('--shards') ? Number(args[args.indexOf('--shards') + 1]) : 32;
+const procsOnly = args.includes('--procs');
 
 // ------------------------------------------------------------------ worker mode
 if (process.env.K8S_KV_BENCH_WORKER && JSON.parse(process.env.K8S_KV_BENCH_WORKER).mode === 'memory') {
@@ -48,7 +55,7 @@ if (process.env.K8S_KV_BENCH_WORKER) {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(task.kubeconfig);
   // A writer that never reads never starts the watch cache (as in an application that only writes).
-  const kv = createKV({ bucket: task.bucket, namespace: task.namespace, kubeConfig, app: 'bench' });
+  const kv = createKV({ bucket: task.bucket, namespace: task.namespace, kubeConfig, app: 'bench', shards: task.shards });
   await kv.put(`warm-up-${task.id}`, 'x');
   process.stdout.write('ready\n');
   await new Promise((resolve) => process.stdin.once('data', resolve));
@@ -172,35 +179,49 @@ function row(operation, size, ours, base) {
   console.error(`  ${operation.padEnd(28)} ${size.padEnd(11)} ours ${f(ours, 'ops')} ops/s p50 ${f(ours, 'p50')} ms | baseline ${f(base, 'ops')} ops/s p50 ${f(base, 'p50')} ms | ${ratio}`);
 }
 
-async function scenario(label, keyCount, valueSize) {
-  console.error(`\n${label}: ${keyCount} keys of ~${valueSize} bytes`);
+/**
+ * One bucket size: every operation of k8s-kv beside the baseline's. `shards` > 1: a
+ * sharded bucket, compared with the baseline rows `bases` measured by the
+ * one-object run of the same size (same run, same data).
+ */
+async function scenario(label, keyCount, valueSize, shards = 1, bases = undefined) {
+  console.error(`\n${label}: ${keyCount} keys of ~${valueSize} bytes${shards > 1 ? `, ${shards} shards` : ''}`);
   const entries = Array.from({ length: keyCount }, (_, i) => [`key-${String(i).padStart(5, '0')}`, appValue(i, valueSize)]);
-  const ours = createKV({ bucket: `bench-${keyCount}`, namespace, kubeConfig, app: 'bench' });
-  const uncached = createKV({ bucket: `bench-${keyCount}`, namespace, kubeConfig, app: 'bench', cache: false });
+  const bucket = shards > 1 ? `bench-${keyCount}-s${shards}` : `bench-${keyCount}`;
+  const ours = createKV({ bucket, namespace, kubeConfig, app: 'bench', shards });
+  const uncached = createKV({ bucket, namespace, kubeConfig, app: 'bench', cache: false });
   await ours.teardown();
-  // Load in ~256 KiB batches (one patch each).
+  // Load in ~256 KiB batches (one patch each, per shard).
   for (let i = 0; i < entries.length; i += 400) await ours.putMany(entries.slice(i, i + 400));
-  const baseline = new BaselineBucket(api, namespace, `bench-baseline-${keyCount}`);
-  await baseline.init();
-  await baseline.putAll(entries);
+  const baseline = bases ? undefined : new BaselineBucket(api, namespace, `bench-baseline-${keyCount}`);
+  if (baseline) {
+    await baseline.init();
+    await baseline.putAll(entries);
+  }
+  const base = (operation, measureBaseline) => bases?.get(operation) ?? measureBaseline();
   const stats = await ours.stats();
   console.error(`  k8s-kv bucket: ${stats.keys} keys, ${(stats.bytes / 1024).toFixed(0)} KiB stored`);
   extra[label] = { keys: stats.keys, storedBytes: stats.bytes, rawBytes: entries.reduce((s, [, v]) => s + v.length, 0) };
   const key = (i) => entries[(i * 7919) % entries.length][0];
-  const size = `${keyCount} keys`;
+  const size = shards > 1 ? `${keyCount} keys, ${shards} shards` : `${keyCount} keys`;
+  const measured = new Map();
+  const add = (operation, ours, baseRow) => {
+    measured.set(operation, baseRow);
+    row(operation, size, ours, baseRow);
+  };
 
   await ours.get(key(0)); // starts the cache
-  row('get (cached)', size, await measure(n(5000), (i) => ours.get(key(i))), await measure(n(200), (i) => baseline.get(key(i))));
-  row('get (uncached)', size, await measure(n(300), (i) => uncached.get(key(i))), rows.at(-1).base);
-  row('list (cached)', size, await measure(n(300), () => ours.list('key-')), await measure(n(100), () => baseline.list('key-')));
-  row('put, 1 writer', size, await measure(n(300), (i) => ours.put(key(i), `v${i}`)), await measure(n(100), (i) => baseline.put(key(i), `v${i}`)));
-  row('put, 64 concurrent callers', size, await measure(n(2000), (i) => ours.put(key(i), `c${i}`), 64), await measure(n(200), (i) => baseline.put(key(i), `c${i}`), 64));
+  add('get (cached)', await measure(n(5000), (i) => ours.get(key(i))), await base('get (cached)', () => measure(n(200), (i) => baseline.get(key(i)))));
+  add('get (uncached)', await measure(n(300), (i) => uncached.get(key(i))), measured.get('get (cached)'));
+  add('list (cached)', await measure(n(300), () => ours.list('key-')), await base('list (cached)', () => measure(n(100), () => baseline.list('key-'))));
+  add('put, 1 writer', await measure(n(300), (i) => ours.put(key(i), `v${i}`)), await base('put, 1 writer', () => measure(n(100), (i) => baseline.put(key(i), `v${i}`))));
+  add('put, 64 concurrent callers', await measure(n(2000), (i) => ours.put(key(i), `c${i}`), 64), await base('put, 64 concurrent callers', () => measure(n(200), (i) => baseline.put(key(i), `c${i}`), 64)));
   // Delete keys that exist: add them first (not measured).
   await ours.putMany(Array.from({ length: n(300) }, (_, i) => [`del-${i}`, 'x']));
-  await baseline.putAll(Array.from({ length: n(300) }, (_, i) => [`del-${i}`, 'x']));
-  row('delete, 1 writer', size, await measure(n(300), (i) => ours.delete(`del-${i}`)), await measure(n(100), (i) => baseline.delete(`del-${i}`)));
+  if (baseline) await baseline.putAll(Array.from({ length: n(300) }, (_, i) => [`del-${i}`, 'x']));
+  add('delete, 1 writer', await measure(n(300), (i) => ours.delete(`del-${i}`)), await base('delete, 1 writer', () => measure(n(100), (i) => baseline.delete(`del-${i}`))));
   await Promise.all([ours.close(), uncached.close()]);
-  return { ours, baseline };
+  return measured;
 }
 
 /** Heap and RSS of a fresh process holding the 2000-key bucket in its cache, every value decoded. */
@@ -217,11 +238,11 @@ function memoryWithFullBucket() {
   });
 }
 
-async function multiProcess(processes, perProcess, concurrency) {
-  const bucket = `bench-procs-${processes}-${Date.now().toString(36)}`;
+async function multiProcess(processes, perProcess, concurrency, shards = 1) {
+  const bucket = `bench-procs-${processes}-s${shards}-${Date.now().toString(36)}`;
   const workers = Array.from({ length: processes }, (_, id) => {
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
-      env: { ...process.env, K8S_KV_BENCH_WORKER: JSON.stringify({ kubeconfig: kubeconfigFile, namespace, bucket, id, count: perProcess, concurrency }) },
+      env: { ...process.env, K8S_KV_BENCH_WORKER: JSON.stringify({ kubeconfig: kubeconfigFile, namespace, bucket, id, count: perProcess, concurrency, shards }) },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     let out = '';
@@ -238,24 +259,37 @@ async function multiProcess(processes, perProcess, concurrency) {
   const stored = (await check.keys('put-')).length; // the measured writes, not the warm-up keys
   await check.teardown();
   await check.close();
-  return { processes, writes: processes * perProcess, ops: (processes * perProcess) / (ms / 1000), stored, lost: processes * perProcess - stored };
+  return { processes, shards, writes: processes * perProcess, ops: (processes * perProcess) / (ms / 1000), stored, lost: processes * perProcess - stored };
 }
 
 // ------------------------------------------------------------------ run
 console.error(`k8s-kv benchmark against ${kubeConfig.getCurrentCluster()?.server}, namespace ${namespace}${quick ? ' (quick)' : ''}`);
-await scenario('small', 10, 450);
-await scenario('large', 2000, 460);
-const memory = await memoryWithFullBucket();
+if (!procsOnly) {
+  const smallBases = await scenario('small', 10, 450);
+  const largeBases = await scenario('large', 2000, 460);
+  await scenario('small, sharded', 10, 450, SHARDS, smallBases);
+  await scenario('large, sharded', 2000, 460, SHARDS, largeBases);
+}
+const memory = procsOnly ? undefined : await memoryWithFullBucket();
 let procs = [];
 if (kubeconfigFile) {
-  // The same number of puts into the same bucket size, by one process or shared by four.
+  // The same number of puts into the same bucket size, by one process or shared by four;
+  // into a one-object bucket, then into a sharded one.
   const total = n(4800);
-  console.error(`\nmulti-process puts: ${total} puts by 1 process, then by 4 (each process: 16 concurrent callers)`);
-  procs = [await multiProcess(1, total, 16), await multiProcess(4, total / 4, 16)];
-  for (const p of procs) console.error(`  ${p.processes} process(es): ${p.writes} puts, ${p.ops.toFixed(0)} ops/s, ${p.lost} lost`);
+  for (const shards of [1, SHARDS]) {
+    console.error(`\nmulti-process puts, ${shards} shard(s): ${total} puts by 1 process, then by 4 (each process: 16 concurrent callers)`);
+    const pair = [await multiProcess(1, total, 16, shards), await multiProcess(4, total / 4, 16, shards)];
+    for (const p of pair) console.error(`  ${p.processes} process(es): ${p.writes} puts, ${p.ops.toFixed(0)} ops/s, ${p.lost} lost`);
+    procs.push(...pair);
+  }
 }
 
 // ------------------------------------------------------------------ report
+if (procsOnly) {
+  for (const p of procs) console.log(`Multi-process: ${p.processes} process(es), ${p.shards} shard(s), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost.`);
+  await stopAfter();
+  process.exit(0);
+}
 const fmt = (v, d = 0) => (v === undefined ? '—' : v.toFixed(d));
 const lines = [
   '| operation | bucket | k8s-kv ops/s | p50 ms | p99 ms | baseline ops/s | p50 ms | p99 ms | ops/s ratio | p50 speed-up |',
@@ -266,15 +300,26 @@ const lines = [
 const find = (op, size) => rows.find((r) => r.operation === op && r.size === size);
 const cachedGet = find('get (cached)', '2000 keys');
 const put64 = find('put, 64 concurrent callers', '2000 keys');
-const putSmall = find('put, 1 writer', '10 keys');
-const putLarge = find('put, 1 writer', '2000 keys');
+const putSmall = find('put, 1 writer', `10 keys, ${SHARDS} shards`);
+const putLarge = find('put, 1 writer', `2000 keys, ${SHARDS} shards`);
+const putSmallOne = find('put, 1 writer', '10 keys');
+const putLargeOne = find('put, 1 writer', '2000 keys');
+const procsOf = (shards) => procs.filter((p) => p.shards === shards);
+const procTarget = (shards, name) => {
+  const [one, four] = procsOf(shards);
+  return [name, four.ops / one.ops, four.lost === 0 && one.lost === 0 ? 1 : Infinity, (v) => `${v.toFixed(2)}x`];
+};
 const targets = [
   ['cached get p50 >= 100x faster than the baseline get (2000 keys)', cachedGet.base.p50 / cachedGet.ours.p50, 100, (v) => `${v.toFixed(0)}x`],
   ['put ops/s with 64 callers >= 10x the baseline (2000 keys)', put64.ours.ops / put64.base.ops, 10, (v) => `${v.toFixed(1)}x`],
-  ['put p50 at 2000 keys <= 1.5x put p50 at 10 keys', putLarge.ours.p50 / putSmall.ours.p50, -1.5, (v) => `${v.toFixed(2)}x`],
-  ...(procs.length ? [['4 processes >= 1 process in put ops/s, nothing lost', procs[1].ops / procs[0].ops, procs[1].lost === 0 && procs[0].lost === 0 ? 1 : Infinity, (v) => `${v.toFixed(2)}x`]] : []),
+  [`put p50 at 2000 keys <= 1.5x put p50 at 10 keys (${SHARDS} shards)`, putLarge.ours.p50 / putSmall.ours.p50, -1.5, (v) => `${v.toFixed(2)}x`],
+  ...(procs.length ? [procTarget(SHARDS, `4 processes >= 1 process in put ops/s, nothing lost (${SHARDS} shards)`)] : []),
+  // The same two in a bucket of one ConfigMap, for comparison (not targets: its writes grow with it).
+  ['(one ConfigMap) put p50 at 2000 keys vs 10 keys', putLargeOne.ours.p50 / putSmallOne.ours.p50, -Infinity, (v) => `${v.toFixed(2)}x`],
+  ...(procs.length ? [procTarget(1, '(one ConfigMap) 4 processes vs 1 process in put ops/s').with(2, -Infinity)] : []),
 ];
 const targetLines = targets.map(([name, value, limit, show]) => {
+  if (limit === -Infinity) return `| ${name} | ${show(value)} | for comparison |`;
   const ok = limit < 0 ? value <= -limit : value >= limit;
   return `| ${name} | ${show(value)} | ${ok ? 'met' : 'NOT met'} |`;
 });
@@ -286,7 +331,7 @@ const report = [
   ...targetLines,
   '',
   memory ? `Memory of a fresh process caching the 2000-key bucket (${memory.keys} keys, every value decoded): heap and buffers +${memory.heapDeltaMiB.toFixed(1)} MiB, process RSS ${memory.rssMiB.toFixed(0)} MiB.` : 'Memory: measured only against the local API server.',
-  ...procs.map((p) => `Multi-process: ${p.processes} process(es), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost.`),
+  ...procs.map((p) => `Multi-process: ${p.processes} process(es), ${p.shards} shard(s), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost.`),
   `Buckets: ${JSON.stringify(extra)}`,
 ].join('\n');
 console.log(report);

@@ -19,6 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { decodeEnvelope, decodeEnvelopeHeader, encodeEnvelope, EnvelopeError } from '../packages/core/src/codec/envelope.ts';
 import { decodeKey, decodeKeyFull, encodeKey } from '../packages/core/src/codec/key-codec.ts';
+import { shardHash, shardIndex, shardName } from '../packages/core/src/codec/shard-hash.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const VECTORS_PATH = join(ROOT, 'packages/core/test/vectors/format-vectors.json');
@@ -332,6 +333,10 @@ export function buildVectors() {
     envelopes,
     acceptedEnvelopes: accepted,
     invalidEnvelopes,
+    shards: SHARD_CASES.map((key) => {
+      const { dataKey } = encodeKey(key);
+      return { key, dataKey, hash: shardHash(dataKey), index: Object.fromEntries([2, 4, 32, 256].map((n) => [n, shardIndex(dataKey, n)])), name32: shardName('sessions', shardIndex(dataKey, 32)) };
+    }),
   };
 }
 
@@ -458,9 +463,21 @@ function renderEnvelopes(vectors) {
   return [...parts, more.join('\n')].join('\n\n');
 }
 
+/** Keys whose shard the vectors give: plain, escaped, hashed (over 253 characters), empty. */
+const SHARD_CASES = ['', 'a', 'user:42', 'user:43', 'config/a', 'key-00000', 'key-01999', 'é', 'x'.repeat(300)];
+
+function renderShards(vectors) {
+  const lines = ['| Key | Data key | hash (hex) | shard of 2 | of 4 | of 32 | of 256 |', '|-----|----------|-----------|---:|---:|---:|---:|'];
+  for (const v of vectors.shards) {
+    const dataKey = v.dataKey.length > 40 ? v.dataKey.slice(0, 20) + '…' + v.dataKey.slice(-12) : v.dataKey;
+    lines.push(`| ${v.key.length > 20 ? code(`"x" x ${v.key.length}`) : code(JSON.stringify(v.key))} | ${code(dataKey)} | ${code(v.hash.toString(16).padStart(8, '0'))} | ${v.index[2]} | ${v.index[4]} | ${v.index[32]} | ${v.index[256]} |`);
+  }
+  return lines.join('\n');
+}
+
 /** The generated sections of docs/FORMAT.md, by marker name. */
 export function renderSections(vectors) {
-  return { 'key-vectors': renderKeys(vectors), 'envelope-vectors': renderEnvelopes(vectors) };
+  return { 'key-vectors': renderKeys(vectors), 'envelope-vectors': renderEnvelopes(vectors), 'shard-vectors': renderShards(vectors) };
 }
 
 const marker = (name, edge) => `<!-- ${edge} GENERATED ${name}: node scripts/gen-format-vectors.mjs -->`;

@@ -313,6 +313,23 @@ describe.concurrent('commands against the API server', () => {
     }
   });
 
+  it('put --shards creates a sharded bucket; stats and buckets show it as one bucket; a bad count is a usage error', async ({ expect }) => {
+    expect(await cli(['put', 'spread', 'a', '1', '--shards', '8'])).toMatchObject({ code: 0 });
+    expect(await cli(['put', 'spread', 'b', '2'])).toMatchObject({ code: 0 });
+    const stats = JSON.parse((await cli(['stats', 'spread', '--json'])).stdout) as Record<string, number>;
+    expect(stats).toMatchObject({ keys: 2, shards: 8, limitBytes: 8 * 1048576 });
+    expect((await cli(['stats', 'spread'])).stdout).toMatch(/^shards:\s+8 ConfigMaps \(spread\.shard-0 \.\. spread\.shard-7\), 1 MiB each$/m);
+    const listed = JSON.parse((await cli(['buckets', '--json'])).stdout) as Array<{ name: string; shards: number; keys: number }>;
+    expect(listed.filter((b) => b.name.startsWith('spread'))).toEqual([expect.objectContaining({ name: 'spread', shards: 8, keys: 2 })]);
+    expect((await cli(['keys', 'spread'])).stdout).toBe('a\nb\n');
+    for (const bad of ['0', '257', '1.5', 'many']) {
+      const refused = await cli(['put', 'spread2', 'a', '1', '--shards', bad]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/--shards needs a whole number from 1 to 256/);
+    }
+    expect(await cli(['teardown', 'spread', '--yes'])).toMatchObject({ code: 0 });
+  });
+
   it('teardown refuses without --yes, deletes with it, and exits with 1 when there is nothing to delete', async ({ expect }) => {
     expect((await cli(['put', 'doomed', 'k', 'v'])).code).toBe(0);
     expect((await cli(['teardown', 'doomed'])).code).toBe(2);

@@ -19,6 +19,7 @@ afterAll(async () => {
 
 describeDriverConformance('real API server', (bucket) => ({ bucket, namespace: ns.name, kubeconfig: adminKubeConfig() }));
 describeDriverConformance('real API server, cache off', (bucket) => ({ bucket, namespace: ns.name, kubeconfig: adminKubeConfig(), cache: false }));
+describeDriverConformance('real API server, 4 shards', (bucket) => ({ bucket, namespace: ns.name, kubeconfig: adminKubeConfig(), shards: 4 }));
 
 describe('unstorage driver on a real API server', () => {
   it('keeps the items in one labelled ConfigMap named after the bucket, binary values as bytes', async () => {

@@ -38,6 +38,13 @@ export interface KeyvK8sKvOptions {
   /** Backoff for transient API failures (network errors, 429, 5xx). */
   retry?: RetryOptions;
   /**
+   * Spread the bucket over this many ConfigMaps (1-256, default 1) when the
+   * adapter creates it: up to `shards` MiB, and writes that stay fast as the
+   * bucket grows; `setMany`/`deleteMany`/`clear` are then atomic per shard.
+   * An existing bucket keeps its layout (core's `shards`).
+   */
+  shards?: number;
+  /**
    * Use this k8s-kv store instead of creating one (e.g. to share one bucket and
    * one watch between several Keyv namespaces). It stays yours: `disconnect()`
    * does not close it. Excludes the options above.
@@ -78,7 +85,7 @@ export interface KeyvK8sKvEntry {
 /** The methods Keyv 6's capability check looks for. */
 const STORAGE_METHODS = ['get', 'getMany', 'has', 'hasMany', 'set', 'setMany', 'delete', 'deleteMany', 'clear', 'disconnect', 'iterator'] as const;
 
-const CORE_OPTIONS = ['bucket', 'kubeNamespace', 'app', 'kubeConfig', 'api', 'compress', 'cache', 'retry'] as const;
+const CORE_OPTIONS = ['bucket', 'kubeNamespace', 'app', 'kubeConfig', 'api', 'compress', 'cache', 'retry', 'shards'] as const;
 
 const textDecoder = new TextDecoder();
 
@@ -124,8 +131,8 @@ export class KeyvK8sKv extends AdapterEmitter {
     } else {
       if (o.bucket === undefined) throw new InvalidOptionError('bucket', 'KeyvK8sKv needs a "bucket" (the ConfigMap name), or an existing store as "kv".');
       // createKV treats an option given as undefined as not given.
-      const { bucket, app, kubeConfig, api, compress, cache, retry } = o;
-      this.#kv = createKV({ bucket, namespace: o.kubeNamespace, app, kubeConfig, api, compress, cache, retry, onError: (error) => this.#reportBackgroundError(error) });
+      const { bucket, app, kubeConfig, api, compress, cache, retry, shards } = o;
+      this.#kv = createKV({ bucket, namespace: o.kubeNamespace, app, kubeConfig, api, compress, cache, retry, shards, onError: (error) => this.#reportBackgroundError(error) });
       this.#ownsKv = true;
     }
     this.namespace = o.namespace;

@@ -128,6 +128,20 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
       suites.keyvIteratorTests(suiteApi(), IterableKeyv, store);
     });
 
+    describe('@keyv/test-suite with Keyv 5 on a bucket of 4 shards (the shards option)', () => {
+      const bucket = bucketName('suite-shards');
+      const perTest = tracker();
+      afterEach(perTest.closeAll);
+      const store = () => perTest.track(new KeyvK8sKv(adapterOptions(bucket, { shards: 4 })));
+      suites.keyvTestSuite(suiteApi(), Keyv, store);
+      suites.keyvIteratorTests(suiteApi(), IterableKeyv, store);
+      it('keeps the items in the shards', async () => {
+        const adapter = store();
+        await adapter.set('keyv:sharded', 'v');
+        expect(await inspect(bucket).stats()).toMatchObject({ shards: 4 });
+      });
+    });
+
     describe('@keyv/test-suite with Keyv 5: adapters sharing one k8s-kv store (the `kv` option)', () => {
       // One store per test, shared by every adapter of the test. (Some suite tests
       // leave a call running when they end; a store shared across tests would let it

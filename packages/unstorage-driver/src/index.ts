@@ -80,6 +80,13 @@ export interface K8sKvDriverOptions {
   cache?: boolean;
   /** Called with errors of core's background work (the watch, which retries by itself). */
   onError?: (error: unknown) => void;
+  /**
+   * Spread the bucket over this many ConfigMaps (1-256, default 1) when the
+   * driver creates it: up to `shards` MiB, and writes that stay fast as the
+   * bucket grows; batches are then atomic per shard. An existing bucket keeps
+   * its layout (core's `shards`).
+   */
+  shards?: number;
 }
 
 /** The name the driver reports (`driver.name`) and puts in its error messages. */
@@ -162,10 +169,10 @@ const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptio
   const store = (): KV => {
     if (kv) return kv;
     // createKV treats an option given as undefined as not given.
-    const { bucket, app, namespace, api, compress, retry, maxUpdateAttempts, onCorruptEntry, cache, onError } = opts;
+    const { bucket, app, namespace, api, compress, retry, maxUpdateAttempts, onCorruptEntry, cache, onError, shards } = opts;
     // With an `api`, no kubeconfig is read (not even for its context's namespace).
     const kubeConfig = api !== undefined ? undefined : typeof opts.kubeconfig === 'string' ? loadKubeConfig(opts.kubeconfig) : opts.kubeconfig;
-    kv = createKV({ bucket, app, namespace, api, kubeConfig, compress, retry, maxUpdateAttempts, onCorruptEntry, now: opts.now, cache, onError });
+    kv = createKV({ bucket, app, namespace, api, kubeConfig, compress, retry, maxUpdateAttempts, onCorruptEntry, now: opts.now, cache, onError, shards });
     return kv;
   };
 

@@ -15,6 +15,7 @@ const api = createMemoryApi();
 describeDriverConformance('in-memory API', (bucket) => ({ bucket, api, namespace: 'default' }));
 // Without core's read cache every read is a GET: the same contract holds.
 describeDriverConformance('in-memory API, cache off', (bucket) => ({ bucket, api, namespace: 'default', cache: false }));
+describeDriverConformance('in-memory API, 4 shards', (bucket) => ({ bucket, api, namespace: 'default', shards: 4 }));
 
 function totalCalls(calls: Record<string, number>): number {
   return Object.values(calls).reduce((a, b) => a + b, 0);

@@ -39,6 +39,7 @@ const COMMAND_OPTIONS = {
   yes: { type: 'boolean' },
   out: { type: 'string' },
   progress: { type: 'boolean' },
+  shards: { type: 'string' },
 } as const satisfies Record<string, OptionSpec>;
 
 type CommandOptionName = keyof typeof COMMAND_OPTIONS;
@@ -54,14 +55,14 @@ export interface CommandSpec {
 export const COMMANDS = {
   buckets: { args: [], options: ['all-namespaces'] },
   get: { args: ['BUCKET', 'KEY'], options: [] },
-  put: { args: ['BUCKET', 'KEY', '[VALUE]'], options: ['ttl', 'file', 'binary'] },
+  put: { args: ['BUCKET', 'KEY', '[VALUE]'], options: ['ttl', 'file', 'binary', 'shards'] },
   delete: { args: ['BUCKET', 'KEY...'], options: [] },
   keys: { args: ['BUCKET', '[PREFIX]'], options: [] },
   list: { args: ['BUCKET', '[PREFIX]'], options: ['values'] },
   stats: { args: ['BUCKET'], options: [] },
   clear: { args: ['BUCKET', '[PREFIX]'], options: ['yes'] },
   export: { args: ['BUCKET'], options: ['out', 'progress'] },
-  import: { args: ['BUCKET', 'FILE'], options: ['progress'] },
+  import: { args: ['BUCKET', 'FILE'], options: ['progress', 'shards'] },
   watch: { args: ['BUCKET'], options: [] },
   teardown: { args: ['BUCKET'], options: ['yes'] },
 } as const satisfies Record<string, CommandSpec>;
@@ -86,6 +87,7 @@ export interface ParsedOptions {
   yes?: boolean;
   out?: string;
   progress?: boolean;
+  shards?: string;
 }
 
 /** A parsed command line. */

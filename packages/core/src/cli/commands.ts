@@ -9,6 +9,7 @@ import type { Writable } from 'node:stream';
 import { listBuckets } from '../buckets.ts';
 import { isStatus, toKVError, withRetry, type RetryOptions } from '../engine/api-errors.ts';
 import { ForeignObjectError, KVError, type CorruptEntryError } from '../errors.ts';
+import { MAX_SHARDS, MIN_SHARDS } from '../codec/shard-hash.ts';
 import type { KubeApi } from '../kube/port.ts';
 import { createKV, type KV, type KVPutEntry, type KVValue } from '../kv.ts';
 import { UsageError, type CommandName, type ParsedOptions } from './args.ts';
@@ -62,6 +63,15 @@ function quoteKey(key: string): string {
   return JSON.stringify(key);
 }
 
+/** The value of --shards: an integer from 1 to 256. */
+function parseShards(text: string): number {
+  const shards = Number(text);
+  if (!/^\d+$/.test(text) || shards < MIN_SHARDS || shards > MAX_SHARDS) {
+    throw new UsageError(`--shards needs a whole number from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${JSON.stringify(text)}`);
+  }
+  return shards;
+}
+
 function where(ctx: CommandContext, bucket: string): string {
   return `bucket "${bucket}" in namespace "${ctx.namespace}"`;
 }
@@ -71,6 +81,7 @@ async function withKV<T>(ctx: CommandContext, bucket: string, fn: (kv: KV) => Pr
   const warned = new Set<string>();
   const kv = createKV({
     bucket,
+    ...(ctx.options.shards !== undefined ? { shards: parseShards(ctx.options.shards) } : {}),
     app: appOf(ctx),
     namespace: ctx.namespace,
     api: ctx.api,
@@ -293,6 +304,7 @@ async function stats(ctx: CommandContext): Promise<void> {
       ['expired', String(s.expired)],
       ['corrupt', String(s.corrupt)],
       ['bytes', `${s.bytes} of ${s.limitBytes} (${formatBytes(s.bytes)} / ${formatBytes(s.limitBytes)}, ${formatPercent(s.bytes, s.limitBytes)})`],
+      ...(s.shards > 1 ? [['shards', `${s.shards} ConfigMaps (${bucket}.shard-0 .. ${bucket}.shard-${s.shards - 1}), 1 MiB each`]] : []),
     ];
     await write(ctx.io.stdout, rows.map(([k, v]) => `${(k + ':').padEnd(11)}${v}`).join('\n') + '\n');
   });

@@ -62,7 +62,7 @@ newline). With --json, prints {key, value, text, modifiedAt, expiresAt, size}:
 value is the UTF-8 text when text is true, else base64. Exits with 1 when the
 key does not exist.`,
 
-  put: `Usage: k8s-kv put BUCKET KEY [VALUE] [--ttl DURATION] [--file FILE] [--binary]
+  put: `Usage: k8s-kv put BUCKET KEY [VALUE] [--ttl DURATION] [--file FILE] [--binary] [--shards N]
 
 Stores a value: VALUE as text; or the bytes of --file FILE; or stdin when VALUE
 is "-" or omitted. Bytes from a file or stdin are stored as text when they are
@@ -71,7 +71,10 @@ valid UTF-8, unless --binary. Creates the bucket on first write.
 Options:
   --ttl DURATION   expire the key after DURATION: 500ms, 30s, 10m, 1h, 1h30m, 7d
   --file FILE      read the value from FILE
-  --binary         store bytes from a file or stdin as bytes, not text`,
+  --binary         store bytes from a file or stdin as bytes, not text
+  --shards N       when this creates the bucket: spread it over N ConfigMaps
+                   (2-256; up to N MiB, writes stay fast as it grows). An
+                   existing bucket keeps its layout`,
 
   delete: `Usage: k8s-kv delete BUCKET KEY...
 
@@ -109,13 +112,15 @@ base64, text says whether it was stored as text, expiresAt is an ISO time or
 null. Writes to stdout, or to FILE with --out. Progress and a summary go to
 stderr (progress only when stderr is a terminal, or with --progress).`,
 
-  import: `Usage: k8s-kv import BUCKET FILE [--progress]
+  import: `Usage: k8s-kv import BUCKET FILE [--progress] [--shards N]
 
 Stores the entries of an export file (FILE, or - for stdin) in batches of about
 200 KiB: each batch is one atomic patch. Entries already expired are skipped;
 the others keep their expiry time. Keys not in the file are left alone. The
 whole file is checked before anything is written. Progress and a summary go
-to stderr (progress only when stderr is a terminal, or with --progress).`,
+to stderr (progress only when stderr is a terminal, or with --progress).
+With --shards N, a bucket the import creates is spread over N ConfigMaps (in a
+sharded bucket, each batch is one patch per shard).`,
 
   watch: `Usage: k8s-kv watch BUCKET [--json]
 

@@ -58,6 +58,8 @@ export interface EngineSettings {
   cache?: boolean | undefined;
   /** Errors of background work (the watch), which is retried. */
   onError?: ((error: unknown) => void) | undefined;
+  /** Called with every new state of the object the cache takes on. */
+  onSnapshot?: ((snapshot: Snapshot) => void) | undefined;
 }
 
 /** What an update callback decided. */
@@ -116,6 +118,7 @@ export class BucketEngine {
       name: this.ref.name,
       decode: (object) => this.decode(object),
       onError: settings.onError,
+      onReplace: settings.onSnapshot,
     });
   }
 

@@ -38,10 +38,18 @@ export class Bucket {
   private known: Layout | undefined;
   /** The last merged view of a sharded bucket, reused while no shard changed. */
   private merged: Snapshot | undefined;
+  /** `kv.watch()` listeners; the engines' events reach them through {@link fanOut}. */
+  private readonly listeners = new Set<ChangeListener>();
+  private stopHead: (() => void) | undefined;
+  /** Subscriptions to the shards' caches, for the shard count they were made for. */
+  private shardWatch: { count: number; stops: Array<() => void> } = { count: 0, stops: [] };
+  /** Changes of the shard subscriptions, one after the other. */
+  private following: Promise<void> = Promise.resolve();
 
   constructor(settings: BucketSettings) {
     this.s = settings;
-    this.head = new BucketEngine(settings);
+    // When the head changes layout (created, torn down, created again), watchers follow.
+    this.head = new BucketEngine({ ...settings, onSnapshot: () => void this.followLayout().catch((error: unknown) => this.s.onError?.(error)) });
   }
 
   private get caching(): boolean {
@@ -209,15 +217,63 @@ export class Bucket {
     });
   }
 
-  /** Subscribes to changes of any key by any writer (starts the caches of every object that holds entries). */
-  subscribe(listener: ChangeListener): Promise<() => void> {
-    return this.routed(true, async (layout) => {
-      if (!layout?.sharded) return this.head.subscribe(listener);
-      const stops = await Promise.all(this.shards(layout.count).map((engine) => engine.subscribe(listener)));
-      return () => {
-        for (const stop of stops) stop();
-      };
+  /**
+   * Subscribes to changes of any key by any writer. Starts the head's cache, and
+   * the shards' caches while the head says the bucket is sharded (also when that
+   * happens later: the bucket created or created again by another process).
+   */
+  async subscribe(listener: ChangeListener): Promise<() => void> {
+    this.listeners.add(listener);
+    try {
+      this.stopHead ??= await this.head.subscribe(this.fanOut);
+      await this.followLayout();
+    } catch (error) {
+      this.unsubscribe(listener);
+      throw error;
+    }
+    return () => this.unsubscribe(listener);
+  }
+
+  private unsubscribe(listener: ChangeListener): void {
+    this.listeners.delete(listener);
+    if (this.listeners.size > 0) return;
+    this.stopHead?.();
+    this.stopHead = undefined;
+    for (const stop of this.shardWatch.stops) stop();
+    this.shardWatch = { count: 0, stops: [] };
+  }
+
+  /** Passes an engine's event to every listener (one failing listener does not keep it from the others). */
+  private readonly fanOut: ChangeListener = (event) => {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.s.onError?.(error);
+      }
+    }
+  };
+
+  /** Subscribes to the shards the head's cache declares now (none for a format-1 bucket). */
+  private followLayout(): Promise<void> {
+    const step = this.following.then(async () => {
+      if (this.listeners.size === 0) return;
+      const head = this.head.peek();
+      const layout = head && this.layoutOf(head);
+      const count = layout?.sharded ? layout.count : 0;
+      if (count === this.shardWatch.count) return;
+      for (const stop of this.shardWatch.stops) stop();
+      this.shardWatch = { count, stops: [] };
+      if (count === 0) return;
+      const stops = await Promise.all(this.shards(count).map((engine) => engine.subscribe(this.fanOut)));
+      if (this.shardWatch.count === count && this.listeners.size > 0) this.shardWatch.stops = stops;
+      else for (const stop of stops) stop();
     });
+    // A failed step (no rights to watch, say) leaves no shard subscribed; the next head change tries again.
+    this.following = step.catch(() => {
+      this.shardWatch = { count: 0, stops: [] };
+    });
+    return step;
   }
 
   /** Deletes the bucket's objects, shards first. */

@@ -31,6 +31,8 @@ export interface WatchCacheSettings {
   decode: (object: KubeObject) => Snapshot;
   /** Reports errors of the background loop (they are also retried). */
   onError?: ((error: unknown) => void) | undefined;
+  /** Called with every snapshot the cache takes on (after its key events). */
+  onReplace?: ((snapshot: Snapshot) => void) | undefined;
   /** Longest backoff between reconnects (default 5000 ms). */
   maxBackoffMs?: number | undefined;
 }
@@ -133,6 +135,7 @@ export class WatchCache {
     this.snapshot = next;
     this.failure = undefined;
     if (rv !== -1) this.objectRv = rv;
+    this.s.onReplace?.(next);
     if (!previous || this.listeners.size === 0) return;
     const events: ChangeEvent[] = [];
     for (const [key, entry] of next.entries) {

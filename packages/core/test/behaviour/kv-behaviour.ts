@@ -141,17 +141,19 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
 
     it('keeps no field-ownership records (managedFields): every write clears them', async () => {
       const kv = make({ cache: false });
-      const ref = { kind: 'ConfigMap' as const, namespace: kv.namespace, name: kv.bucket };
+      // Keys of one object (in a sharded bucket, one shard: a shard is created by its first write).
+      const [a, b, counter] = keysOfOneObject('mf', 3) as [string, string, string];
+      const ref = { kind: 'ConfigMap' as const, namespace: kv.namespace, name: holderOf(kv.bucket, a) };
       const managedFields = async (): Promise<unknown> => (await getEnv().api.get(ref)).metadata.managedFields;
-      await kv.put('a', '1'); // the create (the server records its fields)
-      await kv.update('counter', () => '1');
+      await kv.put(a, '1'); // the create (the server records its fields)
+      await kv.update(counter, () => '1');
       expect(await managedFields()).toBeUndefined();
-      await kv.put('b', '2');
-      await kv.update('counter', () => '2');
-      await kv.delete('a');
-      await kv.deleteMany(['b', 'nope']);
+      await kv.put(b, '2');
+      await kv.update(counter, () => '2');
+      await kv.delete(a);
+      await kv.deleteMany([b, 'nope']);
       expect(await managedFields()).toBeUndefined();
-      expect(await kv.keys()).toEqual(['counter']);
+      expect(await kv.keys()).toEqual([counter]);
     });
 
     it('stores binary and large compressible values', async () => {
