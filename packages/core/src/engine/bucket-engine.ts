@@ -16,7 +16,7 @@ import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectMeta, ObjectRe
 import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
 import { ANNOTATION_FORMAT, ANNOTATION_SHARD, FORMAT_VERSION, LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE, SHARDED_FORMAT_VERSION } from './labels.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
-import { WatchCache, type ChangeListener } from './watch-cache.ts';
+import { WatchCache, type ChangeListener, type WatchLoop } from './watch-cache.ts';
 
 /**
  * Every patch sets `metadata.managedFields` to `[{}]`, which the API server
@@ -60,6 +60,8 @@ export interface EngineSettings {
   onError?: ((error: unknown) => void) | undefined;
   /** Called with every new state of the object the cache takes on. */
   onSnapshot?: ((snapshot: Snapshot) => void) | undefined;
+  /** The list+watch loop shared by a sharded bucket's shards; default: one of its own, by name. */
+  watchLoop?: WatchLoop | undefined;
 }
 
 /** What an update callback decided. */
@@ -119,6 +121,7 @@ export class BucketEngine {
       decode: (object) => this.decode(object),
       onError: settings.onError,
       onReplace: settings.onSnapshot,
+      loop: settings.watchLoop,
     });
   }
 

@@ -14,7 +14,7 @@ import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import { BucketEngine, isShardedHead, LayoutChanged, type EngineSettings, type PreparedEntry, type UpdateDecision } from './bucket-engine.ts';
 import { ANNOTATION_SHARDS } from './labels.ts';
 import { mergeSnapshots, type Snapshot } from './snapshot.ts';
-import type { ChangeListener } from './watch-cache.ts';
+import { WatchLoop, type ChangeListener } from './watch-cache.ts';
 
 /** Settings of a {@link Bucket}. */
 export interface BucketSettings extends EngineSettings {
@@ -88,16 +88,28 @@ export class Bucket {
     return { layout: this.known, head };
   }
 
-  /** The shard engines of a layout (made once per shard count). */
+  /**
+   * The shard engines of a layout (made once per shard count). Their caches share one
+   * list+watch loop selecting the bucket's objects by label: one LIST and one watch
+   * for all shards, not one per shard.
+   */
   private shards(count: number): BucketEngine[] {
     if (this.shardEngines.length === count) return this.shardEngines;
     for (const engine of this.shardEngines) engine.close();
     this.merged = undefined;
+    const watchLoop = new WatchLoop({
+      api: this.s.api,
+      kind: this.s.kind,
+      namespace: this.s.namespace,
+      selectors: { labelSelector: this.head.selector() },
+      onError: this.s.onError,
+    });
     this.shardEngines = Array.from({ length: count }, (_, index) => new BucketEngine({
       ...this.s,
       objectName: shardName(this.s.bucket, index),
       shard: { index, count },
       beforeCreate: () => this.confirm(count),
+      watchLoop,
     }));
     return this.shardEngines;
   }

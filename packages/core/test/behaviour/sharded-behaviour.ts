@@ -114,6 +114,18 @@ export function describeShardedBucket(name: string, getEnv: () => KvTestEnv): vo
       expect(counted.counts).toEqual({ get: 2 });
     });
 
+    it('caches every shard with one LIST and one watch by label (and one of each for the head)', async () => {
+      const env = getEnv();
+      const writer = make({ shards: 8, cache: false });
+      const keys = keysPerShard(8, 2);
+      await writer.putMany(keys.map((key) => [key, key] as const));
+      const counted = countingApi(env.api);
+      const reader = make({ bucket: writer.bucket, api: counted.api });
+      expect(await reader.keys()).toEqual([...keys].sort());
+      for (const key of keys) expect(await reader.getText(key)).toBe(key);
+      expect(counted.counts).toEqual({ list: 2, watch: 2 });
+    });
+
     it('keeps the layout a bucket was created with, whatever later stores ask for', async () => {
       const plain = make();
       await plain.put('a', '1');
