@@ -9,8 +9,9 @@
  * (client-node's `Watch` asks for gzip and ends after 30 s of quiet).
  */
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
 import { delimiter } from 'node:path';
-import { fetch } from 'undici';
+import { fetch, type Dispatcher } from 'undici';
 import {
   KubeApiError,
   resourceOf,
@@ -64,6 +65,20 @@ function toKubeApiError(status: number, text: string): KubeApiError {
   return new KubeApiError(status, body?.reason, message, body?.details);
 }
 
+/**
+ * What makes two of client-node's dispatchers interchangeable: their class and
+ * options (the TLS material and keep-alive settings), hashed. Undefined when
+ * that cannot be told (a custom connector function, an unknown dispatcher).
+ */
+function dispatcherKey(dispatcher: object): string | undefined {
+  const symbol = Object.getOwnPropertySymbols(dispatcher).find((s) => s.description === 'options');
+  const options = symbol === undefined ? undefined : (dispatcher as Record<symbol, unknown>)[symbol];
+  if (!options || typeof options !== 'object') return undefined;
+  if (typeof (options as { connect?: unknown }).connect === 'function') return undefined;
+  const text = JSON.stringify(options, (_key, value: unknown) => (typeof value === 'function' ? String(value) : value));
+  return `${dispatcher.constructor.name}:${createHash('sha256').update(text).digest('hex')}`;
+}
+
 /** Creates the port to a real API server from a client-node `KubeConfig`. */
 export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeApiOptions = {}): KubeApi {
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -73,13 +88,35 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
     return cluster.server.replace(/\/+$/, '');
   };
 
-  async function request<T>(method: HttpMethod, path: string, body?: unknown, contentType?: string, accept = 'application/json'): Promise<T> {
-    const url = server() + path;
+  /**
+   * client-node builds a new undici Agent, hence a new TLS connection, for every
+   * request (measured: a TLS handshake per call cost about 1 ms of client CPU per
+   * write, and as much of the API server's). Its authentication is still applied
+   * per request (tokens refresh); its dispatcher is kept while its TLS setup is
+   * the same, so connections are reused.
+   */
+  let shared: { key: string; dispatcher: Dispatcher } | undefined;
+  async function authenticated(url: string, method: HttpMethod): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
     const ctx = new RequestContext(url, method);
     await kubeConfig.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: accept, 'Accept-Encoding': 'identity' };
+    const fresh = ctx.getDispatcher() as Dispatcher | undefined;
+    const key = fresh && dispatcherKey(fresh);
+    if (!fresh || key === undefined) return { headers: ctx.getHeaders(), dispatcher: fresh };
+    if (shared?.key !== key) {
+      // The TLS setup changed (a rotated client certificate, another context): new connections from now on.
+      const previous = shared?.dispatcher;
+      shared = { key, dispatcher: fresh };
+      void previous?.close().catch(() => undefined);
+    }
+    return { headers: ctx.getHeaders(), dispatcher: shared.dispatcher };
+  }
+
+  async function request<T>(method: HttpMethod, path: string, body?: unknown, contentType?: string, accept = 'application/json'): Promise<T> {
+    const url = server() + path;
+    const auth = await authenticated(url, method);
+    const headers: Record<string, string> = { ...auth.headers, Accept: accept, 'Accept-Encoding': 'identity' };
     if (body !== undefined) headers['Content-Type'] = contentType ?? 'application/json';
-    const dispatcher = ctx.getDispatcher();
+    const dispatcher = auth.dispatcher;
     const response = await fetch(url, {
       method,
       headers,
@@ -127,15 +164,13 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
       if (watchOptions.labelSelector) query.set('labelSelector', watchOptions.labelSelector);
       if (watchOptions.fieldSelector) query.set('fieldSelector', watchOptions.fieldSelector);
       const url = `${server()}${collectionPath(kind, namespace)}?${query}`;
-      const ctx = new RequestContext(url, HttpMethod.GET);
-      await kubeConfig.applySecurityAuthentication(ctx);
+      const { headers, dispatcher } = await authenticated(url, HttpMethod.GET);
       const controller = new AbortController();
       const connectTimer = setTimeout(() => controller.abort(new DOMException('watch did not connect in time', 'TimeoutError')), timeoutMs);
-      const dispatcher = ctx.getDispatcher();
       let response: Awaited<ReturnType<typeof fetch>>;
       try {
         response = await fetch(url, {
-          headers: { ...ctx.getHeaders(), Accept: 'application/json', 'Accept-Encoding': 'identity' },
+          headers: { ...headers, Accept: 'application/json', 'Accept-Encoding': 'identity' },
           ...(dispatcher ? { dispatcher } : {}),
           signal: controller.signal,
         });
