@@ -515,6 +515,11 @@ export class BucketEngine {
     throw new ConflictError(`Could not delete from bucket "${this.s.bucket}": it kept changing under the delete.`);
   }
 
+  /** True once this engine wrote to, or read, an object it owns that holds entries (and did not lose it since). */
+  get owning(): boolean {
+    return this.ownedUid !== undefined;
+  }
+
   /** The cache's snapshot if the cache is on and healthy (never starts it). */
   peek(): Snapshot | undefined {
     return this.cachedView();

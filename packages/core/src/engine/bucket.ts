@@ -129,7 +129,11 @@ export class Bucket {
     for (let attempt = 0; attempt < MAX_ROUTES; attempt++) {
       const { layout, head } = await this.layout(attempt > 0, read);
       try {
-        return await op(layout, head);
+        const result = await op(layout, head);
+        // A write that found no bucket created a format-1 one (or found one created meanwhile):
+        // later calls go ahead on that layout instead of reading the head again.
+        if (!this.known && this.head.owning) this.known = { sharded: false };
+        return result;
       } catch (error) {
         if (!(error instanceof LayoutChanged)) throw error;
         last = error;

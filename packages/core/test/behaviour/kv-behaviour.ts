@@ -168,6 +168,18 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       expect(entry!.size).toBeLessThan(20_000);
     });
 
+    it('after the put that creates the bucket, each put is one patch and nothing else', async () => {
+      const env = getEnv();
+      const counted = countingApi(env.api);
+      const kv = make({ api: counted.api });
+      const [first, second, third] = keysOfOneObject('w', 3) as [string, string, string];
+      await kv.put(first, '1');
+      counted.reset();
+      await kv.put(second, '2');
+      await kv.put(third, '3');
+      expect(counted.counts).toEqual({ strategicMergePatch: 2 });
+    });
+
     it('batches: getMany, putMany and deleteMany each in one API call', async () => {
       const env = getEnv();
       const counted = countingApi(env.api);
