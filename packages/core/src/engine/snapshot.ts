@@ -45,6 +45,8 @@ export interface Snapshot {
   corrupt: CorruptEntryError[];
   /** Data keys of corrupt entries, to their error. */
   corruptByDataKey: Map<string, CorruptEntryError>;
+  /** Data keys of corrupt `binaryData` entries, to their stored text (so that the next decode reuses the error). */
+  corruptText?: Map<string, string> | undefined;
   /** Bytes the API server counts against the 1 MiB limit. */
   totalBytes: number;
   /** The object's annotations (its format, and a sharded bucket's layout). */
@@ -105,10 +107,13 @@ export function snapshotOf(kind: ObjectKind, object: KubeObject, previous?: Snap
   snapshot.hasEntryMap = map !== undefined && map !== null;
   for (const [dataKey, b64] of Object.entries(map ?? {})) {
     const known = previous?.byDataKey.get(dataKey);
-    const parsed = known && known.b64 === b64 ? known : parseEntry(dataKey, b64);
+    // Unchanged entries are not decoded again, damaged ones included (an error is costly to build).
+    const knownCorrupt = previous?.corruptText?.get(dataKey) === b64 ? previous.corruptByDataKey.get(dataKey) : undefined;
+    const parsed = known && known.b64 === b64 ? known : (knownCorrupt ?? parseEntry(dataKey, b64));
     if (parsed instanceof CorruptEntryError) {
       snapshot.corrupt.push(parsed);
       snapshot.corruptByDataKey.set(dataKey, parsed);
+      (snapshot.corruptText ??= new Map()).set(dataKey, b64);
     } else {
       snapshot.entries.set(parsed.key, parsed);
       snapshot.byDataKey.set(dataKey, parsed);
