@@ -167,7 +167,7 @@ export class BucketEngine {
   }
 
   /** Throws {@link ForeignObjectError} unless k8s-kv created `object` for this bucket and app. */
-  checkLabels(object: KubeObject): void {
+  private checkLabels(object: KubeObject): void {
     const labels = object.metadata.labels ?? {};
     const foreign = (why: string, ownerApp?: string): never => {
       throw new ForeignObjectError(this.s.kind, object.metadata.name, this.s.namespace, why, ownerApp);
