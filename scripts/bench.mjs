@@ -14,7 +14,8 @@
 //   pnpm bench -- --procs      only the multi-process puts
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync, constants as zlib } from 'node:zlib';
 import { createClientNodeApi, createKV, KubeConfig } from '@k8s-kv/core';
@@ -60,6 +61,7 @@ if (process.env.K8S_KV_BENCH_WORKER) {
   process.stdout.write('ready\n');
   await new Promise((resolve) => process.stdin.once('data', resolve));
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   let next = 0;
   await Promise.all(Array.from({ length: task.concurrency }, async () => {
     while (next < task.count) {
@@ -68,8 +70,9 @@ if (process.env.K8S_KV_BENCH_WORKER) {
     }
   }));
   const ms = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
   await kv.close();
-  process.stdout.write(JSON.stringify({ ms, count: task.count }) + '\n');
+  process.stdout.write(JSON.stringify({ ms, count: task.count, cpuMs: (cpu.user + cpu.system) / 1000 }) + '\n');
   process.exit(0);
 }
 
@@ -264,6 +267,17 @@ function memoryWithFullBucket() {
   });
 }
 
+/** CPU time (ms) the local test API server process has used so far; NaN when unknown (another cluster). */
+function serverCpuMs() {
+  try {
+    const { pid } = JSON.parse(readFileSync(join(dirname(kubeconfigFile), 'state.json'), 'utf8'));
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms clock ticks
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function multiProcess(processes, perProcess, concurrency, shards = 1) {
   const bucket = `bench-procs-${processes}-s${shards}-${Date.now().toString(36)}`;
   const workers = Array.from({ length: processes }, (_, id) => {
@@ -277,15 +291,20 @@ async function multiProcess(processes, perProcess, concurrency, shards = 1) {
     return { child, ready, done };
   });
   await Promise.all(workers.map((w) => w.ready));
+  const serverBefore = serverCpuMs();
   const started = performance.now();
   for (const w of workers) w.child.stdin.end('go\n');
-  await Promise.all(workers.map((w) => w.done));
+  const results = await Promise.all(workers.map((w) => w.done));
   const ms = performance.now() - started;
+  const serverMs = serverCpuMs() - serverBefore;
+  const clientMs = results.reduce((sum, r) => sum + r.cpuMs, 0);
   const check = createKV({ bucket, namespace, kubeConfig, app: 'bench', cache: false });
   const stored = (await check.keys('put-')).length; // the measured writes, not the warm-up keys
   await check.teardown();
   await check.close();
-  return { processes, shards, writes: processes * perProcess, ops: (processes * perProcess) / (ms / 1000), stored, lost: processes * perProcess - stored };
+  // CPU the writers and the API server (with its etcd) used, in cores busy over the run.
+  const cores = { clients: clientMs / ms, server: Number.isNaN(serverMs) ? undefined : serverMs / ms };
+  return { processes, shards, writes: processes * perProcess, ops: (processes * perProcess) / (ms / 1000), stored, lost: processes * perProcess - stored, cores };
 }
 
 // ------------------------------------------------------------------ run
@@ -310,14 +329,14 @@ if (kubeconfigFile) {
   for (const shards of [1, SHARDS]) {
     console.error(`\nmulti-process puts, ${shards} shard(s): ${total} puts by 1 process, then by 4 (each process: 16 concurrent callers)`);
     const pair = [await multiProcess(1, total, 16, shards), await multiProcess(4, total / 4, 16, shards)];
-    for (const p of pair) console.error(`  ${p.processes} process(es): ${p.writes} puts, ${p.ops.toFixed(0)} ops/s, ${p.lost} lost`);
+    for (const p of pair) console.error(`  ${p.processes} process(es): ${p.writes} puts, ${p.ops.toFixed(0)} ops/s, ${p.lost} lost; cores busy: writers ${p.cores.clients.toFixed(2)}, API server ${p.cores.server?.toFixed(2) ?? '?'}`);
     procs.push(...pair);
   }
 }
 
 // ------------------------------------------------------------------ report
 if (procsOnly) {
-  for (const p of procs) console.log(`Multi-process: ${p.processes} process(es), ${p.shards} shard(s), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost.`);
+  for (const p of procs) console.log(`Multi-process: ${p.processes} process(es), ${p.shards} shard(s), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost; cores busy: writers ${p.cores.clients.toFixed(2)}, API server ${p.cores.server?.toFixed(2) ?? '?'}.`);
   await stopAfter();
   process.exit(0);
 }
@@ -360,7 +379,7 @@ const report = [
   '',
   memory ? `Memory of a fresh process caching the 2000-key bucket (${memory.keys} keys, every value decoded): heap and buffers +${memory.heapDeltaMiB.toFixed(1)} MiB, process RSS ${memory.rssMiB.toFixed(0)} MiB.` : 'Memory: measured only against the local API server.',
   ...bySize.map((b) => `Put p50 by size, ${b.shards} shard(s), ${b.small.count} puts per size in alternating rounds: 10 keys ${b.small.p50.toFixed(2)} ms (p99 ${b.small.p99.toFixed(2)}), 2000 keys ${b.large.p50.toFixed(2)} ms (p99 ${b.large.p99.toFixed(2)}).`),
-  ...procs.map((p) => `Multi-process: ${p.processes} process(es), ${p.shards} shard(s), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost.`),
+  ...procs.map((p) => `Multi-process: ${p.processes} process(es), ${p.shards} shard(s), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost; cores busy: writers ${p.cores.clients.toFixed(2)}, API server ${p.cores.server?.toFixed(2) ?? '?'}.`),
   `Buckets: ${JSON.stringify(extra)}`,
 ].join('\n');
 console.log(report);
