@@ -248,7 +248,7 @@ class KVStore implements KV {
     this.kind = options.kind ?? 'ConfigMap';
     const shards = options.shards;
     if (shards !== undefined && (typeof shards !== 'number' || !Number.isInteger(shards) || shards < MIN_SHARDS || shards > MAX_SHARDS)) {
-      throw new InvalidOptionError('shards', `shards must be an integer from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${JSON.stringify(shards)}.`);
+      throw new InvalidOptionError('shards', `shards must be an integer from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${typeof shards === 'number' ? String(shards) : JSON.stringify(shards)}.`);
     }
     this.options = options;
     this.bucket = options.bucket;
