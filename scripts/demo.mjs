@@ -3,7 +3,8 @@
 // Uses the current kube context when one is configured and reachable;
 // otherwise builds and starts the local test API server (test/cluster) and
 // stops it afterwards. Everything it writes lives in the ConfigMap
-// "k8s-kv-demo", which it deletes at the end.
+// "k8s-kv-demo" (and the sharded bucket "k8s-kv-demo-sharded"), which it deletes at the end.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,7 @@ async function chooseCluster() {
 const { kubeConfig, stop } = await chooseCluster();
 const podA = createKV({ bucket: 'k8s-kv-demo', app: 'k8s-kv-demo', kubeConfig });
 const podB = createKV({ bucket: 'k8s-kv-demo', app: 'k8s-kv-demo', kubeConfig });
+const big = createKV({ bucket: 'k8s-kv-demo-sharded', app: 'k8s-kv-demo', kubeConfig, shards: 16 });
 try {
   step(`Bucket "${podA.bucket}" in namespace "${podA.namespace}"`);
   await podA.teardown(); // start clean if an earlier run was interrupted
@@ -99,16 +101,35 @@ try {
     console.log(`${error.code}: ${error.message}`);
   }
 
+  step('sharded bucket: 2000 keys over 16 ConfigMaps, a put costs what it costs on a small bucket');
+  await big.teardown();
+  await big.putMany(Array.from({ length: 2000 }, (_, i) => [`item/${i}`, `${i}:${randomBytes(200).toString('hex')}`]));
+  const times = [];
+  for (let i = 0; i < 50; i++) {
+    const t0 = performance.now();
+    await big.put(`item/${(i * 37) % 2000}`, `changed ${i}`);
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const { keys, shards, bytes, limitBytes } = await big.stats();
+  console.log(`stats             = ${keys} keys, ${bytes} bytes in ${shards} shards (limit ${limitBytes} bytes)`);
+  console.log(`put p50           = ${times[25].toFixed(1)} ms (50 puts)`);
+  console.log(`kubectl get configmaps -l k8s-kv.io/bucket=${big.bucket}   # the head and its 16 shards`);
+  await big.teardown();
+
   step('what kubectl sees');
   console.log(`kubectl get configmap ${podA.bucket} -n ${podA.namespace} --show-labels`);
   console.log(`kubectl get configmaps -l app.kubernetes.io/managed-by=k8s-kv,k8s-kv.io/app=k8s-kv-demo`);
 
   step('teardown');
   await podA.teardown();
-  console.log('bucket deleted; keys now =', await podB.keys());
+  // Pod B learns of the deletion from its watch (milliseconds).
+  for (let i = 0; i < 100 && (await podB.keys()).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  console.log('bucket deleted; keys seen by pod B =', await podB.keys());
 } finally {
   await podA.close();
   await podB.close();
+  await big.close();
   await stop();
 }
 console.log('\nDone.');
