@@ -14,7 +14,7 @@ import { BucketFullError, ConflictError, ForeignObjectError, KVError, Unavailabl
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectMeta, ObjectRef, PatchOptions } from '../kube/port.ts';
 import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, withRetry, type RetryOptions } from './api-errors.ts';
-import { ANNOTATION_FORMAT, ANNOTATION_SHARD, FORMAT_VERSION, LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE, SHARDED_FORMAT_VERSION } from './labels.ts';
+import { ANNOTATION_FORMAT, ANNOTATION_SHARD, ANNOTATION_SHARDS, FORMAT_VERSION, LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE, SHARDED_FORMAT_VERSION } from './labels.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
 import { WatchCache, type ChangeListener, type WatchLoop } from './watch-cache.ts';
 
@@ -81,9 +81,14 @@ const PARTIAL_OBJECT_API_VERSION = 'meta.k8s.io/v1';
  */
 export class LayoutChanged extends Error {}
 
+/** True when annotations are those of a sharded bucket's head (format 2, not a shard). */
+function declaresShardedHead(annotations: Record<string, string> | undefined): boolean {
+  return annotations?.[ANNOTATION_FORMAT] === SHARDED_FORMAT_VERSION && annotations[ANNOTATION_SHARD] === undefined;
+}
+
 /** True when the object is the head of a sharded bucket (format 2, no entries of its own). */
 export function isShardedHead(snapshot: Snapshot): boolean {
-  return snapshot.exists && snapshot.annotations[ANNOTATION_FORMAT] === SHARDED_FORMAT_VERSION && snapshot.annotations[ANNOTATION_SHARD] === undefined;
+  return snapshot.exists && declaresShardedHead(snapshot.annotations);
 }
 
 function pointer(field: string, dataKey: string): string {
@@ -230,10 +235,17 @@ export class BucketEngine {
   /** Checks ownership of an object the server returned, decodes it, and hands it to the cache. */
   private accept(object: KubeObject): Snapshot {
     const snapshot = this.decode(object);
-    // A sharded bucket's head holds no entries: never patch entries into it.
-    this.ownedUid = isShardedHead(snapshot) ? undefined : object.metadata.uid;
+    this.own(object);
     this.cache.offer(object, snapshot);
     return snapshot;
+  }
+
+  /**
+   * Remembers the uid of an object k8s-kv owns, which later puts patch directly;
+   * never a sharded bucket's head, which holds no entries.
+   */
+  private own(object: KubeObject): void {
+    this.ownedUid = declaresShardedHead(object.metadata.annotations) ? undefined : object.metadata.uid;
   }
 
   /** A JSON patch of the bucket's object; like every patch here, it also clears managedFields. */
@@ -263,7 +275,7 @@ export class BucketEngine {
    */
   private async acknowledge(object: KubeObject): Promise<void> {
     this.checkOwnership(object);
-    this.ownedUid = object.metadata.uid;
+    this.own(object);
     if (object.apiVersion === PARTIAL_OBJECT_API_VERSION) {
       // A metadata-only answer, and a cache started while the write was in flight: fetch the
       // new state so the cache shows this write (read-your-writes). The watch brings it too.
@@ -298,8 +310,8 @@ export class BucketEngine {
    * Creates the head of a sharded bucket: format 2, the shard count, no entries.
    * Returns false when someone else created the bucket first.
    */
-  createShardedHead(shards: number, annotation: string): Promise<boolean> {
-    return this.createObject({ [ANNOTATION_FORMAT]: SHARDED_FORMAT_VERSION, [annotation]: String(shards) }, undefined);
+  createShardedHead(shards: number): Promise<boolean> {
+    return this.createObject({ [ANNOTATION_FORMAT]: SHARDED_FORMAT_VERSION, [ANNOTATION_SHARDS]: String(shards) }, undefined);
   }
 
   private async createObject(annotations: Record<string, string>, entries: Record<string, string> | undefined): Promise<boolean> {
@@ -463,7 +475,7 @@ export class BucketEngine {
   async remove(dataKeys: string[], known?: Snapshot): Promise<Map<string, boolean>> {
     const unique = [...new Set(dataKeys)];
     const result = new Map(unique.map((k) => [k, false] as [string, boolean]));
-    let view = known ?? this.cachedView();
+    let view = known ?? this.peek();
     let fresh = false;
     if (!view) {
       view = await this.read();
@@ -522,10 +534,6 @@ export class BucketEngine {
 
   /** The cache's snapshot if the cache is on and healthy (never starts it). */
   peek(): Snapshot | undefined {
-    return this.cachedView();
-  }
-
-  private cachedView(): Snapshot | undefined {
     if (this.s.cache === false || this.cacheRefused) return undefined;
     try {
       return this.cache.current();
@@ -564,7 +572,7 @@ export class BucketEngine {
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       if (attempt > 0 && !lostAnswer) await conflictBackoff(attempt);
       // The first attempt may plan on the cache: the patch tests the value, so a stale plan only costs a retry.
-      const snapshot = (attempt === 0 ? this.cachedView() : undefined) ?? (await this.read());
+      const snapshot = (attempt === 0 ? this.peek() : undefined) ?? (await this.read());
       this.guard(snapshot);
       const stored = snapshot.entries.get(key);
       // A write of ours landed although its answer was lost: done (fn must not be applied twice).

@@ -202,12 +202,13 @@ export class Bucket {
       const shards = this.s.shards ?? 1;
       if (!layout && shards > 1) {
         // This process creates the bucket: its head first. Created, or someone else was first: route again.
-        await this.head.createShardedHead(shards, ANNOTATION_SHARDS);
+        await this.head.createShardedHead(shards);
         throw new LayoutChanged(`bucket "${this.s.bucket}" was just created`);
       }
       if (!layout?.sharded) return this.head.put(entries);
+      const engines = this.shards(layout.count);
       const groups = this.group(entries, (e) => e.dataKey, layout.count);
-      await settleAll([...groups].map(([index, group]) => this.shardEngines[index]!.put(group)));
+      await settleAll([...groups].map(([index, group]) => engines[index]!.put(group)));
     });
   }
 
@@ -219,8 +220,9 @@ export class Bucket {
       // An entry is removed from the shard the caller's view found it in (a hand-made entry
       // may sit in another shard than its hash says), else from the shard its hash names.
       const holder = (dataKey: string): number | undefined => parts?.findIndex((p) => p.byDataKey.has(dataKey) || p.corruptByDataKey.has(dataKey));
+      const engines = this.shards(layout.count);
       const groups = this.group(dataKeys, (k) => k, layout.count, holder);
-      const results = await settleAll([...groups].map(([index, group]) => this.shardEngines[index]!.remove(group, parts?.[index])));
+      const results = await settleAll([...groups].map(([index, group]) => engines[index]!.remove(group, parts?.[index])));
       return new Map(results.flatMap((result) => [...result]));
     });
   }
@@ -306,9 +308,8 @@ export class Bucket {
     for (const engine of this.shardEngines) engine.close();
   }
 
-  /** Items grouped by the shard that holds them (`holder` may say where one was found), and the shard engines made. */
+  /** Items grouped by the shard that holds them (`holder` may say where one was found). */
   private group<T>(items: T[], dataKeyOf: (item: T) => string, count: number, holder?: (dataKey: string) => number | undefined): Map<number, T[]> {
-    this.shards(count);
     const groups = new Map<number, T[]>();
     for (const item of items) {
       const dataKey = dataKeyOf(item);
