@@ -117,10 +117,8 @@ export class BucketFullError extends KVError {
   constructor(bucket: string, currentBytes: number, attemptedBytes: number, limitBytes: number, cause?: unknown, shard?: { index: number; count: number; name: string }) {
     super(
       'KV_BUCKET_FULL',
-      (shard
-        ? `Shard ${shard.index} of ${shard.count} ("${shard.name}") of bucket ${JSON.stringify(bucket)} is full: it holds ${currentBytes} bytes and the write would make it `
-        : `Bucket ${JSON.stringify(bucket)} is full: it holds ${currentBytes} bytes and the write would make it `) +
-        `${attemptedBytes} bytes, over the ${limitBytes}-byte ConfigMap limit. Nothing was written. ` +
+      `${shard ? `Shard ${shard.index} of ${shard.count} ("${shard.name}") of bucket` : 'Bucket'} ${JSON.stringify(bucket)} is full: ` +
+        `it holds ${currentBytes} bytes and the write would make it ${attemptedBytes} bytes, over the ${limitBytes}-byte ConfigMap limit. Nothing was written. ` +
         (shard
           ? 'Keys are spread over the shards by a hash of the key; a bucket keeps the shard count it was created with. Delete keys, set TTLs, or move the data to a bucket with more shards.'
           : 'Delete keys, set TTLs, or spread data over several buckets, or over shards: a bucket created with the `shards` option holds that many MiB.'),

@@ -4,7 +4,7 @@
  * The shard index is `fmix32(fnv1a32(utf8(dataKey))) mod shards`: FNV-1a over
  * the UTF-8 bytes of the entry's data key (what the key codec stores), then
  * MurmurHash3's 32-bit finalizer so that every bit of the hash depends on
- * every input byte. docs/FORMAT.md section 6 has test vectors.
+ * every input byte. docs/FORMAT.md section 8 has test vectors.
  */
 
 /**
@@ -35,7 +35,7 @@ export function shardName(bucket: string, index: number): string {
   return `${bucket}.shard-${index}`;
 }
 
-/** Smallest and largest shard count a bucket can have. */
+/** Smallest shard count: `shards: 1`, the default, keeps a bucket in one object (format 1). */
 export const MIN_SHARDS = 1;
 /** Largest shard count (256 shards hold up to 256 MiB, well within etcd's default 2 GiB quota). */
 export const MAX_SHARDS = 256;
