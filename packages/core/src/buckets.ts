@@ -73,7 +73,9 @@ export async function listBuckets(options: ListBucketsOptions = {}): Promise<Buc
   for (const object of list.items) {
     if (object.metadata.annotations?.[ANNOTATION_SHARD] === undefined) continue;
     const at = where(object.metadata.namespace, object.metadata.labels?.[LABEL_BUCKET]);
-    shards.set(at, [...(shards.get(at) ?? []), snapshotOf(kind, object)]);
+    const found = shards.get(at);
+    if (found) found.push(snapshotOf(kind, object));
+    else shards.set(at, [snapshotOf(kind, object)]);
   }
   const buckets = list.items
     .filter((object) => object.metadata.labels?.[LABEL_BUCKET] === object.metadata.name)
