@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createKV, listBuckets } from '@k8s-kv/core';
-import { createMemoryApi } from '@k8s-kv/core/testing';
+import { countingApi, createMemoryApi } from '@k8s-kv/core/testing';
+import { MAX_PACING_MS } from '../src/engine/write-pacer.ts';
 import { describeKvBehaviour } from './behaviour/kv-behaviour.ts';
 import { describeShardedBucket } from './behaviour/sharded-behaviour.ts';
 
@@ -41,5 +42,43 @@ describe('createMemoryApi strategic merge patches', () => {
     await expect(fake.strategicMergePatch(ref, { metadata: { finalizers: ['a'] } })).rejects.toThrow(/lists \(\/metadata\/finalizers\) are not modelled/);
     await expect(fake.strategicMergePatch(ref, { data: { $patch: 'replace' } })).rejects.toThrow(/directive \$patch is not modelled/);
     expect((await fake.strategicMergePatch(ref, { metadata: { managedFields: [{}] }, data: { a: '1' } })).data).toEqual({ a: '1' });
+  });
+});
+
+describe('contention backoff (in-memory port)', () => {
+  it('after a write far slower than usual, waits before the next patch, and writes made meanwhile join it', async () => {
+    const realSetTimeout = globalThis.setTimeout;
+    const memory = createMemoryApi();
+    let slow = false;
+    const counted = countingApi({
+      ...memory,
+      async strategicMergePatch(...args: Parameters<typeof memory.strategicMergePatch>) {
+        if (slow) await new Promise((resolve) => realSetTimeout(resolve, 50)); // as if other writers held the object
+        return memory.strategicMergePatch(...args);
+      },
+    });
+    const kv = createKV({ api: counted.api, bucket: 'paced', cache: false });
+    const random = vi.spyOn(Math, 'random').mockReturnValue(1);
+    try {
+      for (let i = 0; i < 3; i++) await kv.put(`usual-${i}`, 'v'); // this object's usual time
+      slow = true;
+      await kv.put('slow', 'v');
+      slow = false;
+      vi.useFakeTimers({ toFake: ['setTimeout'] }); // the pause then lasts until the test moves the clock
+      counted.reset();
+      const first = kv.put('first', 'v');
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(counted.counts.strategicMergePatch ?? 0).toBe(0); // pausing, nothing sent
+      const second = kv.put('second', 'v');
+      await vi.advanceTimersByTimeAsync(MAX_PACING_MS);
+      await Promise.all([first, second]);
+      expect(counted.counts.strategicMergePatch).toBe(1); // one patch for both
+      await kv.put('after', 'v'); // back to the usual time: no pause
+      expect(await kv.keys()).toHaveLength(7);
+    } finally {
+      vi.useRealTimers();
+      random.mockRestore();
+      await kv.close();
+    }
   });
 });

@@ -17,6 +17,7 @@ import { conflictBackoff, isStatus, isTransient, TOO_LARGE_FOR_ETCD, toKVError, 
 import { ANNOTATION_FORMAT, ANNOTATION_SHARD, ANNOTATION_SHARDS, FORMAT_VERSION, LABEL_APP, LABEL_BUCKET, LABEL_MANAGED_BY, MANAGED_BY_VALUE, SHARDED_FORMAT_VERSION } from './labels.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
 import { WatchCache, type ChangeListener, type WatchLoop } from './watch-cache.ts';
+import { WritePacer } from './write-pacer.ts';
 
 /**
  * Every patch sets `metadata.managedFields` to `[{}]`, which the API server
@@ -112,6 +113,8 @@ export class BucketEngine {
   /** Writes waiting for the next group commit. */
   private queue: QueuedPut[] = [];
   private flushing = false;
+  /** Contention backoff: times this object's writes (see write-pacer.ts). */
+  private readonly pacer = new WritePacer();
   private flushScheduled = false;
 
   constructor(settings: EngineSettings) {
@@ -341,7 +344,9 @@ export class BucketEngine {
   /**
    * Writes entries atomically (creating the object when missing). Calls made in
    * the same tick, and calls made while a write is in flight, are coalesced into
-   * one patch (group commit); each caller still gets its own outcome.
+   * one patch (group commit); each caller still gets its own outcome. After a
+   * write that took far longer than usual (other writers), the next one waits a
+   * little first (contention backoff, write-pacer.ts).
    */
   put(entries: PreparedEntry[]): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -360,9 +365,13 @@ export class BucketEngine {
     this.flushing = true;
     try {
       while (this.queue.length > 0) {
+        const pause = this.pacer.delayMs();
+        if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause)); // writes queued meanwhile join this batch
         const batch = this.queue.splice(0, this.queue.length);
         try {
+          const started = performance.now();
           await this.write(batch.flatMap((b) => b.entries));
+          this.pacer.record(performance.now() - started);
           for (const b of batch) b.resolve();
         } catch (error) {
           if (batch.length === 1 || !(error instanceof BucketFullError)) {
