@@ -15,6 +15,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync, constants as zlib } from 'node:zlib';
@@ -278,11 +279,41 @@ function serverCpuMs() {
   }
 }
 
-async function multiProcess(processes, perProcess, concurrency, shards = 1) {
-  const bucket = `bench-procs-${processes}-s${shards}-${Date.now().toString(36)}`;
+/**
+ * The local API server's count of ConfigMap PATCH requests and of etcd update
+ * attempts (its /metrics): the API server applies a patch again, and tries etcd
+ * again, each time another write of the same object got in first, so attempts
+ * per patch measure server-side conflicts. Undefined for another cluster.
+ */
+async function serverWriteCounts() {
+  if (!kubeconfigFile) return undefined;
+  const cluster = kubeConfig.getCurrentCluster();
+  const token = kubeConfig.getCurrentUser()?.token;
+  if (!cluster?.caData || !token) return undefined;
+  const text = await new Promise((resolve) => {
+    https.get(`${cluster.server}/metrics`, { ca: Buffer.from(cluster.caData, 'base64'), headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d) => (body += d)).on('end', () => resolve(res.statusCode === 200 ? body : ''));
+    }).on('error', () => resolve(''));
+  });
+  const sum = (pattern) => text.split('\n').filter((line) => pattern.test(line)).reduce((total, line) => total + Number(line.split(' ').at(-1)), 0);
+  return {
+    patches: sum(/^apiserver_request_total\{.*resource="configmaps".*verb="PATCH"/),
+    attempts: sum(/^etcd_requests_total\{group="",operation="update",resource="configmaps"\}/),
+  };
+}
+
+/**
+ * `processes` writer processes, `perProcess` puts each, into one bucket; with `separate`,
+ * each process into a bucket of its own (nothing shared: what this machine's CPU allows
+ * that many processes when no write can collide with another).
+ */
+async function multiProcess(processes, perProcess, concurrency, shards = 1, separate = false) {
+  const bucket = `bench-procs-${processes}${separate ? 'x' : ''}-s${shards}-${Date.now().toString(36)}`;
+  const bucketOf = (id) => (separate ? `${bucket}-${id}` : bucket);
   const workers = Array.from({ length: processes }, (_, id) => {
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
-      env: { ...process.env, K8S_KV_BENCH_WORKER: JSON.stringify({ kubeconfig: kubeconfigFile, namespace, bucket, id, count: perProcess, concurrency, shards }) },
+      env: { ...process.env, K8S_KV_BENCH_WORKER: JSON.stringify({ kubeconfig: kubeconfigFile, namespace, bucket: bucketOf(id), id, count: perProcess, concurrency, shards }) },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     let out = '';
@@ -291,20 +322,34 @@ async function multiProcess(processes, perProcess, concurrency, shards = 1) {
     return { child, ready, done };
   });
   await Promise.all(workers.map((w) => w.ready));
+  const writesBefore = await serverWriteCounts();
   const serverBefore = serverCpuMs();
   const started = performance.now();
   for (const w of workers) w.child.stdin.end('go\n');
   const results = await Promise.all(workers.map((w) => w.done));
   const ms = performance.now() - started;
   const serverMs = serverCpuMs() - serverBefore;
+  const writesAfter = await serverWriteCounts();
+  const patches = writesAfter && writesBefore ? writesAfter.patches - writesBefore.patches : undefined;
+  const attemptsPerPatch = patches ? (writesAfter.attempts - writesBefore.attempts) / patches : undefined;
   const clientMs = results.reduce((sum, r) => sum + r.cpuMs, 0);
-  const check = createKV({ bucket, namespace, kubeConfig, app: 'bench', cache: false });
-  const stored = (await check.keys('put-')).length; // the measured writes, not the warm-up keys
-  await check.teardown();
-  await check.close();
+  let stored = 0;
+  for (const name of new Set(workers.map((_, id) => bucketOf(id)))) {
+    const check = createKV({ bucket: name, namespace, kubeConfig, app: 'bench', cache: false });
+    stored += (await check.keys('put-')).length; // the measured writes, not the warm-up keys
+    await check.teardown();
+    await check.close();
+  }
   // CPU the writers and the API server (with its etcd) used, in cores busy over the run.
   const cores = { clients: clientMs / ms, server: Number.isNaN(serverMs) ? undefined : serverMs / ms };
-  return { processes, shards, writes: processes * perProcess, ops: (processes * perProcess) / (ms / 1000), stored, lost: processes * perProcess - stored, cores };
+  return { processes, shards, separate, patches, attemptsPerPatch, writes: processes * perProcess, ops: (processes * perProcess) / (ms / 1000), stored, lost: processes * perProcess - stored, cores };
+}
+
+/** One multi-process measurement, as a line of the report. */
+function procsLine(p) {
+  const who = p.separate ? `${p.processes} processes into ${p.processes} separate buckets` : `${p.processes} process(es)`;
+  const conflicts = p.patches ? `; ${p.patches} patches, ${p.attemptsPerPatch.toFixed(2)} server attempts per patch` : '';
+  return `${who}, ${p.shards} shard(s), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost; cores busy: writers ${p.cores.clients.toFixed(2)}, API server ${p.cores.server?.toFixed(2) ?? '?'}${conflicts}.`;
 }
 
 // ------------------------------------------------------------------ run
@@ -324,19 +369,24 @@ const memory = procsOnly ? undefined : await memoryWithFullBucket();
 let procs = [];
 if (kubeconfigFile) {
   // The same number of puts into the same bucket size, by one process or shared by four;
-  // into a one-object bucket, then into a sharded one.
+  // into a one-object bucket, then into a sharded one. Then the control: four processes,
+  // each into a bucket of its own, where no write can collide with another's.
   const total = n(4800);
   for (const shards of [1, SHARDS]) {
-    console.error(`\nmulti-process puts, ${shards} shard(s): ${total} puts by 1 process, then by 4 (each process: 16 concurrent callers)`);
-    const pair = [await multiProcess(1, total, 16, shards), await multiProcess(4, total / 4, 16, shards)];
-    for (const p of pair) console.error(`  ${p.processes} process(es): ${p.writes} puts, ${p.ops.toFixed(0)} ops/s, ${p.lost} lost; cores busy: writers ${p.cores.clients.toFixed(2)}, API server ${p.cores.server?.toFixed(2) ?? '?'}`);
-    procs.push(...pair);
+    console.error(`\nmulti-process puts, ${shards} shard(s): ${total} puts by 1 process, then by 4 (each process: 16 concurrent callers), then by 4 into 4 buckets`);
+    const runs = [
+      await multiProcess(1, total, 16, shards),
+      await multiProcess(4, total / 4, 16, shards),
+      await multiProcess(4, total / 4, 16, shards, true),
+    ];
+    for (const p of runs) console.error(`  ${procsLine(p)}`);
+    procs.push(...runs);
   }
 }
 
 // ------------------------------------------------------------------ report
 if (procsOnly) {
-  for (const p of procs) console.log(`Multi-process: ${p.processes} process(es), ${p.shards} shard(s), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost; cores busy: writers ${p.cores.clients.toFixed(2)}, API server ${p.cores.server?.toFixed(2) ?? '?'}.`);
+  for (const p of procs) console.log(`Multi-process: ${procsLine(p)}`);
   await stopAfter();
   process.exit(0);
 }
@@ -356,6 +406,11 @@ const procTarget = (shards, name) => {
   const [one, four] = procsOf(shards);
   return [name, four.ops / one.ops, four.lost === 0 && one.lost === 0 ? 1 : Infinity, (v) => `${v.toFixed(2)}x`];
 };
+/** What this machine allows four processes at all: four into four buckets vs one process. */
+const procControl = (shards) => {
+  const [one, , apart] = procsOf(shards);
+  return [`(${shards === 1 ? 'one ConfigMap' : `${shards} shards`}, control) 4 processes into 4 separate buckets vs 1 process`, apart.ops / one.ops, -Infinity, (v) => `${v.toFixed(2)}x`];
+};
 const targets = [
   ['cached get p50 >= 100x faster than the baseline get (2000 keys)', cachedGet.base.p50 / cachedGet.ours.p50, 100, (v) => `${v.toFixed(0)}x`],
   ['put ops/s with 64 callers >= 10x the baseline (2000 keys)', put64.ours.ops / put64.base.ops, 10, (v) => `${v.toFixed(1)}x`],
@@ -364,6 +419,7 @@ const targets = [
   // The same two in a bucket of one ConfigMap, for comparison (not targets: its writes grow with it).
   ['(one ConfigMap) put p50 at 2000 keys vs 10 keys (interleaved)', bySizeOne.large.p50 / bySizeOne.small.p50, -Infinity, (v) => `${v.toFixed(2)}x`],
   ...(procs.length ? [procTarget(1, '(one ConfigMap) 4 processes vs 1 process in put ops/s').with(2, -Infinity)] : []),
+  ...(procs.length ? [procControl(SHARDS), procControl(1)] : []),
 ];
 const targetLines = targets.map(([name, value, limit, show]) => {
   if (limit === -Infinity) return `| ${name} | ${show(value)} | for comparison |`;
@@ -379,7 +435,7 @@ const report = [
   '',
   memory ? `Memory of a fresh process caching the 2000-key bucket (${memory.keys} keys, every value decoded): heap and buffers +${memory.heapDeltaMiB.toFixed(1)} MiB, process RSS ${memory.rssMiB.toFixed(0)} MiB.` : 'Memory: measured only against the local API server.',
   ...bySize.map((b) => `Put p50 by size, ${b.shards} shard(s), ${b.small.count} puts per size in alternating rounds: 10 keys ${b.small.p50.toFixed(2)} ms (p99 ${b.small.p99.toFixed(2)}), 2000 keys ${b.large.p50.toFixed(2)} ms (p99 ${b.large.p99.toFixed(2)}).`),
-  ...procs.map((p) => `Multi-process: ${p.processes} process(es), ${p.shards} shard(s), ${p.writes} puts, ${p.ops.toFixed(0)} puts/s, ${p.lost} lost; cores busy: writers ${p.cores.clients.toFixed(2)}, API server ${p.cores.server?.toFixed(2) ?? '?'}.`),
+  ...procs.map((p) => `Multi-process: ${procsLine(p)}`),
   `Buckets: ${JSON.stringify(extra)}`,
 ].join('\n');
 console.log(report);
