@@ -90,6 +90,16 @@ describe('RBAC', () => {
     await expect(kv.teardown()).rejects.toMatchObject({ code: 'KV_FORBIDDEN', verb: 'list' });
   });
 
+  it('a sharded bucket without list/watch says why once too, not once per shard', async () => {
+    const errors: unknown[] = [];
+    const kv = kvAs('alice', limited.name, { bucket: 'rbac-sharded', shards: 4, onError: (e) => errors.push(e) });
+    const entries = Array.from({ length: 12 }, (_, i): [string, string] => [`key-${i}`, `value ${i}`]);
+    await kv.putMany(entries); // spread over the 4 shards
+    for (const [key, value] of entries) expect(await kv.getText(key)).toBe(value);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'KV_FORBIDDEN', verb: 'watch' });
+  });
+
   it('without the delete verb, everything but teardown works', async () => {
     const kv = kvAs('alice', noDelete.name);
     await kv.putMany([['a', '1'], ['b', '2']]);

@@ -45,6 +45,24 @@ describe('createMemoryApi strategic merge patches', () => {
   });
 });
 
+describe('a bucket without list/watch rights (in-memory port)', () => {
+  it('says why once, not once per object (head and every shard)', async () => {
+    const limited = createMemoryApi();
+    limited.forbid('list');
+    limited.forbid('watch');
+    for (const shards of [1, 4]) {
+      const errors: unknown[] = [];
+      const kv = createKV({ api: limited, bucket: `refused-${shards}`, shards, onError: (e) => errors.push(e) });
+      const entries = Array.from({ length: 12 }, (_, i): [string, string] => [`key-${i}`, `value ${i}`]);
+      await kv.putMany(entries);
+      for (const [key, value] of entries) expect(await kv.getText(key)).toBe(value);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ code: 'KV_FORBIDDEN', verb: 'watch' });
+      await kv.close();
+    }
+  });
+});
+
 describe('contention backoff (in-memory port)', () => {
   it('after a write far slower than usual, waits before the next patch, and writes made meanwhile join it', async () => {
     const realSetTimeout = globalThis.setTimeout;

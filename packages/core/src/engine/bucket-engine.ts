@@ -59,6 +59,8 @@ export interface EngineSettings {
   cache?: boolean | undefined;
   /** Errors of background work (the watch), which is retried. */
   onError?: ((error: unknown) => void) | undefined;
+  /** Told once that the cache was refused (no list/watch rights) and reads use GET; default {@link onError}. */
+  onCacheRefused?: ((error: KVError) => void) | undefined;
   /** Called with every new state of the object the cache takes on. */
   onSnapshot?: ((snapshot: Snapshot) => void) | undefined;
   /** The list+watch loop shared by a sharded bucket's shards; default: one of its own, by name. */
@@ -157,7 +159,9 @@ export class BucketEngine {
       if (isStatus(error, 403) || isStatus(error, 401)) {
         // No list/watch rights: serve every read with a GET from now on.
         this.cacheRefused = true;
-        this.s.onError?.(toKVError(error, { verb: 'watch', kind: this.s.kind, namespace: this.s.namespace }));
+        const refusal = toKVError(error, { verb: 'watch', kind: this.s.kind, namespace: this.s.namespace });
+        if (this.s.onCacheRefused) this.s.onCacheRefused(refusal);
+        else this.s.onError?.(refusal);
       }
       return this.read();
     }

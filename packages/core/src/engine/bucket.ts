@@ -9,7 +9,7 @@
  * This file only routes: every read, write and retry rule is the engine's.
  */
 import { shardIndex, shardName, MAX_SHARDS, MIN_SHARDS } from '../codec/shard-hash.ts';
-import { ConflictError, UnsupportedFormatError, ValueTooLargeError } from '../errors.ts';
+import { ConflictError, UnsupportedFormatError, ValueTooLargeError, type KVError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import { BucketEngine, isShardedHead, LayoutChanged, type EngineSettings, type PreparedEntry, type UpdateDecision } from './bucket-engine.ts';
 import { ANNOTATION_SHARDS } from './labels.ts';
@@ -47,9 +47,16 @@ export class Bucket {
   private following: Promise<void> = Promise.resolve();
 
   constructor(settings: BucketSettings) {
-    this.s = settings;
+    // A bucket without list/watch rights says so once, not once per object (head and every shard).
+    let refused = false;
+    const onCacheRefused = (error: KVError): void => {
+      if (refused) return;
+      refused = true;
+      settings.onError?.(error);
+    };
+    this.s = { ...settings, onCacheRefused };
     // When the head changes layout (created, torn down, created again), watchers follow.
-    this.head = new BucketEngine({ ...settings, onSnapshot: () => void this.followLayout().catch((error: unknown) => this.s.onError?.(error)) });
+    this.head = new BucketEngine({ ...this.s, onSnapshot: () => void this.followLayout().catch((error: unknown) => this.s.onError?.(error)) });
   }
 
   private get caching(): boolean {
