@@ -290,7 +290,13 @@ export class Bucket {
       for (const stop of this.shardWatch.stops) stop();
       this.shardWatch = { count, stops: [] };
       if (count === 0) return;
-      const stops = await Promise.all(this.shards(count).map((engine) => engine.subscribe(this.fanOut)));
+      const settled = await Promise.allSettled(this.shards(count).map((engine) => engine.subscribe(this.fanOut)));
+      const stops = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed) {
+        for (const stop of stops) stop(); // no shard stays subscribed behind a failed subscribe
+        throw failed.reason;
+      }
       if (this.shardWatch.count === count && this.listeners.size > 0) this.shardWatch.stops = stops;
       else for (const stop of stops) stop();
     });
