@@ -12,8 +12,8 @@
 //   pnpm bench -- --json FILE  also write the results as JSON
 //   pnpm bench -- --shards N   shards of the sharded buckets (default 32)
 //   pnpm bench -- --procs      only the multi-process puts
-//   pnpm bench -- --pin        the local API server on CPU 0, the benchmark and its
-//                              writers on the others (Linux taskset), so that the
+//   pnpm bench -- --pin        the local API server on half of the CPUs, the benchmark
+//                              and its writers on the others (Linux taskset), so that the
 //                              clients' CPU does not compete with the server's
 import { execFileSync, spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -280,17 +280,20 @@ function serverPid() {
 }
 
 /**
- * `--pin`: the local API server (and its etcd) on CPU 0, this process and the writers it
- * starts on the other CPUs, as when the server runs on nodes of its own; undone on exit.
+ * `--pin`: the local API server (and its etcd) on the first half of the CPUs (CPU 0 on
+ * two), this process and the writers it starts on the others, as when the server runs on
+ * nodes of its own; undone on exit.
  */
 function pinCpus() {
   const cpus = availableParallelism();
   if (!kubeconfigFile || cpus < 2) throw new Error('--pin needs the local API server and at least 2 CPUs');
+  const split = Math.floor(cpus / 2);
+  const range = (from, to) => (from === to ? String(from) : `${from}-${to}`);
   const pid = String(serverPid());
-  execFileSync('taskset', ['-a', '-p', '-c', '0', pid], { stdio: 'ignore' });
-  process.on('exit', () => execFileSync('taskset', ['-a', '-p', '-c', `0-${cpus - 1}`, pid], { stdio: 'ignore' }));
-  execFileSync('taskset', ['-a', '-p', '-c', `1-${cpus - 1}`, String(process.pid)], { stdio: 'ignore' });
-  console.error(`[bench] pinned: API server on CPU 0, benchmark and writers on CPU 1-${cpus - 1}`);
+  execFileSync('taskset', ['-a', '-p', '-c', range(0, split - 1), pid], { stdio: 'ignore' });
+  process.on('exit', () => execFileSync('taskset', ['-a', '-p', '-c', range(0, cpus - 1), pid], { stdio: 'ignore' }));
+  execFileSync('taskset', ['-a', '-p', '-c', range(split, cpus - 1), String(process.pid)], { stdio: 'ignore' });
+  console.error(`[bench] pinned: API server on CPU ${range(0, split - 1)}, benchmark and writers on CPU ${range(split, cpus - 1)}`);
 }
 
 /** CPU time (ms) the local test API server process has used so far; NaN when unknown (another cluster). */

@@ -1,7 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createKV, listBuckets } from '@k8s-kv/core';
 import { countingApi, createMemoryApi } from '@k8s-kv/core/testing';
-import { MAX_PACING_MS } from '../src/engine/write-pacer.ts';
 import { describeKvBehaviour } from './behaviour/kv-behaviour.ts';
 import { describeShardedBucket } from './behaviour/sharded-behaviour.ts';
 
@@ -65,37 +64,61 @@ describe('a bucket without list/watch rights (in-memory port)', () => {
 
 describe('contention backoff (in-memory port)', () => {
   it('after a write far slower than usual, waits before the next patch, and writes made meanwhile join it', async () => {
-    const realSetTimeout = globalThis.setTimeout;
     const memory = createMemoryApi();
     let slow = false;
     const counted = countingApi({
       ...memory,
       async strategicMergePatch(...args: Parameters<typeof memory.strategicMergePatch>) {
-        if (slow) await new Promise((resolve) => realSetTimeout(resolve, 50)); // as if other writers held the object
+        if (slow) await new Promise((resolve) => setTimeout(resolve, 300)); // as if other writers held the object
         return memory.strategicMergePatch(...args);
       },
     });
     const kv = createKV({ api: counted.api, bucket: 'paced', cache: false });
-    const random = vi.spyOn(Math, 'random').mockReturnValue(1);
+    const random = vi.spyOn(Math, 'random').mockReturnValue(1); // the longest pause: MAX_PACING_MS (100 ms)
     try {
       for (let i = 0; i < 3; i++) await kv.put(`usual-${i}`, 'v'); // this object's usual time
       slow = true;
       await kv.put('slow', 'v');
       slow = false;
-      vi.useFakeTimers({ toFake: ['setTimeout'] }); // the pause then lasts until the test moves the clock
       counted.reset();
       const first = kv.put('first', 'v');
-      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
-      expect(counted.counts.strategicMergePatch ?? 0).toBe(0); // pausing, nothing sent
+      for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(counted.counts.strategicMergePatch ?? 0).toBe(0); // pausing (for MAX_PACING_MS), nothing sent
       const second = kv.put('second', 'v');
-      await vi.advanceTimersByTimeAsync(MAX_PACING_MS);
       await Promise.all([first, second]);
       expect(counted.counts.strategicMergePatch).toBe(1); // one patch for both
-      await kv.put('after', 'v'); // back to the usual time: no pause
-      expect(await kv.keys()).toHaveLength(7);
+      expect((await kv.keys()).sort()).toEqual(['first', 'second', 'slow', 'usual-0', 'usual-1', 'usual-2']);
+    } finally {
+      random.mockRestore();
+      await kv.close();
+    }
+  });
+
+  it('runs on real timers: a test that fakes the global timers still sees its puts settle, pause included', async () => {
+    const memory = createMemoryApi();
+    let slow = false;
+    const kv = createKV({
+      api: {
+        ...memory,
+        async strategicMergePatch(...args: Parameters<typeof memory.strategicMergePatch>) {
+          if (slow) await new Promise((resolve) => setTimeout(resolve, 300));
+          return memory.strategicMergePatch(...args);
+        },
+      },
+      bucket: 'paced-fake-timers',
+      cache: false,
+    });
+    try {
+      for (let i = 0; i < 3; i++) await kv.put(`usual-${i}`, 'v');
+      slow = true;
+      await kv.put('slow', 'v');
+      slow = false;
+      vi.useFakeTimers();
+      await kv.put('after', 'v'); // pauses up to MAX_PACING_MS of real time, then writes
+      vi.useRealTimers();
+      expect(await kv.keys()).toContain('after');
     } finally {
       vi.useRealTimers();
-      random.mockRestore();
       await kv.close();
     }
   });

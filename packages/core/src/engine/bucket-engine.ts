@@ -10,6 +10,10 @@
  *   resourceVersion-conditional merge patch when the key is new), retried.
  * The object is created on first write, race-safely (404 -> create -> 409 -> patch).
  */
+// Group commit and contention backoff run on Node's own timers, not the globals: a test
+// that fakes the global timers (vi.useFakeTimers) would otherwise never see a put settle.
+import { setImmediate } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BucketFullError, ConflictError, ForeignObjectError, KVError, UnavailableError, UnsupportedFormatError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import type { JsonPatchOp, KubeApi, KubeObject, ObjectKind, ObjectMeta, ObjectRef, PatchOptions } from '../kube/port.ts';
@@ -370,7 +374,7 @@ export class BucketEngine {
     try {
       while (this.queue.length > 0) {
         const pause = this.pacer.delayMs();
-        if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause)); // writes queued meanwhile join this batch
+        if (pause > 0) await sleep(pause); // writes queued meanwhile join this batch
         const batch = this.queue.splice(0, this.queue.length);
         try {
           const started = performance.now();
