@@ -4,7 +4,7 @@
  * The API server applies concurrent patches of one object optimistically: each
  * attempt re-applies its patch to the whole object and goes through etcd; the
  * losers of a race are applied again (measured on the local API server: 1.00
- * attempts per patch with one writing process, 2.74 with four writing one
+ * attempts per patch with one writing process, 2.7-3.1 with four writing one
  * ConfigMap). Nothing in the answer says so, but the time does: a write that
  * took far longer than this object's usual time means other writers were at it.
  * The next write then waits a random part of that excess, so writers drift into
