@@ -422,8 +422,8 @@ if (kubeconfigFile) {
   // The same number of puts into the same bucket size, by one process or shared by four;
   // into a one-object bucket, then into a sharded one. Then the control: four processes,
   // each into a bucket of its own, where no write can collide with another's. A run lasts
-  // a few seconds, and on this machine one run of the same thing varies by some 30%
-  // (etcd compacts every minute): three alternating rounds, the median of each kept.
+  // a few seconds, and on this machine one run of the same thing varies by some 30%:
+  // three alternating rounds, the median of each kept.
   const total = n(4800);
   const rounds = quick ? 1 : 3;
   for (const shards of [1, SHARDS]) {
