@@ -17,7 +17,7 @@ import {
   InvalidOptionError,
   InvalidValueError,
 } from './errors.ts';
-import { MAX_SHARDS, MIN_SHARDS } from './codec/shard-hash.ts';
+import { isShardCount, MAX_SHARDS, MIN_SHARDS } from './codec/shard-hash.ts';
 import { dns1123SubdomainError, MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
 import type { KubeApi, ObjectKind } from './kube/port.ts';
 import { checkAppOption, checkNamespaceOption, connect } from './options.ts';
@@ -247,7 +247,7 @@ class KVStore implements KV {
     }
     this.kind = options.kind ?? 'ConfigMap';
     const shards = options.shards;
-    if (shards !== undefined && (typeof shards !== 'number' || !Number.isInteger(shards) || shards < MIN_SHARDS || shards > MAX_SHARDS)) {
+    if (shards !== undefined && !isShardCount(shards)) {
       throw new InvalidOptionError('shards', `shards must be an integer from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${typeof shards === 'number' ? String(shards) : JSON.stringify(shards)}.`);
     }
     this.options = options;

@@ -9,7 +9,7 @@ import type { Writable } from 'node:stream';
 import { listBuckets } from '../buckets.ts';
 import { isStatus, toKVError, withRetry, type RetryOptions } from '../engine/api-errors.ts';
 import { ForeignObjectError, KVError, type CorruptEntryError } from '../errors.ts';
-import { MAX_SHARDS, MIN_SHARDS } from '../codec/shard-hash.ts';
+import { isShardCount, MAX_SHARDS, MIN_SHARDS } from '../codec/shard-hash.ts';
 import type { KubeApi } from '../kube/port.ts';
 import { createKV, type KV, type KVPutEntry, type KVValue } from '../kv.ts';
 import { UsageError, type CommandName, type ParsedOptions } from './args.ts';
@@ -66,7 +66,7 @@ function quoteKey(key: string): string {
 /** The value of --shards: an integer from 1 to 256. */
 function parseShards(text: string): number {
   const shards = Number(text);
-  if (!/^\d+$/.test(text) || shards < MIN_SHARDS || shards > MAX_SHARDS) {
+  if (!/^\d+$/.test(text) || !isShardCount(shards)) {
     throw new UsageError(`--shards needs a whole number from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${JSON.stringify(text)}`);
   }
   return shards;

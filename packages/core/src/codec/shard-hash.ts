@@ -39,3 +39,8 @@ export function shardName(bucket: string, index: number): string {
 export const MIN_SHARDS = 1;
 /** Largest shard count (256 shards hold up to 256 MiB, well within etcd's default 2 GiB quota). */
 export const MAX_SHARDS = 256;
+
+/** True for a shard count a bucket can have: an integer from {@link MIN_SHARDS} to {@link MAX_SHARDS}. */
+export function isShardCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= MIN_SHARDS && value <= MAX_SHARDS;
+}

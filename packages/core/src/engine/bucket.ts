@@ -8,7 +8,7 @@
  *   A write to one shard costs what a write to a bucket of that shard's size costs.
  * This file only routes: every read, write and retry rule is the engine's.
  */
-import { shardIndex, shardName, MAX_SHARDS, MIN_SHARDS } from '../codec/shard-hash.ts';
+import { isShardCount, shardIndex, shardName } from '../codec/shard-hash.ts';
 import { ConflictError, UnsupportedFormatError, ValueTooLargeError, type KVError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import { BucketEngine, isShardedHead, LayoutChanged, type EngineSettings, type PreparedEntry, type UpdateDecision } from './bucket-engine.ts';
@@ -69,7 +69,7 @@ export class Bucket {
     if (!isShardedHead(head)) return { sharded: false };
     const raw = head.annotations[ANNOTATION_SHARDS];
     const count = Number(raw);
-    if (!Number.isInteger(count) || count < MIN_SHARDS || count > MAX_SHARDS) {
+    if (!isShardCount(count)) {
       throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, `2 (with ${ANNOTATION_SHARDS}=${JSON.stringify(raw ?? '')})`);
     }
     return { sharded: true, count };
