@@ -176,7 +176,6 @@ export class WatchLoop {
 export class WatchCache {
   private readonly s: WatchCacheSettings;
   private readonly loop: WatchLoop;
-  private readonly ownLoop: boolean;
   private snapshot: Snapshot | undefined;
   private failure: unknown;
   private objectRv = -1;
@@ -187,7 +186,6 @@ export class WatchCache {
 
   constructor(settings: WatchCacheSettings) {
     this.s = settings;
-    this.ownLoop = settings.loop === undefined;
     // Selects the object by name, so a foreign object of that name is seen (and refused) too.
     this.loop = settings.loop ?? new WatchLoop({
       api: settings.api,
@@ -247,11 +245,10 @@ export class WatchCache {
     return () => this.listeners.delete(listener);
   }
 
-  /** Stops taking changes (and the loop, if it is this cache's own). */
+  /** Stops taking changes; the loop stops with its last cache (at once, if it is this cache's own). */
   close(): void {
     this.closed = true;
     this.listeners.clear();
-    if (this.ownLoop) this.loop.close();
     this.loop.unregister(this.s.name);
   }
 
