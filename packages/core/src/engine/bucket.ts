@@ -264,8 +264,13 @@ export class Bucket {
     if (this.listeners.size > 0) return;
     this.stopHead?.();
     this.stopHead = undefined;
+    this.resetShardWatch(0);
+  }
+
+  /** Ends the shard subscriptions; new ones, if any, are for `count` shards. */
+  private resetShardWatch(count: number): void {
     for (const stop of this.shardWatch.stops) stop();
-    this.shardWatch = { count: 0, stops: [] };
+    this.shardWatch = { count, stops: [] };
   }
 
   /** Passes an engine's event to every listener (one failing listener does not keep it from the others). */
@@ -287,18 +292,18 @@ export class Bucket {
       const layout = head && this.layoutOf(head);
       const count = layout?.sharded ? layout.count : 0;
       if (count === this.shardWatch.count) return;
-      for (const stop of this.shardWatch.stops) stop();
-      this.shardWatch = { count, stops: [] };
+      this.resetShardWatch(count);
       if (count === 0) return;
       const settled = await Promise.allSettled(this.shards(count).map((engine) => engine.subscribe(this.fanOut)));
       const stops = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
       const failed = settled.find((r) => r.status === 'rejected');
-      if (failed) {
-        for (const stop of stops) stop(); // no shard stays subscribed behind a failed subscribe
-        throw failed.reason;
+      if (!failed && this.shardWatch.count === count && this.listeners.size > 0) {
+        this.shardWatch.stops = stops;
+        return;
       }
-      if (this.shardWatch.count === count && this.listeners.size > 0) this.shardWatch.stops = stops;
-      else for (const stop of stops) stop();
+      // A shard failed to subscribe, or the layout or the listeners changed meanwhile: no shard stays subscribed.
+      for (const stop of stops) stop();
+      if (failed) throw failed.reason;
     });
     // A failed step (no rights to watch, say) leaves no shard subscribed; the next head change tries again.
     this.following = step.catch(() => {
