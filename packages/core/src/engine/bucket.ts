@@ -1,23 +1,31 @@
 /**
  * A bucket in either layout, as `createKV` uses it. The bucket's own object
  * (its head) says which:
- * - format 1: the head holds every entry; one {@link BucketEngine} does everything;
+ * - format 1: the head holds every entry; one {@link ObjectStore} does everything;
  * - format 2 (sharded, created with `shards: N`): the head holds no entries but the
  *   shard count; entry `k` lives in object `<bucket>.shard-<i>`, i = shardIndex(k, N),
- *   each shard written by its own engine (its own patches, group commit and cache).
+ *   each shard written by its own ObjectStore (its own patches, group commit and cache).
  *   A write to one shard costs what a write to a bucket of that shard's size costs.
- * This file only routes: every read, write and retry rule is the engine's.
+ * Per bucket, this file routes keys to objects and does the work that spans
+ * objects: creating a sharded head, listing a bucket's objects, teardown. Every
+ * read, write and retry rule of one object is the ObjectStore's.
  */
-import { isShardCount, shardIndex, shardName } from '../codec/shard-hash.ts';
+import type { PreparedEntry } from '../codec/entry.ts';
+import { shardIndex, shardName } from '../codec/shard-hash.ts';
 import { ConflictError, UnsupportedFormatError, ValueTooLargeError, type KVError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
-import { BucketEngine, isShardedHead, LayoutChanged, type EngineSettings, type PreparedEntry, type UpdateDecision } from './bucket-engine.ts';
-import { ANNOTATION_SHARDS } from './labels.ts';
+import type { KubeObject } from '../kube/port.ts';
+import type { UpdateDecision } from './compare-and-swap.ts';
+import { LayoutChanged } from './layout-changed.ts';
+import { isShardedHead, ObjectStore, type ObjectStoreSettings } from './object-store.ts';
+import { bucketSelector, checkOwnership, parseRole } from './ownership.ts';
+import { callApi, MAX_ROUTES } from './retry-policy.ts';
 import { mergeSnapshots, type Snapshot } from './snapshot.ts';
-import { WatchLoop, type ChangeListener } from './watch-cache.ts';
+import type { ChangeListener } from './watch-cache.ts';
+import { WatchLoop } from './watch-loop.ts';
 
 /** Settings of a {@link Bucket}. */
-export interface BucketSettings extends EngineSettings {
+export interface BucketSettings extends ObjectStoreSettings {
   /** Shards of the bucket when this process creates it (default 1: one object, format 1). */
   shards?: number | undefined;
 }
@@ -25,20 +33,17 @@ export interface BucketSettings extends EngineSettings {
 /** How the bucket is laid out, as its head says. */
 type Layout = { sharded: false } | { sharded: true; count: number };
 
-/** How often an operation is routed again after the layout changed under it. */
-const MAX_ROUTES = 4;
-
 /** A bucket of either layout. */
 export class Bucket {
   private readonly s: BucketSettings;
-  /** The engine of the bucket's own object: all entries (format 1), or the head (format 2). */
-  readonly head: BucketEngine;
-  private shardEngines: BucketEngine[] = [];
+  /** The store of the bucket's own object: all entries (format 1), or the head (format 2). */
+  readonly head: ObjectStore;
+  private shardStores: ObjectStore[] = [];
   /** The layout last seen (uncached processes reuse it until the server contradicts it). */
   private known: Layout | undefined;
   /** The last merged view of a sharded bucket, reused while no shard changed. */
   private merged: Snapshot | undefined;
-  /** `kv.watch()` listeners; the engines' events reach them through {@link fanOut}. */
+  /** `kv.watch()` listeners; the objects' events reach them through {@link fanOut}. */
   private readonly listeners = new Set<ChangeListener>();
   private stopHead: (() => void) | undefined;
   /** Subscriptions to the shards' caches, for the shard count they were made for. */
@@ -56,7 +61,7 @@ export class Bucket {
     };
     this.s = { ...settings, onCacheRefused };
     // When the head changes layout (created, torn down, created again), watchers follow.
-    this.head = new BucketEngine({ ...this.s, onSnapshot: () => void this.followLayout().catch((error: unknown) => this.s.onError?.(error)) });
+    this.head = new ObjectStore({ ...this.s, onSnapshot: () => void this.followLayout().catch((error: unknown) => this.s.onError?.(error)) });
   }
 
   private get caching(): boolean {
@@ -66,13 +71,9 @@ export class Bucket {
   /** The layout a head object declares; undefined when the bucket does not exist. */
   private layoutOf(head: Snapshot): Layout | undefined {
     if (!head.exists) return undefined;
-    if (!isShardedHead(head)) return { sharded: false };
-    const raw = head.annotations[ANNOTATION_SHARDS];
-    const count = Number(raw);
-    if (!isShardCount(count)) {
-      throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, `2 (with ${ANNOTATION_SHARDS}=${JSON.stringify(raw ?? '')})`);
-    }
-    return { sharded: true, count };
+    const role = parseRole(head.annotations);
+    if (role.role === 'unsupported') throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, role.format);
+    return role.role === 'head' ? { sharded: true, count: role.shards } : { sharded: false };
   }
 
   /**
@@ -96,29 +97,29 @@ export class Bucket {
   }
 
   /**
-   * The shard engines of a layout (made once per shard count). Their caches share one
+   * The shard stores of a layout (made once per shard count). Their caches share one
    * list+watch loop selecting the bucket's objects by label: one LIST and one watch
    * for all shards, not one per shard.
    */
-  private shards(count: number): BucketEngine[] {
-    if (this.shardEngines.length === count) return this.shardEngines;
-    for (const engine of this.shardEngines) engine.close();
+  private shards(count: number): ObjectStore[] {
+    if (this.shardStores.length === count) return this.shardStores;
+    for (const store of this.shardStores) store.close();
     this.merged = undefined;
     const watchLoop = new WatchLoop({
       api: this.s.api,
       kind: this.s.kind,
       namespace: this.s.namespace,
-      selectors: { labelSelector: this.head.selector() },
+      selectors: { labelSelector: bucketSelector(this.s.bucket) },
       onError: this.s.onError,
     });
-    this.shardEngines = Array.from({ length: count }, (_, index) => new BucketEngine({
+    this.shardStores = Array.from({ length: count }, (_, index) => new ObjectStore({
       ...this.s,
       objectName: shardName(this.s.bucket, index),
       shard: { index, count },
       beforeCreate: () => this.confirm(count),
       watchLoop,
     }));
-    return this.shardEngines;
+    return this.shardStores;
   }
 
   /** Before a shard is created: the head must still declare this shard count (never create shards of a stale layout). */
@@ -129,7 +130,7 @@ export class Bucket {
 
   /**
    * Runs `op` on the current layout; when the layout turns out to have changed
-   * (LayoutChanged from an engine), reads the head again and runs it again.
+   * (LayoutChanged from an object's store), reads the head again and runs it again.
    */
   private async routed<T>(read: boolean, op: (layout: Layout | undefined, head: Snapshot | undefined) => Promise<T>): Promise<T> {
     let last: LayoutChanged | undefined;
@@ -149,7 +150,7 @@ export class Bucket {
     throw new ConflictError(`The layout of bucket "${this.s.bucket}" kept changing under the operation (${last?.message}); try again.`, undefined, last);
   }
 
-  /** The entries of a format-1 bucket (the head as just read, or as the engine sees it now). */
+  /** The entries of a format-1 bucket (the head as just read, or as its store sees it now). */
   private async whole(head: Snapshot | undefined): Promise<Snapshot> {
     const snapshot = head ?? (await this.head.view());
     if (isShardedHead(snapshot)) throw new LayoutChanged(`bucket "${this.s.bucket}" is sharded`);
@@ -177,16 +178,16 @@ export class Bucket {
   viewAll(): Promise<Snapshot> {
     return this.routed(true, async (layout, head) => {
       if (!layout?.sharded) return this.whole(head);
-      const engines = this.shards(layout.count);
+      const stores = this.shards(layout.count);
       let parts: Snapshot[];
       if (this.caching) {
-        parts = await Promise.all(engines.map((engine) => engine.view()));
+        parts = await Promise.all(stores.map((store) => store.view()));
       } else {
-        const objects = await this.head.listObjects();
+        const objects = await this.listObjects();
         const byName = new Map(objects.map((object) => [object.metadata.name, object]));
         const now = this.layoutOf(this.head.adopt(byName.get(this.s.bucket)));
         if (!now?.sharded || now.count !== layout.count) throw new LayoutChanged(`bucket "${this.s.bucket}" was laid out anew`);
-        parts = engines.map((engine) => engine.adopt(byName.get(engine.ref.name)));
+        parts = stores.map((store) => store.adopt(byName.get(store.ref.name)));
       }
       const previous = this.merged;
       if (previous?.parts?.length === parts.length && previous.parts.every((part, i) => part === parts[i])) return previous;
@@ -209,13 +210,13 @@ export class Bucket {
       const shards = this.s.shards ?? 1;
       if (!layout && shards > 1) {
         // This process creates the bucket: its head first. Created, or someone else was first: route again.
-        await this.head.createShardedHead(shards);
+        await this.head.createObject({ role: 'head', shards }, undefined);
         throw new LayoutChanged(`bucket "${this.s.bucket}" was just created`);
       }
       if (!layout?.sharded) return this.head.put(entries);
-      const engines = this.shards(layout.count);
+      const stores = this.shards(layout.count);
       const groups = this.group(entries, (e) => e.dataKey, layout.count);
-      await settleAll([...groups].map(([index, group]) => engines[index]!.put(group)));
+      await settleAll([...groups].map(([index, group]) => stores[index]!.put(group)));
     });
   }
 
@@ -227,9 +228,9 @@ export class Bucket {
       // An entry is removed from the shard the caller's view found it in (a hand-made entry
       // may sit in another shard than its hash says), else from the shard its hash names.
       const holder = (dataKey: string): number | undefined => parts?.findIndex((p) => p.byDataKey.has(dataKey) || p.corruptByDataKey.has(dataKey));
-      const engines = this.shards(layout.count);
+      const stores = this.shards(layout.count);
       const groups = this.group(dataKeys, (k) => k, layout.count, holder);
-      const results = await settleAll([...groups].map(([index, group]) => engines[index]!.remove(group, parts?.[index])));
+      const results = await settleAll([...groups].map(([index, group]) => stores[index]!.remove(group, parts?.[index])));
       return new Map(results.flatMap((result) => [...result]));
     });
   }
@@ -273,7 +274,7 @@ export class Bucket {
     this.shardWatch = { count, stops: [] };
   }
 
-  /** Passes an engine's event to every listener (one failing listener does not keep it from the others). */
+  /** Passes an object's event to every listener (one failing listener does not keep it from the others). */
   private readonly fanOut: ChangeListener = (event) => {
     for (const listener of [...this.listeners]) {
       try {
@@ -294,7 +295,7 @@ export class Bucket {
       if (count === this.shardWatch.count) return;
       this.resetShardWatch(count);
       if (count === 0) return;
-      const settled = await Promise.allSettled(this.shards(count).map((engine) => engine.subscribe(this.fanOut)));
+      const settled = await Promise.allSettled(this.shards(count).map((store) => store.subscribe(this.fanOut)));
       const stops = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
       const failed = settled.find((r) => r.status === 'rejected');
       if (!failed && this.shardWatch.count === count && this.listeners.size > 0) {
@@ -312,10 +313,29 @@ export class Bucket {
     return step;
   }
 
-  /** Deletes the bucket's objects, shards first. */
+  /** Every object of this bucket (its own, and a sharded bucket's shards), as one LIST by label returns them. */
+  private async listObjects(): Promise<KubeObject[]> {
+    const { api, kind, namespace, bucket, retry } = this.s;
+    const list = await callApi({ verb: 'list', kind, namespace }, retry, () => api.list(kind, namespace, { labelSelector: bucketSelector(bucket) }));
+    return list.items;
+  }
+
+  /** Deletes every object of this bucket that k8s-kv owns, shards first. Foreign objects are refused and left alone. */
   async teardown(): Promise<void> {
-    await this.head.teardown();
-    for (const engine of this.shardEngines) engine.forget();
+    const listed = await this.listObjects();
+    // Refuses (ForeignObjectError) when the bucket's name is taken by an object k8s-kv does not own.
+    await this.head.read();
+    // Shards first, the bucket's own object last: until it is gone, the layout stays known.
+    const own = (object: KubeObject): number => Number(object.metadata.name === this.s.bucket);
+    const { api, kind, namespace, retry } = this.s;
+    for (const object of [...listed].sort((a, b) => own(a) - own(b))) {
+      checkOwnership(object, this.s);
+      const ref = { kind, namespace, name: object.metadata.name };
+      // Gone already (404), or replaced since the list (409: the uid precondition failed): not ours to delete.
+      await callApi({ verb: 'delete', kind, namespace }, retry, () => api.delete(ref, { uid: object.metadata.uid! }), (refusal) => refusal.status === 404 || refusal.status === 409);
+    }
+    this.head.forget();
+    for (const store of this.shardStores) store.forget();
     this.known = undefined;
     this.merged = undefined;
   }
@@ -323,7 +343,7 @@ export class Bucket {
   /** Stops every watch. */
   close(): void {
     this.head.close();
-    for (const engine of this.shardEngines) engine.close();
+    for (const store of this.shardStores) store.close();
   }
 
   /** Items grouped by the shard that holds them (`holder` may say where one was found). */

@@ -29,6 +29,7 @@ import {
   type KVOptions,
 } from '@k8s-kv/core';
 import { countingApi } from '@k8s-kv/core/testing';
+import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
 
 /** What a run of the suite needs from its environment. */
 export interface KvTestEnv {
@@ -46,21 +47,6 @@ export interface KvTestEnv {
 const writes = (counts: Partial<Record<string, number>>): number =>
   (counts.mergePatch ?? 0) + (counts.strategicMergePatch ?? 0) + (counts.jsonPatch ?? 0) + (counts.create ?? 0);
 
-let serial = 0;
-/** A fresh bucket name. */
-export function bucketName(prefix = 'b'): string {
-  serial += 1;
-  return `${prefix}-${process.pid}-${serial}-${randomBytes(3).toString('hex')}`;
-}
-
-async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (accept(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const UNUSUAL_KEYS = [
   '', '.', '..', '...', '.hidden', 'a.b', '_', '__', 'a_b', 'user:42', 'a/b/c', '/leading', 'trailing/',
@@ -444,9 +430,9 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       expect(counted.counts.get ?? 0).toBe(0);
       const other = make({ bucket: kv.bucket, namespace: env.namespace });
       await other.put('b', 'from another pod');
-      expect(await eventually(() => kv.getText('b'), (v) => v !== undefined)).toBe('from another pod');
+      await eventually(async () => expect(await kv.getText('b')).toBe('from another pod'));
       await other.delete('a');
-      expect(await eventually(() => kv.has('a'), (v) => !v)).toBe(false);
+      await eventually(async () => expect(await kv.has('a')).toBe(false));
     });
 
     it('watch reports puts and deletes made by other writers', async () => {
@@ -459,7 +445,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       await other.put('new', '1');
       await other.put('existing', 'changed');
       await other.delete('new');
-      await eventually(async () => events.length, (n) => n >= 3);
+      await eventually(() => expect(events.length).toBeGreaterThanOrEqual(3));
       expect(events).toEqual([{ type: 'put', key: 'new' }, { type: 'put', key: 'existing' }, { type: 'delete', key: 'new' }]);
       stop();
       await other.put('after', 'stop');

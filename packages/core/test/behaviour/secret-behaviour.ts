@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BucketFullError, createKV, ForbiddenError, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
-import { bucketName, type KvTestEnv } from './kv-behaviour.ts';
+import { bucketName } from '../../../../test/support/test-helpers.ts';
+import type { KvTestEnv } from './kv-behaviour.ts';
 
 export function describeSecretBucket(name: string, getEnv: () => KvTestEnv): void {
   describe(`Secret-backed bucket (${name})`, () => {

@@ -22,7 +22,8 @@ import {
   type KVOptions,
 } from '@k8s-kv/core';
 import { countingApi } from '@k8s-kv/core/testing';
-import { bucketName, type KvTestEnv } from './kv-behaviour.ts';
+import { bucketName } from '../../../../test/support/test-helpers.ts';
+import type { KvTestEnv } from './kv-behaviour.ts';
 
 const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
 const indexOf = (key: string, shards: number): number => shardIndex(encodeKey(key).dataKey, shards);

@@ -1,0 +1,143 @@
+/**
+ * `update(key, fn)`: a compare-and-swap of one key of one object. `fn` decides
+ * on a snapshot; the write carries a JSON-patch `test` of exactly what it
+ * decided on (the key's stored text, or its absence), so the server applies it
+ * only if the key has not changed since. A lost race means: read again, decide
+ * again (up to `maxUpdateAttempts`, with {@link conflictBackoff} between).
+ *
+ * A write whose answer was lost (the connection broke after sending) may or may
+ * not have landed. Every value an update writes carries a random write id
+ * (docs/FORMAT.md section 3), so the next read tells: one of its own values
+ * stored means it landed (done, `fn` is not run again); the value it planned on
+ * still there means it did not (plan again); anything else cannot be decided
+ * and fails with a retryable `UnavailableError`.
+ */
+import type { PreparedEntry } from '../codec/entry.ts';
+import { BucketFullError, ConflictError, KVError, UnavailableError } from '../errors.ts';
+import type { JsonPatchOp } from '../kube/port.ts';
+import { isStatus, isTransient } from './api-errors.ts';
+import { conflictBackoff } from './retry-policy.ts';
+import { LayoutChanged } from './layout-changed.ts';
+import type { Snapshot } from './snapshot.ts';
+
+/** What an update callback decided. */
+export type UpdateDecision =
+  | { action: 'keep' }
+  | { action: 'delete' }
+  | { action: 'put'; entry: PreparedEntry };
+
+/** The write that carries a decision, with the test that makes it conditional. */
+export type SwapWrite =
+  /** The object does not exist: create it holding the key (fails with 409 if someone else created it). */
+  | { send: 'create'; entries: Record<string, string> }
+  /** A JSON patch testing the object's uid and the key's planned state. */
+  | { send: 'json'; ops: JsonPatchOp[] }
+  /** The object has no entry map yet (a JSON patch cannot `add` into it): a merge patch pinned to the whole object's resourceVersion. */
+  | { send: 'merge'; uid: string; resourceVersion: string; entries: Record<string, string> };
+
+/** The object a compare-and-swap works on (an `ObjectStore`). */
+export interface SwapTarget {
+  /** The bucket's name, for messages. */
+  readonly bucket: string;
+  /** The cache's view, if one is running (a stale one only costs a retry). */
+  peek(): Snapshot | undefined;
+  /** A fresh GET. */
+  read(): Promise<Snapshot>;
+  /** Throws {@link LayoutChanged} unless the snapshot is of an object that holds entries. */
+  holdsEntries(snapshot: Snapshot): void;
+  /** Sends the write, uncounted by any retry: the answer's state of the key as a snapshot. Throws {@link RaceLost} when a create lost. */
+  send(write: SwapWrite, decision: UpdateDecision & { action: 'put' | 'delete' }, dataKey: string): Promise<Snapshot>;
+  /** True for the API server's refusal of an object too large to store. */
+  isTooLarge(error: unknown): boolean;
+  /** The error for a put that does not fit. */
+  full(entries: PreparedEntry[], cause: unknown): Promise<BucketFullError>;
+  /** Turns a failure that is none of the above into a typed error. */
+  typed(error: unknown): KVError;
+}
+
+/** Someone created the object between our read and our create. */
+export class RaceLost extends Error {}
+
+/** JSON pointer of a data key in the object's entry map. */
+export function pointer(field: string, dataKey: string): string {
+  return `/${field}/${dataKey.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+}
+
+/** The conditional write of a decision made on `snapshot` (none for `keep`, or deleting an absent key). */
+export function planSwap(snapshot: Snapshot, field: string, dataKey: string, decision: UpdateDecision, current: string | undefined): SwapWrite | undefined {
+  if (decision.action === 'keep' || (decision.action === 'delete' && current === undefined)) return undefined;
+  if (decision.action === 'put' && !snapshot.exists) return { send: 'create', entries: { [dataKey]: decision.entry.b64 } };
+  const path = pointer(field, dataKey);
+  const uid: JsonPatchOp = { op: 'test', path: '/metadata/uid', value: snapshot.uid };
+  if (current !== undefined) {
+    return {
+      send: 'json',
+      ops: [uid, { op: 'test', path, value: current }, decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path }],
+    };
+  }
+  if (decision.action !== 'put') return undefined;
+  // New key: `test` with null passes only while the key is absent.
+  if (snapshot.hasEntryMap) return { send: 'json', ops: [uid, { op: 'test', path, value: null }, { op: 'add', path, value: decision.entry.b64 }] };
+  return { send: 'merge', uid: snapshot.uid!, resourceVersion: snapshot.resourceVersion!, entries: { [dataKey]: decision.entry.b64 } };
+}
+
+/**
+ * Runs the compare-and-swap loop. `decide` sees the current snapshot and returns
+ * what to do; it runs again after each lost race. Resolves to a snapshot holding
+ * the key as it is after the update.
+ */
+export async function compareAndSwap(
+  target: SwapTarget,
+  field: string,
+  key: string,
+  dataKey: string,
+  decide: (snapshot: Snapshot) => Promise<UpdateDecision>,
+  maxAttempts: number,
+): Promise<Snapshot> {
+  let lastError: unknown;
+  // Every value this update sent. Each carries a random write id, so no other writer can
+  // store the same bytes: finding one of them stored means that write landed.
+  const sent = new Set<string>();
+  // After a write whose answer was lost: the state of the key it was planned on.
+  let lostAnswer: { planned: string | undefined; cause: unknown } | undefined;
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    if (attempt > 0 && !lostAnswer) await conflictBackoff(attempt);
+    // The first attempt may plan on the cache: the patch tests the value, so a stale plan only costs a retry.
+    const snapshot = (attempt === 0 ? target.peek() : undefined) ?? (await target.read());
+    target.holdsEntries(snapshot);
+    const stored = snapshot.entries.get(key);
+    // A write of ours landed although its answer was lost: done (fn must not be applied twice).
+    if (stored && sent.has(stored.b64)) return snapshot;
+    if (lostAnswer) {
+      // Unchanged since the plan: the lost write did not land, so planning again is safe.
+      // Changed by someone else: the lost write may have landed and been overwritten since.
+      if (stored?.b64 !== lostAnswer.planned) {
+        throw new UnavailableError(
+          `update("${key}") may or may not have been applied in bucket "${target.bucket}": the connection to the API server broke while its write was in flight, and the key has been changed by another writer since. Read the key to decide whether to run the update again.`,
+          lostAnswer.cause,
+        );
+      }
+      lostAnswer = undefined;
+    }
+    const decision = await decide(snapshot);
+    const write = planSwap(snapshot, field, dataKey, decision, stored?.b64);
+    if (!write || decision.action === 'keep') return snapshot;
+    if (decision.action === 'put') sent.add(decision.entry.b64);
+    try {
+      return await target.send(write, decision, dataKey);
+    } catch (error) {
+      lastError = error;
+      if (error instanceof LayoutChanged) throw error;
+      if (target.isTooLarge(error) && decision.action === 'put') throw await target.full([decision.entry], error);
+      // 422 from a JSON patch is a failed `test` (the server does not say more); 409 a stale resourceVersion.
+      if (error instanceof RaceLost || isStatus(error, 409) || isStatus(error, 422) || isStatus(error, 404)) continue;
+      if (isTransient(error)) {
+        // The write may or may not have happened: the next read decides (above).
+        lostAnswer = { planned: stored?.b64, cause: error };
+        continue;
+      }
+      throw target.typed(error);
+    }
+  }
+  throw new ConflictError(`update("${key}") lost to concurrent writers ${maxAttempts} times in bucket "${target.bucket}"; try again later.`, key, lastError);
+}

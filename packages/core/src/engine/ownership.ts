@@ -1,0 +1,111 @@
+/**
+ * Which objects are k8s-kv's, and what each one is: the one place that reads
+ * the labels and annotations of docs/FORMAT.md (sections 1 and 8). Used by the
+ * engine before it reads or writes an object, by the router to learn a bucket's
+ * layout, and by `listBuckets`.
+ */
+import { isShardCount } from '../codec/shard-hash.ts';
+import { ForeignObjectError, UnsupportedFormatError } from '../errors.ts';
+import type { KubeObject, ObjectKind } from '../kube/port.ts';
+import {
+  ANNOTATION_FORMAT,
+  ANNOTATION_SHARD,
+  ANNOTATION_SHARDS,
+  FORMAT_VERSION,
+  LABEL_APP,
+  LABEL_BUCKET,
+  LABEL_MANAGED_BY,
+  MANAGED_BY_VALUE,
+  SHARDED_FORMAT_VERSION,
+} from './labels.ts';
+
+/** What a k8s-kv object is, as its annotations say. */
+export type ObjectRole =
+  /** Format 1: a bucket kept in this one object. */
+  | { role: 'bucket' }
+  /** Format 2: the head of a sharded bucket (no entries of its own). */
+  | { role: 'head'; shards: number }
+  /** Format 2: shard `index` of a bucket of `count` shards. */
+  | { role: 'shard'; index: number; count: number };
+
+/** A bucket's identity: what the objects it owns must be labelled with. */
+export interface BucketIdentity {
+  kind: ObjectKind;
+  namespace: string;
+  bucket: string;
+  app: string;
+}
+
+/** Labels every object of a bucket carries. */
+export function bucketLabels(bucket: string, app: string): Record<string, string> {
+  return { [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, [LABEL_APP]: app, [LABEL_BUCKET]: bucket };
+}
+
+/** Label selector matching every object of a bucket (its own and its shards). */
+export function bucketSelector(bucket: string): string {
+  return `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE},${LABEL_BUCKET}=${bucket}`;
+}
+
+/** Annotations of a new object in a role. */
+export function roleAnnotations(role: ObjectRole): Record<string, string> {
+  switch (role.role) {
+    case 'bucket':
+      return { [ANNOTATION_FORMAT]: FORMAT_VERSION };
+    case 'head':
+      return { [ANNOTATION_FORMAT]: SHARDED_FORMAT_VERSION, [ANNOTATION_SHARDS]: String(role.shards) };
+    case 'shard':
+      return { [ANNOTATION_FORMAT]: SHARDED_FORMAT_VERSION, [ANNOTATION_SHARD]: `${role.index}/${role.count}` };
+  }
+}
+
+/** A role, or a format this version does not know (`format` names it, for {@link UnsupportedFormatError}). */
+export type DeclaredRole = ObjectRole | { role: 'unsupported'; format: string };
+
+/**
+ * The role annotations declare. No format annotation is format 1 (objects
+ * written before the annotation existed).
+ */
+export function parseRole(annotations: Record<string, string> | undefined): DeclaredRole {
+  const format = annotations?.[ANNOTATION_FORMAT];
+  if (format === undefined || format === FORMAT_VERSION) return { role: 'bucket' };
+  if (format !== SHARDED_FORMAT_VERSION) return { role: 'unsupported', format };
+  const shard = annotations?.[ANNOTATION_SHARD];
+  if (shard === undefined) {
+    const raw = annotations?.[ANNOTATION_SHARDS];
+    const shards = Number(raw);
+    if (!isShardCount(shards)) return { role: 'unsupported', format: `2 (with ${ANNOTATION_SHARDS}=${JSON.stringify(raw ?? '')})` };
+    return { role: 'head', shards };
+  }
+  const match = /^(\d+)\/(\d+)$/.exec(shard);
+  const index = Number(match?.[1]);
+  const count = Number(match?.[2]);
+  if (!match || !isShardCount(count) || index >= count) return { role: 'unsupported', format: `2 (with ${ANNOTATION_SHARD}=${JSON.stringify(shard)})` };
+  return { role: 'shard', index, count };
+}
+
+/** True when annotations are those of a sharded bucket's head (format 2, not a shard), valid or not. */
+export function declaresShardedHead(annotations: Record<string, string> | undefined): boolean {
+  return annotations?.[ANNOTATION_FORMAT] === SHARDED_FORMAT_VERSION && annotations[ANNOTATION_SHARD] === undefined;
+}
+
+/** Why `object` is not k8s-kv's for this bucket and app, or undefined when it is. */
+function foreignReason(object: KubeObject, owner: BucketIdentity): { why: string; ownerApp?: string } | undefined {
+  const labels = object.metadata.labels ?? {};
+  if (labels[LABEL_MANAGED_BY] !== MANAGED_BY_VALUE) return { why: `it has no label ${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}` };
+  if (labels[LABEL_BUCKET] !== owner.bucket) return { why: `its label ${LABEL_BUCKET} is not "${owner.bucket}"` };
+  if (labels[LABEL_APP] !== owner.app) return { why: `it belongs to app "${labels[LABEL_APP] ?? ''}", not "${owner.app}"`, ownerApp: labels[LABEL_APP] ?? '' };
+  return undefined;
+}
+
+/**
+ * The role of an object of this bucket. Throws {@link ForeignObjectError} unless
+ * k8s-kv created it for this bucket and app, and {@link UnsupportedFormatError}
+ * when it declares a format (or layout) this version does not know.
+ */
+export function checkOwnership(object: KubeObject, owner: BucketIdentity): ObjectRole {
+  const foreign = foreignReason(object, owner);
+  if (foreign) throw new ForeignObjectError(owner.kind, object.metadata.name, owner.namespace, foreign.why, foreign.ownerApp);
+  const role = parseRole(object.metadata.annotations);
+  if (role.role === 'unsupported') throw new UnsupportedFormatError(owner.kind, owner.bucket, owner.namespace, role.format);
+  return role;
+}
