@@ -68,9 +68,9 @@ describe('contention backoff (in-memory port)', () => {
     let slow = false;
     const counted = countingApi({
       ...memory,
-      async strategicMergePatch(...args: Parameters<typeof memory.strategicMergePatch>) {
+      async jsonPatch(...args: Parameters<typeof memory.jsonPatch>) {
         if (slow) await new Promise((resolve) => setTimeout(resolve, 300)); // as if other writers held the object
-        return memory.strategicMergePatch(...args);
+        return memory.jsonPatch(...args);
       },
     });
     const kv = createKV({ api: counted.api, bucket: 'paced', cache: false });
@@ -83,10 +83,10 @@ describe('contention backoff (in-memory port)', () => {
       counted.reset();
       const first = kv.put('first', 'v');
       for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
-      expect(counted.counts.strategicMergePatch ?? 0).toBe(0); // pausing (for MAX_PACING_MS), nothing sent
+      expect(counted.counts.jsonPatch ?? 0).toBe(0); // pausing (for MAX_PACING_MS), nothing sent
       const second = kv.put('second', 'v');
       await Promise.all([first, second]);
-      expect(counted.counts.strategicMergePatch).toBe(1); // one patch for both
+      expect(counted.counts.jsonPatch).toBe(1); // one patch for both
       expect((await kv.keys()).sort()).toEqual(['first', 'second', 'slow', 'usual-0', 'usual-1', 'usual-2']);
     } finally {
       random.mockRestore();
@@ -100,9 +100,9 @@ describe('contention backoff (in-memory port)', () => {
     const kv = createKV({
       api: {
         ...memory,
-        async strategicMergePatch(...args: Parameters<typeof memory.strategicMergePatch>) {
+        async jsonPatch(...args: Parameters<typeof memory.jsonPatch>) {
           if (slow) await new Promise((resolve) => setTimeout(resolve, 300));
-          return memory.strategicMergePatch(...args);
+          return memory.jsonPatch(...args);
         },
       },
       bucket: 'paced-fake-timers',

@@ -241,10 +241,10 @@ describe('watch cache recovery', () => {
     const held = {
       ...api,
       // The put leaves before any cache runs (so it asks for metadata only), and lands after the cache is up.
-      strategicMergePatch: async (...args: Parameters<MemoryApi['strategicMergePatch']>) => {
+      jsonPatch: async (...args: Parameters<MemoryApi['jsonPatch']>) => {
         metadataOnly = args[2]?.metadataOnly;
         await gate;
-        return api.strategicMergePatch(...args);
+        return api.jsonPatch(...args);
       },
       // No watch event ever arrives: only the write's own path can show the write.
       watch: (kind: Parameters<MemoryApi['watch']>[0], namespace: string, options: Parameters<MemoryApi['watch']>[2]) =>

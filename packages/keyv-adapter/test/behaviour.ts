@@ -240,7 +240,7 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
           { key: 'b', value: 2, ttl: 60_000 },
           { key: 'c', value: 3 },
         ])).toEqual([true, true, true]);
-        expect(counted.counts).toEqual({ strategicMergePatch: 1 });
+        expect(counted.counts).toEqual({ jsonPatch: 1 });
 
         counted.reset();
         expect(await keyv.get(['a', 'b', 'x'])).toEqual([1, 2, undefined]);

@@ -45,6 +45,8 @@ export interface SwapTarget {
   read(): Promise<Snapshot>;
   /** Throws {@link LayoutChanged} unless the snapshot is of an object that holds entries. */
   holdsEntries(snapshot: Snapshot): void;
+  /** The tests that keep a write conditional on the object still being the one the snapshot shows as ours. */
+  guardOf(snapshot: Snapshot): JsonPatchOp[];
   /** Sends the write, uncounted by any retry: the answer's state of the key as a snapshot. Throws {@link RaceLost} when a create lost. */
   send(write: SwapWrite, decision: UpdateDecision & { action: 'put' | 'delete' }, dataKey: string): Promise<Snapshot>;
   /** True for the API server's refusal of an object too large to store. */
@@ -63,21 +65,31 @@ export function pointer(field: string, dataKey: string): string {
   return `/${field}/${dataKey.replace(/~/g, '~0').replace(/\//g, '~1')}`;
 }
 
-/** The conditional write of a decision made on `snapshot` (none for `keep`, or deleting an absent key). */
-export function planSwap(snapshot: Snapshot, field: string, dataKey: string, decision: UpdateDecision, current: string | undefined): SwapWrite | undefined {
+/**
+ * The conditional write of a decision made on `snapshot` (none for `keep`, or
+ * deleting an absent key). `guard`: the tests that the object is still the one
+ * the snapshot shows as ours.
+ */
+export function planSwap(
+  snapshot: Snapshot,
+  guard: JsonPatchOp[],
+  field: string,
+  dataKey: string,
+  decision: UpdateDecision,
+  current: string | undefined,
+): SwapWrite | undefined {
   if (decision.action === 'keep' || (decision.action === 'delete' && current === undefined)) return undefined;
   if (decision.action === 'put' && !snapshot.exists) return { send: 'create', entries: { [dataKey]: decision.entry.b64 } };
   const path = pointer(field, dataKey);
-  const uid: JsonPatchOp = { op: 'test', path: '/metadata/uid', value: snapshot.uid };
   if (current !== undefined) {
     return {
       send: 'json',
-      ops: [uid, { op: 'test', path, value: current }, decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path }],
+      ops: [...guard, { op: 'test', path, value: current }, decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path }],
     };
   }
   if (decision.action !== 'put') return undefined;
   // New key: `test` with null passes only while the key is absent.
-  if (snapshot.hasEntryMap) return { send: 'json', ops: [uid, { op: 'test', path, value: null }, { op: 'add', path, value: decision.entry.b64 }] };
+  if (snapshot.hasEntryMap) return { send: 'json', ops: [...guard, { op: 'test', path, value: null }, { op: 'add', path, value: decision.entry.b64 }] };
   return { send: 'merge', uid: snapshot.uid!, resourceVersion: snapshot.resourceVersion!, entries: { [dataKey]: decision.entry.b64 } };
 }
 
@@ -120,7 +132,7 @@ export async function compareAndSwap(
       lostAnswer = undefined;
     }
     const decision = await decide(snapshot);
-    const write = planSwap(snapshot, field, dataKey, decision, stored?.b64);
+    const write = planSwap(snapshot, target.guardOf(snapshot), field, dataKey, decision, stored?.b64);
     if (!write || decision.action === 'keep') return snapshot;
     if (decision.action === 'put') sent.add(decision.entry.b64);
     try {

@@ -2,11 +2,13 @@
  * The entries of ONE Kubernetes object, ConfigMap or Secret (the kind is a
  * parameter; the logic is the same): a whole format-1 bucket, or one shard of a
  * sharded bucket (bucket.ts routes keys to objects and does bucket-wide work).
- * Every write is a server-side atomic patch of only the keys it changes:
- * - put (group-commit.ts coalesces them): strategic merge patch
- *   `{metadata:{uid}, binaryData:{k: v}}`; the uid makes the patch fail if the
- *   object was replaced by one k8s-kv does not own;
- * - delete: JSON patch `test /metadata/uid` + per key `test` of the planned value and `remove`;
+ * Every write is a server-side atomic JSON patch of only the keys it changes,
+ * and starts with `test`s of what made the object ours (its uid, the bucket's
+ * labels, the annotations of its role: ownership.ts `ownershipTests`), so a write
+ * to an object that was replaced, relabelled or given another format fails at
+ * the server and changes nothing:
+ * - put (group-commit.ts coalesces them): `add` per key;
+ * - delete: per key `test` of the planned value and `remove`;
  * - update: compare-and-swap, compare-and-swap.ts.
  * The object is created on first write, race-safely (404 -> create -> 409 -> patch).
  * The server's answer to each write is handed to the watch cache (read-your-writes): {@link ObjectStore.learn}.
@@ -19,7 +21,7 @@ import { isStatus, TOO_LARGE_FOR_ETCD, toKVError, type CallContext } from './api
 import { compareAndSwap, pointer, RaceLost, type SwapTarget, type SwapWrite, type UpdateDecision } from './compare-and-swap.ts';
 import { GroupCommit } from './group-commit.ts';
 import { LayoutChanged } from './layout-changed.ts';
-import { bucketLabels, checkOwnership, declaresShardedHead, roleAnnotations, type BucketIdentity, type ObjectRole } from './ownership.ts';
+import { bucketLabels, checkOwnership, declaresShardedHead, ownershipTests, roleAnnotations, type BucketIdentity, type ObjectRole } from './ownership.ts';
 import type { RetryOptions } from '../types.ts';
 import { callApi, DEFAULT_MAX_UPDATE_ATTEMPTS, MAX_REPLANS } from './retry-policy.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
@@ -79,8 +81,12 @@ export class ObjectStore implements SwapTarget {
   readonly field: 'binaryData' | 'data';
   readonly bucket: string;
   private readonly s: ObjectStoreSettings;
-  /** uid of the object once we verified that k8s-kv owns it. */
-  private ownedUid: string | undefined;
+  /**
+   * The object once we verified that k8s-kv owns it: the tests that keep a write to
+   * it conditional on that, and whether its entry map exists (a JSON patch cannot
+   * `add` into a missing map).
+   */
+  private owned: { uid: string; tests: JsonPatchOp[]; entryMap: boolean } | undefined;
   private readonly cache: WatchCache;
   /** The latest decoded snapshot, whose unchanged entries the next decode reuses. */
   private latest: Snapshot | undefined;
@@ -156,7 +162,7 @@ export class ObjectStore implements SwapTarget {
   async read(): Promise<Snapshot> {
     const object = await this.call('get', () => this.s.api.get(this.ref), isMissing);
     if (object instanceof KubeApiError) {
-      this.ownedUid = undefined;
+      this.owned = undefined;
       return emptySnapshot();
     }
     return this.accept(object);
@@ -164,19 +170,19 @@ export class ObjectStore implements SwapTarget {
 
   /** True once this store wrote to, or read, an object it owns that holds entries (and did not lose it since). */
   get owning(): boolean {
-    return this.ownedUid !== undefined;
+    return this.owned !== undefined;
   }
 
   /** Takes an object a LIST returned (undefined: it does not exist) as the current state of this object. */
   adopt(object: KubeObject | undefined): Snapshot {
     if (object) return this.accept(object);
-    this.ownedUid = undefined;
+    this.owned = undefined;
     return emptySnapshot();
   }
 
   /** Forgets the object (it was deleted): the next write creates it again. */
   forget(): void {
-    this.ownedUid = undefined;
+    this.owned = undefined;
     this.cache.offer(undefined, emptySnapshot());
   }
 
@@ -215,11 +221,24 @@ export class ObjectStore implements SwapTarget {
   }
 
   /**
-   * Remembers the uid of an object k8s-kv owns, which later puts patch directly;
-   * never a sharded bucket's head, which holds no entries.
+   * Remembers an object k8s-kv owns, which later puts patch directly; never a
+   * sharded bucket's head, which holds no entries. A metadata-only answer (after a
+   * write) does not show the entry map: it keeps what was known.
    */
   private own(object: KubeObject): void {
-    this.ownedUid = declaresShardedHead(object.metadata.annotations) ? undefined : object.metadata.uid;
+    const { uid, annotations } = object.metadata;
+    if (declaresShardedHead(annotations) || uid === undefined) {
+      this.owned = undefined;
+      return;
+    }
+    const metadataOnly = object.apiVersion === PARTIAL_OBJECT_API_VERSION;
+    const entryMap = metadataOnly ? (this.owned?.uid === uid && this.owned.entryMap) : object[this.field] != null;
+    this.owned = { uid, tests: ownershipTests(this.s, uid, annotations), entryMap };
+  }
+
+  /** The ownership tests of a snapshot's object (the state a plan was made on). */
+  guardOf(snapshot: Snapshot): JsonPatchOp[] {
+    return ownershipTests(this.s, snapshot.uid, snapshot.annotations);
   }
 
   /** Checks ownership of an object the server returned, decodes it, and hands it to the cache. */
@@ -283,10 +302,6 @@ export class ObjectStore implements SwapTarget {
     return type === 'strategic' ? this.s.api.strategicMergePatch(this.ref, patch, options) : this.s.api.mergePatch(this.ref, patch, options);
   }
 
-  private isUidMismatch(error: unknown): boolean {
-    return (isStatus(error, 409) || isStatus(error, 422)) && /uid/i.test((error as Error).message);
-  }
-
   isTooLarge(error: unknown): boolean {
     return (isStatus(error, 422) && /Too long/i.test((error as Error).message)) || (error instanceof Error && TOO_LARGE_FOR_ETCD.test(error.message));
   }
@@ -337,7 +352,7 @@ export class ObjectStore implements SwapTarget {
     for (const entry of entries) patchEntries[entry.dataKey] = entry.b64;
     let swept = false;
     for (let plan = 0; plan < MAX_REPLANS; plan++) {
-      if (this.ownedUid === undefined) {
+      if (this.owned === undefined) {
         const current = await this.read();
         this.holdsEntries(current);
         if (!current.exists) {
@@ -350,12 +365,11 @@ export class ObjectStore implements SwapTarget {
           continue;
         }
       }
-      const uid = this.ownedUid!;
-      const patched = await this.call(
-        'patch',
-        () => this.mergePatch('strategic', { uid }, patchEntries, this.answerOptions()),
-        (refusal) => refusal.status === 404 || this.isUidMismatch(refusal) || this.isTooLarge(refusal),
-      );
+      const { tests, entryMap } = this.owned!;
+      const ops: JsonPatchOp[] = [...tests];
+      if (entryMap) for (const [dataKey, b64] of Object.entries(patchEntries)) ops.push({ op: 'add', path: pointer(this.field, dataKey), value: b64 });
+      else ops.push({ op: 'test', path: `/${this.field}`, value: null }, { op: 'add', path: `/${this.field}`, value: patchEntries });
+      const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), (refusal) => isRaceLost(refusal) || refusal.status === 409 || this.isTooLarge(refusal));
       if (!(patched instanceof KubeApiError)) {
         await this.learn(patched);
         return;
@@ -368,7 +382,9 @@ export class ObjectStore implements SwapTarget {
         }
         throw await this.full(entries, patched);
       }
-      this.ownedUid = undefined; // deleted or replaced: look again
+      // Deleted, replaced, no longer ours, or its entry map is gone: read it again (which
+      // refuses an object that is no longer this bucket's) and plan again.
+      this.owned = undefined;
     }
     throw new ConflictError(`Could not write to bucket "${this.s.bucket}" (${this.ref.name}): it kept being deleted or replaced while writing.`);
   }
@@ -379,7 +395,7 @@ export class ObjectStore implements SwapTarget {
     const now = this.s.now();
     const expired = [...snapshot.entries.values()].filter((e) => isExpired(e, now));
     if (!snapshot.exists || expired.length === 0) return 0;
-    const ops: JsonPatchOp[] = [{ op: 'test', path: '/metadata/uid', value: snapshot.uid }];
+    const ops: JsonPatchOp[] = this.guardOf(snapshot);
     for (const entry of expired) {
       ops.push({ op: 'test', path: pointer(this.field, entry.dataKey), value: entry.b64 }, { op: 'remove', path: pointer(this.field, entry.dataKey) });
     }
@@ -434,7 +450,7 @@ export class ObjectStore implements SwapTarget {
         fresh = true;
         continue;
       }
-      const ops: JsonPatchOp[] = [{ op: 'test', path: '/metadata/uid', value: view.uid }];
+      const ops: JsonPatchOp[] = this.guardOf(view);
       for (const k of unique) {
         const path = pointer(this.field, k);
         const entry = present.get(k);
@@ -452,7 +468,7 @@ export class ObjectStore implements SwapTarget {
         return result;
       }
       if (patched.status === 404) {
-        this.ownedUid = undefined;
+        this.owned = undefined;
         if (fresh) return result;
       }
       // The object changed since the plan (or was replaced): look again.

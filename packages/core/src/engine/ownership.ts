@@ -6,7 +6,7 @@
  */
 import { isShardCount } from '../codec/shard-hash.ts';
 import { ForeignObjectError, UnsupportedFormatError } from '../errors.ts';
-import type { KubeObject, ObjectKind } from '../kube/port.ts';
+import type { JsonPatchOp, KubeObject, ObjectKind } from '../kube/port.ts';
 import {
   ANNOTATION_FORMAT,
   ANNOTATION_SHARD,
@@ -108,4 +108,28 @@ export function checkOwnership(object: KubeObject, owner: BucketIdentity): Objec
   const role = parseRole(object.metadata.annotations);
   if (role.role === 'unsupported') throw new UnsupportedFormatError(owner.kind, owner.bucket, owner.namespace, role.format);
   return role;
+}
+
+/** JSON pointer of a label or annotation. */
+function metadataPointer(map: 'labels' | 'annotations', key: string): string {
+  return `/metadata/${map}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+}
+
+/** The annotations that say what an object is; a write tests each of them (a missing one as absent). */
+const ROLE_ANNOTATIONS = [ANNOTATION_FORMAT, ANNOTATION_SHARD, ANNOTATION_SHARDS];
+
+/**
+ * JSON-patch `test`s that hold while the object is still the one k8s-kv checked:
+ * its uid, the bucket's labels, and the annotations that gave it its role. Every
+ * JSON patch k8s-kv sends starts with them, so a write to an object that has been
+ * relabelled, given another format, or replaced fails at the server (422, or 409
+ * for the uid) and changes nothing.
+ */
+export function ownershipTests(owner: BucketIdentity, uid: string | undefined, annotations: Record<string, string> | undefined): JsonPatchOp[] {
+  const tests: JsonPatchOp[] = [{ op: 'test', path: '/metadata/uid', value: uid }];
+  for (const [key, value] of Object.entries(bucketLabels(owner.bucket, owner.app))) tests.push({ op: 'test', path: metadataPointer('labels', key), value });
+  // A test inside a map that does not exist fails: without annotations, test that there are none.
+  if (!annotations) tests.push({ op: 'test', path: '/metadata/annotations', value: null });
+  else for (const key of ROLE_ANNOTATIONS) tests.push({ op: 'test', path: metadataPointer('annotations', key), value: annotations[key] ?? null });
+  return tests;
 }

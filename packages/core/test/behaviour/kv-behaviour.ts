@@ -23,6 +23,7 @@ import {
   shardName,
   UnsupportedFormatError,
   ValueTooLargeError,
+  type JsonPatchOp,
   type KubeApi,
   type KV,
   type KVChangeEvent,
@@ -163,7 +164,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       counted.reset();
       await kv.put(second, '2');
       await kv.put(third, '3');
-      expect(counted.counts).toEqual({ strategicMergePatch: 2 });
+      expect(counted.counts).toEqual({ jsonPatch: 2 });
     });
 
     it('batches: getMany, putMany and deleteMany each in one API call', async () => {
@@ -328,6 +329,35 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       const other = make({ bucket: mine.bucket, app: 'second-app' });
       await expect(other.put('a', 'c')).rejects.toMatchObject({ code: 'KV_FOREIGN_OBJECT', ownerApp: 'first-app' });
       expect(await mine.getText('a')).toBe('b');
+    });
+
+    it('stops writing to an object that stopped being this bucket after the store wrote to it: the write fails at the server and changes nothing', async () => {
+      const env = getEnv();
+      const tampering: Array<{ name: string; ops: JsonPatchOp[]; error: new (...args: never[]) => Error }> = [
+        { name: 'managed-by label removed', ops: [{ op: 'remove', path: '/metadata/labels/app.kubernetes.io~1managed-by' }], error: ForeignObjectError },
+        { name: 'another app', ops: [{ op: 'replace', path: '/metadata/labels/k8s-kv.io~1app', value: 'someone-else' }], error: ForeignObjectError },
+        { name: 'a format this version does not know', ops: [{ op: 'replace', path: '/metadata/annotations/k8s-kv.io~1format', value: '99' }], error: UnsupportedFormatError },
+      ];
+      for (const { name, ops, error } of tampering) {
+        for (const cache of [false, true]) {
+          const kv = make({ cache });
+          await kv.putMany([['a', '1'], ['b', '2']]);
+          await kv.update('c', () => '3');
+          expect(await kv.getText('a')).toBe('1');
+          const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, 'a') };
+          const tampered = await env.api.jsonPatch(ref, ops);
+          for (const write of [() => kv.put('a', 'x'), () => kv.putMany([['a', 'x'], ['d', 'y']]), () => kv.delete('a'), () => kv.update('a', () => 'x')]) {
+            const failure = await write().catch((e: unknown) => e);
+            expect(failure, `${name}, cache ${cache}`).toBeInstanceOf(error);
+          }
+          // A clear reports the object as not this bucket's, or (a shard no longer labelled as the
+          // bucket's is not among its objects) leaves it out; either way it is not changed.
+          const cleared = await kv.clear().catch((e: unknown) => e);
+          if (cleared instanceof Error) expect(cleared, `${name}, cache ${cache}`).toBeInstanceOf(error);
+          const after = await env.api.get(ref);
+          expect(after.metadata.resourceVersion, `${name}, cache ${cache}`).toBe(tampered.metadata.resourceVersion);
+        }
+      }
     });
 
     it('refuses a bucket that declares a storage format it does not know, and changes nothing', async () => {

@@ -109,7 +109,7 @@ export function describeShardedBucket(name: string, getEnv: () => KvTestEnv): vo
       await kv.put('other', 'up');
       counted.reset();
       await kv.put('warm', 'again');
-      expect(counted.counts).toEqual({ strategicMergePatch: 1 });
+      expect(counted.counts).toEqual({ jsonPatch: 1 });
       counted.reset();
       expect(await kv.getText('warm')).toBe('again');
       expect(counted.counts).toEqual({ get: 2 });
