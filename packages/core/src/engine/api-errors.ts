@@ -37,6 +37,22 @@ export function isTransient(error: unknown): boolean {
   );
 }
 
+/** Transport errors raised before the request left this process: nothing reached the server. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * True when a write that failed with this transient error may have been applied
+ * by the server all the same (its answer was lost: a reset, a timeout, a 5xx after
+ * the server took it). False when the server cannot have applied it: a 429 (refused
+ * before processing) or a connection that was never made.
+ */
+export function mayHaveLanded(error: unknown): boolean {
+  if (error instanceof KubeApiError) return error.status !== 429;
+  if (!(error instanceof Error)) return true;
+  const code = (error as { code?: unknown }).code ?? (error.cause as { code?: unknown } | undefined)?.code;
+  return !(typeof code === 'string' && NOT_SENT_CODES.has(code));
+}
+
 /** Context of a call, for error messages. */
 export interface CallContext {
   verb: string;

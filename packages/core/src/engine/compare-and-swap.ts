@@ -5,17 +5,27 @@
  * only if the key has not changed since. A lost race means: read again, decide
  * again (up to `maxUpdateAttempts`, with {@link conflictBackoff} between).
  *
- * A write whose answer was lost (the connection broke after sending) may or may
- * not have landed. Every value an update writes carries a random write id
- * (docs/FORMAT.md section 3), so the next read tells: one of its own values
- * stored means it landed (done, `fn` is not run again); the value it planned on
- * still there means it did not (plan again); anything else cannot be decided
- * and fails with a retryable `UnavailableError`.
+ * A write whose answer was lost (the connection broke after sending, a timeout,
+ * a 5xx) may or may not have landed; the next read decides, and `fn` never runs
+ * again on a state the lost write may have changed:
+ * - one of its own values stored: it landed (done). Every value an update writes
+ *   carries a random write id (docs/FORMAT.md section 3), so no other writer's
+ *   value can look like one of ours;
+ * - the value it planned on still stored: it did not land (plan again). A stored
+ *   value's bytes never come back once replaced (they carry their write time, and
+ *   an update's value its write id);
+ * - the key absent, as planned: absence can come back (our write landed, then
+ *   someone deleted the key), so only an object unchanged since the plan (same
+ *   resourceVersion, or still missing) proves the write did not land;
+ * - anything else cannot be decided: a retryable `UnavailableError` says the
+ *   update may or may not have been applied.
+ * The write itself is never repeated blindly, a create included (a repeated
+ * create answers 409 and would hide that the first one landed).
  */
 import type { PreparedEntry } from '../codec/entry.ts';
 import { BucketFullError, ConflictError, KVError, UnavailableError } from '../errors.ts';
 import type { JsonPatchOp } from '../kube/port.ts';
-import { isStatus, isTransient } from './api-errors.ts';
+import { isStatus, isTransient, mayHaveLanded } from './api-errors.ts';
 import { conflictBackoff } from './retry-policy.ts';
 import { LayoutChanged } from './layout-changed.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -47,7 +57,7 @@ export interface SwapTarget {
   holdsEntries(snapshot: Snapshot): void;
   /** The tests that keep a write conditional on the object still being the one the snapshot shows as ours. */
   guardOf(snapshot: Snapshot): JsonPatchOp[];
-  /** Sends the write, uncounted by any retry: the answer's state of the key as a snapshot. Throws {@link RaceLost} when a create lost. */
+  /** Sends the write once (never repeated: see above): the answer's state of the key as a snapshot. Throws {@link RaceLost} when a create lost. */
   send(write: SwapWrite, decision: UpdateDecision & { action: 'put' | 'delete' }, dataKey: string): Promise<Snapshot>;
   /** True for the API server's refusal of an object too large to store. */
   isTooLarge(error: unknown): boolean;
@@ -110,8 +120,9 @@ export async function compareAndSwap(
   // Every value this update sent. Each carries a random write id, so no other writer can
   // store the same bytes: finding one of them stored means that write landed.
   const sent = new Set<string>();
-  // After a write whose answer was lost: the state of the key it was planned on.
-  let lostAnswer: { planned: string | undefined; cause: unknown } | undefined;
+  // After a write whose answer was lost: the state it was planned on (the key's stored
+  // text, and the object's resourceVersion; undefined: absent).
+  let lostAnswer: { planned: string | undefined; objectRv: string | undefined; cause: unknown } | undefined;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
     if (attempt > 0 && !lostAnswer) await conflictBackoff(attempt);
     // The first attempt may plan on the cache: the patch tests the value, so a stale plan only costs a retry.
@@ -123,7 +134,10 @@ export async function compareAndSwap(
     if (lostAnswer) {
       // Unchanged since the plan: the lost write did not land, so planning again is safe.
       // Changed by someone else: the lost write may have landed and been overwritten since.
-      if (stored?.b64 !== lostAnswer.planned) {
+      const unchanged =
+        stored?.b64 === lostAnswer.planned &&
+        (lostAnswer.planned !== undefined || (snapshot.exists ? snapshot.resourceVersion : undefined) === lostAnswer.objectRv);
+      if (!unchanged) {
         throw new UnavailableError(
           `update("${key}") may or may not have been applied in bucket "${target.bucket}": the connection to the API server broke while its write was in flight, and the key has been changed by another writer since. Read the key to decide whether to run the update again.`,
           lostAnswer.cause,
@@ -145,7 +159,7 @@ export async function compareAndSwap(
       if (error instanceof RaceLost || isStatus(error, 409) || isStatus(error, 422) || isStatus(error, 404)) continue;
       if (isTransient(error)) {
         // The write may or may not have happened: the next read decides (above).
-        lostAnswer = { planned: stored?.b64, cause: error };
+        if (mayHaveLanded(error)) lostAnswer = { planned: stored?.b64, objectRv: snapshot.exists ? snapshot.resourceVersion : undefined, cause: error };
         continue;
       }
       throw target.typed(error);

@@ -310,15 +310,20 @@ export class ObjectStore implements SwapTarget {
 
   /**
    * Creates this object in `role` holding `entries`. Returns false when someone
-   * else created it first.
+   * else created it first. `once`: send the create once, never repeated on a
+   * transient failure (which is thrown as it is: an update must know that its
+   * create may have landed; a repeat would answer 409).
    */
-  async createObject(role: ObjectRole, entries: Record<string, string> | undefined): Promise<boolean> {
+  async createObject(role: ObjectRole, entries: Record<string, string> | undefined, once = false): Promise<boolean> {
     const body: KubeObject = {
       metadata: { name: this.ref.name, labels: bucketLabels(this.s.bucket, this.s.app), annotations: roleAnnotations(role) },
       ...(entries ? { [this.field]: entries } : {}),
       ...(this.s.kind === 'Secret' ? { type: 'Opaque' } : {}),
     };
-    const created = await this.call('create', () => this.s.api.create(this.s.kind, this.s.namespace, body), (refusal) => refusal.status === 409 || refusal.status === 422);
+    const send = (): Promise<KubeObject> => this.s.api.create(this.s.kind, this.s.namespace, body);
+    const created = once
+      ? await send().catch((error: unknown) => (isStatus(error, 409) ? error : Promise.reject(error)))
+      : await this.call('create', send, (refusal) => refusal.status === 409 || refusal.status === 422);
     if (created instanceof KubeApiError) {
       if (created.status === 409) return false;
       throw created; // 422: invalid, or too large (the caller tells which)
@@ -328,10 +333,10 @@ export class ObjectStore implements SwapTarget {
   }
 
   /** Creates the object holding `entries` (a shard once the router confirmed the layout). Returns false when someone else created it first. */
-  private async create(entries: Record<string, string>): Promise<boolean> {
+  private async create(entries: Record<string, string>, once = false): Promise<boolean> {
     const shard = this.s.shard;
     if (shard) await this.s.beforeCreate?.();
-    return this.createObject(shard ? { role: 'shard', ...shard } : { role: 'bucket' }, entries);
+    return this.createObject(shard ? { role: 'shard', ...shard } : { role: 'bucket' }, entries, once);
   }
 
   // ---------------------------------------------------------------- puts
@@ -506,7 +511,7 @@ export class ObjectStore implements SwapTarget {
     let written: KubeObject;
     switch (write.send) {
       case 'create':
-        if (!(await this.create(write.entries))) throw new RaceLost();
+        if (!(await this.create(write.entries, true))) throw new RaceLost();
         return this.read();
       case 'json':
         written = await this.jsonPatch(write.ops, this.answerOptions());
