@@ -108,22 +108,13 @@ class KVStore implements KV {
   }
 
   /** Live entries under a prefix, sorted by key; corrupt ones reported and skipped. */
-  private liveEntries(snapshot: Snapshot, prefix: string, decodeValues: boolean): StoredEntry[] {
+  private liveEntries(snapshot: Snapshot, prefix: string): StoredEntry[] {
     const now = this.now();
     const report = this.options.onCorruptEntry;
     for (const corrupt of snapshot.corrupt) if (corrupt.key.startsWith(prefix)) report?.(corrupt);
     const out: StoredEntry[] = [];
     for (const entry of snapshot.entries.values()) {
-      if (!entry.key.startsWith(prefix) || isExpired(entry, now)) continue;
-      if (decodeValues) {
-        try {
-          entryValue(entry);
-        } catch (error) {
-          report?.(error as CorruptEntryError);
-          continue;
-        }
-      }
-      out.push(entry);
+      if (entry.key.startsWith(prefix) && !isExpired(entry, now)) out.push(entry);
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
@@ -161,16 +152,16 @@ class KVStore implements KV {
   }
 
   async list(prefix = ''): Promise<Map<string, Uint8Array>> {
-    const entries = this.liveEntries(await this.viewAll(), prefix, true);
+    const entries = this.liveEntries(await this.viewAll(), prefix);
     return new Map(entries.map((e) => [e.key, entryValue(e)]));
   }
 
   async keys(prefix = ''): Promise<string[]> {
-    return this.liveEntries(await this.viewAll(), prefix, false).map((e) => e.key);
+    return this.liveEntries(await this.viewAll(), prefix).map((e) => e.key);
   }
 
   async entries(prefix = ''): Promise<KVEntry[]> {
-    return this.liveEntries(await this.viewAll(), prefix, true).map((e) => this.toEntry(e));
+    return this.liveEntries(await this.viewAll(), prefix).map((e) => this.toEntry(e));
   }
 
   async getMany(keys: readonly string[]): Promise<Array<Uint8Array | undefined>> {

@@ -56,9 +56,21 @@ export function checkKey(key: unknown): asserts key is string {
   if (typeof key !== 'string') throw new InvalidKeyError(`Keys must be strings, got ${key === null ? 'null' : typeof key}.`);
 }
 
-/** A value's bytes, and whether it was given as text; throws {@link InvalidValueError} for anything but a string or a Uint8Array. */
+/**
+ * A value's bytes, and whether it was given as text; throws {@link InvalidValueError}
+ * for anything but a string or a Uint8Array, and for a string that is not
+ * well-formed Unicode (a lone surrogate would silently become U+FFFD in UTF-8).
+ */
 export function valueBytes(key: string, value: unknown): { bytes: Uint8Array; text: boolean } {
-  if (typeof value === 'string') return { bytes: textEncoder.encode(value), text: true };
+  if (typeof value === 'string') {
+    if (!value.isWellFormed()) {
+      throw new InvalidValueError(
+        key,
+        `Value for key ${JSON.stringify(key)} is a string with a lone surrogate (not well-formed Unicode), which UTF-8 cannot hold; store it as bytes (a Uint8Array) or repair it with value.toWellFormed().`,
+      );
+    }
+    return { bytes: textEncoder.encode(value), text: true };
+  }
   if (value instanceof Uint8Array) return { bytes: value, text: false };
   const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
   throw new InvalidValueError(key, `Value for key ${JSON.stringify(key)} is ${type === 'object' ? 'an object' : `a ${type}`}; store a string or a Uint8Array (JSON.stringify objects first).`);

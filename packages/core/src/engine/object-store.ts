@@ -86,7 +86,7 @@ export class ObjectStore implements SwapTarget {
    * it conditional on that, and whether its entry map exists (a JSON patch cannot
    * `add` into a missing map).
    */
-  private owned: { uid: string; tests: JsonPatchOp[]; entryMap: boolean } | undefined;
+  private owned: { uid: string; tests: JsonPatchOp[]; entryMap: boolean; strays: Set<string> } | undefined;
   private readonly cache: WatchCache;
   /** The latest decoded snapshot, whose unchanged entries the next decode reuses. */
   private latest: Snapshot | undefined;
@@ -232,8 +232,11 @@ export class ObjectStore implements SwapTarget {
       return;
     }
     const metadataOnly = object.apiVersion === PARTIAL_OBJECT_API_VERSION;
-    const entryMap = metadataOnly ? (this.owned?.uid === uid && this.owned.entryMap) : object[this.field] != null;
-    this.owned = { uid, tests: ownershipTests(this.s, uid, annotations), entryMap };
+    const known = this.owned?.uid === uid ? this.owned : undefined;
+    const entryMap = metadataOnly ? known?.entryMap === true : object[this.field] != null;
+    // Entries added by hand to a ConfigMap's `data` (k8s-kv writes `binaryData`): a put of such a key replaces it.
+    const strays = metadataOnly ? (known?.strays ?? new Set<string>()) : new Set(this.s.kind === 'ConfigMap' ? Object.keys(object.data ?? {}) : []);
+    this.owned = { uid, tests: ownershipTests(this.s, uid, annotations), entryMap, strays };
   }
 
   /** The ownership tests of a snapshot's object (the state a plan was made on). */
@@ -370,12 +373,15 @@ export class ObjectStore implements SwapTarget {
           continue;
         }
       }
-      const { tests, entryMap } = this.owned!;
+      const { tests, entryMap, strays } = this.owned!;
       const ops: JsonPatchOp[] = [...tests];
+      // A key may not be in `data` and `binaryData` at once: a put replaces an entry added by hand to `data`.
+      for (const dataKey of Object.keys(patchEntries)) if (strays.has(dataKey)) ops.push({ op: 'remove', path: pointer('data', dataKey) });
       if (entryMap) for (const [dataKey, b64] of Object.entries(patchEntries)) ops.push({ op: 'add', path: pointer(this.field, dataKey), value: b64 });
       else ops.push({ op: 'test', path: `/${this.field}`, value: null }, { op: 'add', path: `/${this.field}`, value: patchEntries });
       const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), (refusal) => isRaceLost(refusal) || refusal.status === 409 || this.isTooLarge(refusal));
       if (!(patched instanceof KubeApiError)) {
+        for (const dataKey of Object.keys(patchEntries)) strays.delete(dataKey);
         await this.learn(patched);
         return;
       }
@@ -457,7 +463,8 @@ export class ObjectStore implements SwapTarget {
       }
       const ops: JsonPatchOp[] = this.guardOf(view);
       for (const k of unique) {
-        const path = pointer(this.field, k);
+        // An entry added by hand to a ConfigMap's `data` is removed from there.
+        const path = pointer(view.strays?.has(k) ? 'data' : this.field, k);
         const entry = present.get(k);
         if (entry) {
           if (!view.corruptByDataKey.has(k)) ops.push({ op: 'test', path, value: entry.b64 });

@@ -406,6 +406,76 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       expect(await kv.clear()).toBe(4);
     });
 
+    it('an entry whose checksum fails gets one answer from every read call, cache on and off', async () => {
+      const env = getEnv();
+      for (const cache of [false, true]) {
+        const reported: CorruptEntryError[] = [];
+        const kv = make({ onCorruptEntry: (e) => reported.push(e), cache });
+        await kv.putMany([['good', 'fine'], ['flipped', 'a value long enough to be worth a checksum']]);
+        const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, 'flipped') };
+        const stored = (await env.api.get(ref)).binaryData!.flipped!;
+        const bytes = Buffer.from(stored, 'base64');
+        bytes[bytes.length - 1] ^= 0x01; // the last payload byte: the header still decodes, the CRC-32 does not match
+        await env.api.mergePatch(ref, { binaryData: { flipped: bytes.toString('base64') } });
+        await eventually(async () => expect(await kv.get('flipped').catch((e: unknown) => e)).toBeInstanceOf(CorruptEntryError));
+        await expect(kv.has('flipped')).rejects.toMatchObject({ code: 'KV_CORRUPT_ENTRY', key: 'flipped' });
+        await expect(kv.getEntry('flipped')).rejects.toBeInstanceOf(CorruptEntryError);
+        expect(await kv.keys(), `cache ${cache}`).toEqual(['good']);
+        expect([...(await kv.list()).keys()]).toEqual(['good']);
+        expect((await kv.entries()).map((e) => e.key)).toEqual(['good']);
+        expect(await kv.getMany(['flipped', 'good'])).toEqual([undefined, expect.any(Uint8Array)]);
+        expect((await kv.stats()).corrupt).toBe(1);
+        expect(reported.length).toBeGreaterThan(0);
+        expect(reported.every((e) => e.key === 'flipped' && /checksum/.test(e.message))).toBe(true);
+        expect(await kv.clear()).toBe(2);
+        expect((await env.api.get(ref)).binaryData ?? {}).toEqual({});
+      }
+    });
+
+    it('removes and overwrites an entry added by hand to the ConfigMap\'s plain-text data map', async () => {
+      const env = getEnv();
+      // Keys of one object (in a sharded bucket, entries added by hand count where their hash puts them).
+      const [stray, other, third] = keysOfOneObject('hand', 3) as [string, string, string];
+      for (const cache of [false, true]) {
+        const kv = make({ cache });
+        await kv.putMany([['a', '1'], [stray, 'x']]);
+        const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, stray) };
+        // A ConfigMap key may live in only one of the maps: move the entry to `data`, and add another.
+        await env.api.jsonPatch(ref, [
+          { op: 'remove', path: `/binaryData/${stray}` },
+          { op: 'add', path: '/data', value: { [stray]: 'typed with kubectl edit', [other]: 'also by hand' } },
+        ]);
+        await eventually(async () => expect(await kv.get(stray).catch((e: unknown) => e)).toBeInstanceOf(CorruptEntryError));
+        expect(await kv.delete(stray), `cache ${cache}`).toBe(true);
+        expect((await env.api.get(ref)).data).toEqual({ [other]: 'also by hand' });
+        await kv.put(other, 'now through k8s-kv');
+        expect(await kv.getText(other)).toBe('now through k8s-kv');
+        expect((await env.api.get(ref)).data ?? {}).toEqual({});
+        await env.api.mergePatch(ref, { data: { [third]: 'by hand again' } });
+        await eventually(async () => expect((await kv.stats()).corrupt).toBe(1));
+        expect(await kv.clear()).toBe(3); // a, the overwritten one, and the corrupt third
+        const after = await env.api.get(ref);
+        expect(after.data ?? {}).toEqual({});
+        expect(after.binaryData ?? {}).toEqual({});
+      }
+    });
+
+    it('refuses a string value that is not well-formed Unicode instead of changing it', async () => {
+      const kv = make();
+      for (const value of ['\uD800', 'a\uDC00b', 'end\uD83D']) {
+        const error = await kv.put('k', value).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(InvalidValueError);
+        expect((error as Error).message).toMatch(/lone surrogate/);
+        await expect(kv.putMany([['k', value]])).rejects.toBeInstanceOf(InvalidValueError);
+        await expect(kv.update('k', () => value)).rejects.toBeInstanceOf(InvalidValueError);
+      }
+      await kv.put('k', 'pairs are fine: \uD83D\uDE00');
+      expect(await kv.getText('k')).toBe('pairs are fine: \uD83D\uDE00');
+      const bytes = new Uint8Array([0xed, 0xa0, 0x80]); // what a lone surrogate would be in WTF-8: bytes are stored as they are
+      await kv.put('raw', bytes);
+      expect(await kv.get('raw')).toEqual(bytes);
+    });
+
     it('gives typed errors for bad input', async () => {
       const env = getEnv();
       expect(() => createKV({ bucket: 'Bad_Name', api: env.api })).toThrow(InvalidBucketNameError);
