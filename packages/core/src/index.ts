@@ -8,7 +8,7 @@ export { listBuckets, type BucketInfo, type ListBucketsOptions } from './buckets
 export * from './errors.ts';
 export type { RetryOptions } from './engine/api-errors.ts';
 export { LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_APP, LABEL_BUCKET, ANNOTATION_FORMAT, ANNOTATION_SHARDS, ANNOTATION_SHARD } from './engine/labels.ts';
-export { createClientNodeApi, loadDefaultKubeConfig, loadKubeConfig } from './kube/client-node-api.ts';
+export { createClientNodeApi, loadDefaultKubeConfig, loadKubeConfig, type LoadKubeConfigOptions } from './kube/client-node-api.ts';
 export type { ClientNodeApiOptions } from './kube/client-node-api.ts';
 export { KubeApiError } from './kube/port.ts';
 export type {
