@@ -289,3 +289,24 @@ export class ApiError extends KVError {
     this.reason = reason;
   }
 }
+
+/**
+ * A copy of a k8s-kv error whose message starts with `prefix` (e.g. a driver's
+ * `[unstorage] [k8s-kv] bucket "x": `): the same class, so `instanceof` and
+ * `code` keep working, the same fields, and the original as `cause`. Drivers
+ * use it to say where an error comes from. An error whose message already
+ * starts with `prefix`, and anything that is not a KVError, is returned as is.
+ */
+export function withMessagePrefix<T>(error: T, prefix: string): T {
+  if (!(error instanceof KVError) || error.message.startsWith(prefix)) return error;
+  const copy = Object.create(Object.getPrototypeOf(error) as object) as KVError;
+  Object.assign(copy, error);
+  const message = prefix + error.message;
+  const frames = error.stack?.split('\n').slice(1).join('\n');
+  Object.defineProperties(copy, {
+    message: { value: message, writable: true, configurable: true },
+    cause: { value: error, writable: true, configurable: true },
+    stack: { value: `${error.name}: ${message}${frames ? `\n${frames}` : ''}`, writable: true, configurable: true },
+  });
+  return copy as T;
+}
