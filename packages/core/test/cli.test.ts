@@ -17,19 +17,23 @@ interface Run {
   stderr: string;
 }
 
-/** Runs the CLI on `api` with `input` on stdin; namespaces other than "default" and `extra` do not exist. */
-async function run(api: MemoryApi, argv: string[], options: { input?: string; namespaces?: string[] } = {}): Promise<Run> {
-  const stdin = new PassThrough();
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
+/** Streams for a run, `input` on stdin; out() and err() tell what was written so far. */
+function streams(input = '') {
+  const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
   let out = '';
   let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  stdin.end(options.input ?? '');
+  io.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  io.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  io.stdin.end(input);
+  return { io, out: () => out, err: () => err };
+}
+
+/** Runs the CLI on `api` with `input` on stdin; namespaces other than "default" and `extra` do not exist. */
+async function run(api: MemoryApi, argv: string[], options: { input?: string; namespaces?: string[] } = {}): Promise<Run> {
+  const { io, out, err } = streams(options.input);
   const known = new Set(['default', ...(options.namespaces ?? [])]);
-  const code = await main(argv, { stdin, stdout, stderr }, { api, namespaceExists: async (ns) => known.has(ns) });
-  return { code, stdout: out, stderr: err };
+  const code = await main(argv, io, { api, namespaceExists: async (ns) => known.has(ns) });
+  return { code, stdout: out(), stderr: err() };
 }
 
 describe('help and usage', () => {
@@ -166,8 +170,9 @@ describe('commands on the in-memory API', () => {
     expect(result).toMatchObject({ code: 1, stdout: '' });
     expect(result.stderr).toMatch(/^k8s-kv: Namespace "nosuchns" does not exist\. .*\nk8s-kv: pass the namespace with -n NAMESPACE\n$/);
     // When it cannot be told whether the namespace exists, the bucket is named as missing.
-    const unknown = await main(['-n', 'other', 'keys', 'b'], { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() }, { api });
-    expect(unknown).toBe(1);
+    const { io, err } = streams();
+    expect(await main(['-n', 'other', 'keys', 'b'], io, { api })).toBe(1);
+    expect(err()).toMatch(/^k8s-kv: bucket "b" in namespace "other" does not exist\n/);
   });
 
   it('names the user the API server refused, and reads of a foreign ConfigMap do not speak of modifying it', async () => {
@@ -200,21 +205,16 @@ describe('commands on the in-memory API', () => {
       [['-o', 'yaml'], '---\ntype: put\nkey: a\n---\ntype: delete\nkey: a\n'],
     ] as const) {
       const api = createMemoryApi();
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      let out = '';
-      let err = '';
-      stdout.on('data', (d: Buffer) => (out += d.toString()));
-      stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const { io, out, err } = streams();
       let stop!: (signal: string) => void;
       const stopped = new Promise<string>((resolve) => (stop = resolve));
-      const running = main(['watch', 'w', ...extra], { stdin: new PassThrough(), stdout, stderr }, { api, untilStopped: () => stopped });
-      await expect.poll(() => err).toContain('Watching bucket "w"');
+      const running = main(['watch', 'w', ...extra], io, { api, untilStopped: () => stopped });
+      await expect.poll(err).toContain('Watching bucket "w"');
       const kv = createKV({ bucket: 'w', api, namespace: 'default' });
       await kv.put('a', '1');
       await kv.delete('a');
       await kv.close();
-      await expect.poll(() => out).toBe(expected);
+      await expect.poll(out).toBe(expected);
       stop('SIGTERM');
       expect(await running).toBe(0);
     }
