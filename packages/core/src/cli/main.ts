@@ -15,9 +15,11 @@ import { formatData, parseDuration, UsageError } from './format.ts';
 import type { CliIo } from './io.ts';
 import { buildProgram, COMMAND_NAMES, commandsWithOption, isCommanderExit, parseCommandLine, type OutputFormat } from './program.ts';
 
-/** Exit codes. */
+/** Exit code: success. */
 export const EXIT_OK = 0;
+/** Exit code: a failure (not found, forbidden, API error, ...). */
 export const EXIT_FAILURE = 1;
+/** Exit code: a mistake in the command line. */
 export const EXIT_USAGE = 2;
 
 /** KVError codes caused by what was typed on the command line. */

@@ -27,10 +27,12 @@ export interface ParsedOptions {
 
 /** Machine-readable output formats of `-o`. */
 export const OUTPUT_FORMATS = ['json', 'yaml'] as const;
+/** A format of `-o`. */
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** The commands, in the order the help lists them. */
 export const COMMAND_NAMES = ['buckets', 'get', 'put', 'delete', 'keys', 'list', 'stats', 'clear', 'export', 'import', 'watch', 'teardown'] as const;
+/** A command of the CLI. */
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 /** A parsed command line, ready to run. */
