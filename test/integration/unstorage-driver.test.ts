@@ -4,7 +4,7 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStorage } from 'unstorage';
-import { decodeEnvelope, decodeKey, decodeKeyFull, LABEL_BUCKET, LABEL_MANAGED_BY } from '@k8s-kv/core';
+import { decodeEnvelope, decodeKey, decodeKeyFull, ForbiddenError, LABEL_BUCKET, LABEL_MANAGED_BY } from '@k8s-kv/core';
 import k8sKvDriver from '@k8s-kv/unstorage-driver';
 import { describeDriverConformance } from '../../packages/unstorage-driver/test/conformance.ts';
 import { adminKubeConfig, createTestNamespace, grantRole, kubeconfigPath, userKubeConfig, type TestNamespace } from '../setup/cluster.ts';
@@ -72,7 +72,8 @@ describe('unstorage driver on a real API server', () => {
 
     const bob = createStorage({ driver: k8sKvDriver({ bucket: 'rbac-bob', namespace: ns.name, kubeconfig: userKubeConfig('bob') }) });
     const error = await bob.setItem('x', 'y').catch((e: unknown) => e);
-    expect((error as Error).message).toMatch(/^\[unstorage\] \[k8s-kv\] Forbidden: .*may not "\w+" configmaps in namespace/);
+    expect(error).toBeInstanceOf(ForbiddenError);
+    expect((error as Error).message).toMatch(/^\[unstorage\] \[k8s-kv\] bucket "rbac-bob": Forbidden: user "bob" may not "\w+" configmaps in namespace/);
     expect(error).toMatchObject({ code: 'KV_FORBIDDEN', cause: expect.objectContaining({ code: 'KV_FORBIDDEN' }) });
     await bob.dispose();
   });

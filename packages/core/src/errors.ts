@@ -132,6 +132,16 @@ export class BucketFullError extends KVError {
   }
 }
 
+/**
+ * The user the API server named in a refusal: "alice" from a Status message
+ * such as `... is forbidden: User "alice" cannot get resource ...` (service
+ * accounts appear as `system:serviceaccount:NAMESPACE:NAME`).
+ */
+function refusedUser(cause: unknown): string | undefined {
+  const message = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : '';
+  return /\bUser "([^"]+)" cannot\b/.exec(message)?.[1];
+}
+
 /** The identity in use may not perform an API call the store needs. */
 export class ForbiddenError extends KVError {
   /** The API verb that was refused (get, list, watch, create, patch, delete). */
@@ -140,19 +150,24 @@ export class ForbiddenError extends KVError {
   readonly resource: string;
   /** The namespace ("" for a cluster-wide call). */
   readonly namespace: string;
+  /** The user the API server named in its refusal (e.g. "system:serviceaccount:shop:web"), if it named one. */
+  readonly user: string | undefined;
   constructor(verb: string, resource: string, namespace: string, cause?: unknown) {
+    const user = refusedUser(cause);
+    const who = user === undefined ? 'this identity' : `user ${JSON.stringify(user)}`;
     super(
       'KV_FORBIDDEN',
       namespace === ''
-        ? `Forbidden: this identity may not "${verb}" ${resource} in every namespace (cluster-wide). ` +
+        ? `Forbidden: ${who} may not "${verb}" ${resource} in every namespace (cluster-wide). ` +
             `Grant a ClusterRole with verb ${verb} on ${resource}, or name one namespace (${RBAC_DOC_POINTER}).`
-        : `Forbidden: this identity may not "${verb}" ${resource} in namespace "${namespace}". ` +
+        : `Forbidden: ${who} may not "${verb}" ${resource} in namespace "${namespace}". ` +
             `Grant a Role with verbs get, list, watch, create, patch, delete on ${resource} (${RBAC_DOC_POINTER}).`,
       { cause },
     );
     this.verb = verb;
     this.resource = resource;
     this.namespace = namespace;
+    this.user = user;
   }
 }
 
@@ -196,7 +211,7 @@ export class ForeignObjectError extends KVError {
     super(
       'KV_FOREIGN_OBJECT',
       `${kind} "${name}" in namespace "${namespace}" was not created by k8s-kv for this bucket (${why}); ` +
-        'k8s-kv refuses to modify it and changed nothing. ' +
+        'k8s-kv neither reads nor changes it, and changed nothing. ' +
         (ownerApp === undefined ? 'Choose another bucket name.' : `If the bucket is yours, use app "${ownerApp}"; otherwise choose another bucket name.`),
     );
     this.kind = kind;
@@ -273,4 +288,25 @@ export class ApiError extends KVError {
     this.status = status;
     this.reason = reason;
   }
+}
+
+/**
+ * A copy of a k8s-kv error whose message starts with `prefix` (e.g. a driver's
+ * `[unstorage] [k8s-kv] bucket "x": `): the same class, so `instanceof` and
+ * `code` keep working, the same fields, and the original as `cause`. Drivers
+ * use it to say where an error comes from. An error whose message already
+ * starts with `prefix`, and anything that is not a KVError, is returned as is.
+ */
+export function withMessagePrefix<T>(error: T, prefix: string): T {
+  if (!(error instanceof KVError) || error.message.startsWith(prefix)) return error;
+  const copy = Object.create(Object.getPrototypeOf(error) as object) as KVError;
+  Object.assign(copy, error);
+  const message = prefix + error.message;
+  const frames = error.stack?.split('\n').slice(1).join('\n');
+  Object.defineProperties(copy, {
+    message: { value: message, writable: true, configurable: true },
+    cause: { value: error, writable: true, configurable: true },
+    stack: { value: `${error.name}: ${message}${frames ? `\n${frames}` : ''}`, writable: true, configurable: true },
+  });
+  return copy as T;
 }

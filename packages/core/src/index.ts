@@ -20,7 +20,7 @@ export type {
 export { listBuckets } from './buckets.ts';
 export * from './errors.ts';
 export { LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_APP, LABEL_BUCKET, ANNOTATION_FORMAT, ANNOTATION_SHARDS, ANNOTATION_SHARD } from './engine/labels.ts';
-export { createClientNodeApi, loadDefaultKubeConfig, loadKubeConfig } from './kube/client-node-api.ts';
+export { createClientNodeApi, loadDefaultKubeConfig, loadKubeConfig, type LoadKubeConfigOptions } from './kube/client-node-api.ts';
 export type { ClientNodeApiOptions } from './kube/client-node-api.ts';
 export { KubeApiError } from './kube/port.ts';
 export type {
