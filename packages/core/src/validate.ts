@@ -11,6 +11,8 @@ import type { KVOptions } from './types.ts';
 /** The last instant a JavaScript Date can hold (ms since the epoch). */
 const MAX_DATE_MS = 8.64e15;
 const textEncoder = new TextEncoder();
+/** A high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Validates a bucket name; throws {@link InvalidBucketNameError}. */
 export function validateBucketName(bucket: unknown): asserts bucket is string {
@@ -63,7 +65,7 @@ export function checkKey(key: unknown): asserts key is string {
  */
 export function valueBytes(key: string, value: unknown): { bytes: Uint8Array; text: boolean } {
   if (typeof value === 'string') {
-    if (!value.isWellFormed()) {
+    if (LONE_SURROGATE.test(value)) {
       throw new InvalidValueError(
         key,
         `Value for key ${JSON.stringify(key)} is a string with a lone surrogate (not well-formed Unicode), which UTF-8 cannot hold; store it as bytes (a Uint8Array) or repair it with value.toWellFormed().`,
