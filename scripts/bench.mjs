@@ -417,7 +417,7 @@ if (!procsOnly) {
   bySize = [await putBySize(1), await putBySize(SHARDS)];
 }
 const memory = procsOnly ? undefined : await memoryWithFullBucket();
-let procs = [];
+const procs = [];
 if (kubeconfigFile) {
   // The same number of puts into the same bucket size, by one process or shared by four;
   // into a one-object bucket, then into a sharded one. Then the control: four processes,
