@@ -2,7 +2,7 @@
 // Checks the three packages as they would be published (pnpm check:packages, run by CI):
 //   1. packs each one with `pnpm pack` (its prepack builds dist/; pnpm rewrites
 //      `workspace:` ranges and applies publishConfig), in a temporary directory;
-//   2. checks each tarball's manifest: dist/ and LICENSE shipped, every export target
+//   2. checks each tarball's manifest: dist/, LICENSE and CHANGELOG.md shipped, every export target
 //      present, no `workspace:` range, no `source` condition, README links that work
 //      on the registry's page;
 //   3. runs publint (--strict) and @arethetypeswrong/cli (profile esm-only: the
@@ -61,7 +61,7 @@ function checkManifest(dir, workspaceVersions) {
   const pkg = readJson(path.join(dir, 'package.json'));
   const has = (file) => fs.existsSync(path.join(dir, file));
   if (!has('dist')) problem(`${pkg.name}: no dist/ in the tarball (did prepack build?)`);
-  if (!has('LICENSE')) problem(`${pkg.name}: no LICENSE in the tarball`);
+  for (const file of ['LICENSE', 'CHANGELOG.md']) if (!has(file)) problem(`${pkg.name}: no ${file} in the tarball`);
   for (const target of [pkg.main, pkg.types, ...exportTargets(pkg.exports), ...Object.values(pkg.bin ?? {})]) {
     if (target && !has(target)) problem(`${pkg.name}: ${target} is referenced by package.json but not in the tarball`);
   }
