@@ -5,8 +5,8 @@
 //   2. checks each tarball's manifest: dist/, LICENSE and CHANGELOG.md shipped, every export target
 //      present, no `workspace:` range, no `source` condition, README links that work
 //      on the registry's page;
-//   3. runs publint (--strict) and @arethetypeswrong/cli (profile esm-only: the
-//      packages are ES modules only) on each tarball;
+//   3. runs publint (--strict) and @arethetypeswrong/cli on each tarball (every
+//      resolution mode, node10 included; only the rule cjs-resolves-to-esm is off);
 //   4. installs the tarballs into a scratch app (the npm registry for third-party
 //      packages), type-checks one file that uses all three under moduleResolution
 //      nodenext, bundler and node10 (skipLibCheck off, so the shipped .d.ts files are
@@ -234,15 +234,16 @@ try {
     try {
       run(bin('publint'), ['run', tarball, '--strict'], { quiet: true });
       console.error('  publint: all good');
-    } catch (error) {
-      problem(`${name}: publint: ${error.message}`);
+    } catch {
+      problem(`${name}: publint reports problems (above)`);
     }
     try {
-      // esm-only: the packages are ES modules only (Node >= 22.19 can still require() them).
-      run(bin('attw'), [tarball, '--profile', 'esm-only', '--format', 'ascii'], { quiet: true });
-      console.error('  attw (esm-only profile): no problems');
-    } catch (error) {
-      problem(`${name}: attw: ${error.message}`);
+      // The packages are ES modules only: attw's model of a CommonJS caller (before require(esm),
+      // which Node >= 22.12 has) reports that as "ESM (dynamic import only)". Everything else counts.
+      run(bin('attw'), [tarball, '--ignore-rules', 'cjs-resolves-to-esm', '--format', 'ascii'], { quiet: true });
+      console.error('  attw: no problems');
+    } catch {
+      problem(`${name}: attw reports problems (above)`);
     }
   }
   console.error('[check-packages] scratch app');
