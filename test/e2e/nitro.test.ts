@@ -64,7 +64,7 @@ async function http(method: string, url: string, body?: unknown) {
     ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
   });
   const text = await response.text();
-  return { status: response.status, json: text ? (JSON.parse(text) as any) : undefined };
+  return { status: response.status, json: text ? JSON.parse(text) : undefined };
 }
 
 /** The entries of a bucket's ConfigMap, decoded with core's codecs, read straight from the API server. */

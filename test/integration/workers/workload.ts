@@ -41,6 +41,7 @@ function runWorker(task: object, onRecord: () => void): Promise<OpRecord[]> {
     child.stdout.on('data', (chunk: Buffer) => {
       buffer += chunk;
       let nl: number;
+      // biome-ignore lint/suspicious/noAssignInExpressions: one line of the stream per turn
       while ((nl = buffer.indexOf('\n')) >= 0) {
         const line = JSON.parse(buffer.slice(0, nl)) as OpRecord & { done?: boolean };
         buffer = buffer.slice(nl + 1);

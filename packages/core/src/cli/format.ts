@@ -57,6 +57,7 @@ export function formatTime(date: Date | undefined): string {
 
 /** A key or text for a table or a line: as is when printable, else JSON-quoted (so a line stays a line). */
 export function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: it looks for control characters, to quote them
   if (text === '' || /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(text) || text.trim() !== text || text.startsWith('"')) return JSON.stringify(text);
   return text;
 }

@@ -83,7 +83,7 @@ export function parseEntry(dataKey: string, b64: string): StoredEntry | CorruptE
     key = decodedKey.key;
   } else {
     const full = header.fullKey === undefined ? undefined : decodeKeyFull(header.fullKey);
-    if (!full || full.kind !== 'plain' || encodeKey(full.key).dataKey !== dataKey) {
+    if (full?.kind !== 'plain' || encodeKey(full.key).dataKey !== dataKey) {
       return new CorruptEntryError(dataKey, 'hashed key does not match the key stored in the entry');
     }
     key = full.key;
@@ -125,6 +125,7 @@ export function snapshotOf(kind: ObjectKind, object: KubeObject, previous?: Snap
     if (parsed instanceof CorruptEntryError) {
       snapshot.corrupt.push(parsed);
       snapshot.corruptByDataKey.set(dataKey, parsed);
+      // biome-ignore lint/suspicious/noAssignInExpressions: the map is created with its first entry
       (snapshot.corruptText ??= new Map()).set(dataKey, b64);
     } else {
       snapshot.entries.set(parsed.key, parsed);

@@ -229,6 +229,7 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
             armIdle();
             buffer += decoder.decode(chunk, { stream: true });
             let newline: number;
+            // biome-ignore lint/suspicious/noAssignInExpressions: one line of the stream per turn
             while ((newline = buffer.indexOf('\n')) >= 0) {
               const line = buffer.slice(0, newline);
               buffer = buffer.slice(newline + 1);

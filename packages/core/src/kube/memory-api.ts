@@ -109,7 +109,9 @@ function matcher(selectors: Selectors): (object: KubeObject) => boolean {
 function parseSelector(selector: string): (labels: Record<string, string>) => boolean {
   const terms = selector.split(',').map((t) => t.trim()).filter(Boolean).map((term) => {
     let m: RegExpMatchArray | null;
+    // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
     if ((m = term.match(/^([^!=]+)!=(.*)$/))) { const [, k, v] = m; return (l: Record<string, string>) => l[k!.trim()] !== v!.trim(); }
+    // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
     if ((m = term.match(/^([^!=]+)==?(.*)$/))) { const [, k, v] = m; return (l: Record<string, string>) => l[k!.trim()] === v!.trim(); }
     if (term.startsWith('!')) return (l: Record<string, string>) => !(term.slice(1) in l);
     return (l: Record<string, string>) => term in l;
