@@ -296,12 +296,12 @@ describe.concurrent('commands against the API server', () => {
       await kv.put('gone', 'x', { ttl: 1 });
       await new Promise((r) => setTimeout(r, 20));
       const stats = JSON.parse((await cli(['stats', 'tidy', '--json'])).stdout) as Record<string, number>;
-      expect(stats).toMatchObject({ bucket: 'tidy', namespace: ns.name, keys: 3, expired: 1, corrupt: 0, limitBytes: 1048576 });
+      expect(stats).toMatchObject({ bucket: 'tidy', namespace: ns.name, keys: 3, expired: 1, corrupt: 0, limitBytes: 67108864, layout: 'single' });
       expect(stats.bytes).toBeGreaterThan(0);
       const text = (await cli(['stats', 'tidy'])).stdout;
       expect(text).toMatch(/^keys:\s+3$/m);
       expect(text).toMatch(/^expired:\s+1$/m);
-      expect(text).toMatch(new RegExp(`^bytes:\\s+${stats.bytes} of 1048576 \\(${stats.bytes} B / 1 MiB, 0\\.0%\\)$`, 'm'));
+      expect(text).toMatch(new RegExp(`^bytes:\\s+${stats.bytes} of 67108864 \\(${stats.bytes} B / 64 MiB, 0\\.0%\\)$`, 'm'));
 
       const refused = await cli(['clear', 'tidy', 'tmp/']);
       expect(refused.code).toBe(2);
@@ -486,18 +486,18 @@ describe.concurrent('buckets', () => {
 
     const json = JSON.parse((await cli(['buckets', '--json'], { namespace: own.name })).stdout) as Array<Record<string, unknown>>;
     expect(json.map((x) => x.name)).toEqual(['alpha', 'beta']);
-    expect(json[0]).toMatchObject({ name: 'alpha', namespace: own.name, app: 'default', keys: 2, expired: 1, corrupt: 0, limitBytes: 1048576 });
+    expect(json[0]).toMatchObject({ name: 'alpha', namespace: own.name, app: 'default', keys: 2, expired: 1, corrupt: 0, limitBytes: 67108864 });
     expect(json[1]).toMatchObject({ name: 'beta', app: 'shop', keys: 1, expired: 0 });
     expect(json[1]!.bytes).toBeGreaterThan(2048);
-    expect(json[1]!.percent).toBeCloseTo(((json[1]!.bytes as number) / 1048576) * 100, 1);
+    expect(json[1]!.percent).toBeCloseTo(((json[1]!.bytes as number) / 67108864) * 100, 1);
     // creationTimestamp has whole seconds.
     expect(Date.parse(json[0]!.createdAt as string)).toBeGreaterThanOrEqual(started - 2000);
     expect(Date.parse(json[0]!.createdAt as string)).toBeLessThanOrEqual(Date.now());
 
     const table = (await cli(['buckets'], { namespace: own.name })).stdout.split('\n');
     expect(table[0]).toMatch(/^NAME\s+APP\s+KEYS\s+EXPIRED\s+CORRUPT\s+BYTES\s+USED\s+CREATED$/);
-    expect(table[1]).toMatch(/^alpha\s+default\s+2\s+1\s+0\s+\d+ B \/ 1 MiB\s+0\.0%\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    expect(table[2]).toMatch(/^beta\s+shop\s+1\s+0\s+0\s+2(\.\d)? KiB \/ 1 MiB\s+0\.2%\s+\S+Z$/);
+    expect(table[1]).toMatch(/^alpha\s+default\s+2\s+1\s+0\s+\d+ B \/ 64 MiB\s+0\.0%\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(table[2]).toMatch(/^beta\s+shop\s+1\s+0\s+0\s+2(\.\d)? KiB \/ 64 MiB\s+0\.0%\s+\S+Z$/);
 
     const shop = JSON.parse((await cli(['buckets', '--app', 'shop', '--json'], { namespace: own.name })).stdout) as Array<{ name: string }>;
     expect(shop.map((x) => x.name)).toEqual(['beta']);

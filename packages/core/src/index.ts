@@ -36,6 +36,7 @@ export type {
   WatchOptions,
   DeletePreconditions,
   PatchOptions,
+  ListOptions,
   Selectors,
 } from './kube/port.ts';
 export { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';

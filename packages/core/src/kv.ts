@@ -11,7 +11,9 @@ import { connect } from './connect.ts';
 import { Bucket } from './engine/bucket.ts';
 import type { UpdateDecision } from './engine/compare-and-swap.ts';
 import { entryValue, isExpired, type Snapshot, type StoredEntry } from './engine/snapshot.ts';
+import type { SplitContext } from './engine/split.ts';
 import { bucketStats } from './engine/stats.ts';
+import { SPLIT_HOOK } from './engine/test-hooks.ts';
 import { ClosedError, CorruptEntryError, InvalidKeyError, InvalidOptionError } from './errors.ts';
 import type { ObjectKind } from './kube/port.ts';
 import type { KV, KVChangeEvent, KVEntry, KVOptions, KVPutEntry, KVStats, KVValue, PutOptions, UpdateResult } from './types.ts';
@@ -63,6 +65,8 @@ class KVStore implements KV {
       cache: this.options.cache,
       onError: this.options.onError,
       shards: this.options.shards,
+      maxBytes: this.options.maxBytes,
+      beforeSplitStep: (this.options as { [SPLIT_HOOK]?: SplitContext['beforeStep'] })[SPLIT_HOOK],
     });
     return this.bucketInstance;
   }
@@ -239,8 +243,8 @@ class KVStore implements KV {
   }
 
   async stats(): Promise<KVStats> {
-    const snapshot = await this.viewAll();
-    return bucketStats(snapshot, this.now(), snapshot.parts?.length ?? 1);
+    const { snapshot, objects, limitBytes, layout } = await this.target().usage();
+    return bucketStats(snapshot, this.now(), objects, limitBytes, layout);
   }
 
   async teardown(): Promise<void> {
@@ -255,7 +259,7 @@ class KVStore implements KV {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.bucketInstance?.close();
+    await this.bucketInstance?.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -63,16 +63,25 @@ export interface KVOptions {
    */
   kind?: ObjectKind;
   /**
-   * Spread the bucket over this many objects (1-256; default 1) when this store
-   * creates it. Entries are placed by a hash of the key in `<bucket>.shard-<i>`,
-   * next to a head object `<bucket>` that records the count: the bucket holds up
-   * to `shards` MiB, and a write costs what a write to a bucket of one shard's
-   * size costs, so writes stay fast as the bucket grows. Batches (`putMany`,
-   * `deleteMany`, `clear`) are then atomic per shard, not as a whole. A bucket
-   * keeps the layout it was created with: when it exists, its head decides and
-   * this option is ignored (`stats().shards` tells).
+   * A fixed number of objects (2-256) to spread the bucket over when this store
+   * creates it, instead of the default: one object that splits in two, online,
+   * each time a part passes 64 KiB, so that writes stay fast as the bucket grows
+   * (docs/FORMAT.md section 9). Entries are placed by a hash of the key in
+   * `<bucket>.shard-<i>`, next to a head object `<bucket>` that records the count:
+   * the bucket holds up to `shards` MiB and never splits. Batches (`putMany`,
+   * `deleteMany`, `clear`) are atomic per object, not as a whole, in both. A
+   * bucket keeps the layout it was created with: when it exists, its head decides
+   * and this option is ignored (`stats().shards` tells).
    */
   shards?: number;
+  /**
+   * The most bytes of entries the bucket may hold (default 64 MiB, at most 1 GiB).
+   * A bucket grows by splitting into more objects up to `maxBytes / 64 KiB` of them;
+   * past that, a write that would grow a full object fails with `BucketFullError`.
+   * Every byte lives in etcd, whose default quota (2 GiB) the whole cluster shares.
+   * Does not apply to a bucket created with `shards` (it holds `shards` MiB).
+   */
+  maxBytes?: number;
 }
 
 /** A change of one key, as {@link KV.watch} reports it. */
@@ -121,10 +130,15 @@ export interface KVStats {
   corrupt: number;
   /** Bytes used, as the API server counts them. */
   bytes: number;
-  /** The limit: 1 MiB per object holding entries. */
+  /** The most bytes the bucket may hold: its `maxBytes` (a bucket of one object that may not split: at most 1 MiB; a sharded bucket: 1 MiB per shard). */
   limitBytes: number;
-  /** Objects holding the entries: 1, or the shard count of a sharded bucket. */
+  /** Objects holding the entries: 1, the parts of a bucket that has split, or the shard count of a sharded bucket. */
   shards: number;
+  /**
+   * How the bucket is kept: `single` (one object, format 1), `elastic` (parts that
+   * split as they grow, format 3), `sharded` (a fixed shard count, format 2).
+   */
+  layout: 'single' | 'elastic' | 'sharded';
 }
 
 /**

@@ -8,6 +8,8 @@ import { InvalidBucketNameError, InvalidKeyError, InvalidOptionError, InvalidVal
 import { dns1123SubdomainError, labelValueError } from './kube/object-rules.ts';
 import type { KVOptions } from './types.ts';
 
+/** The largest `maxBytes`: 1 GiB, half of etcd's default quota for a whole cluster. */
+export const MAX_BUCKET_BYTES = 1024 ** 3;
 /** The last instant a JavaScript Date can hold (ms since the epoch). */
 const MAX_DATE_MS = 8.64e15;
 const textEncoder = new TextEncoder();
@@ -88,6 +90,10 @@ export function checkKVOptions(options: KVOptions): { app: string } {
   checkTtl(options.defaultTtl);
   if (options.kind !== undefined && options.kind !== 'ConfigMap' && options.kind !== 'Secret') {
     throw new InvalidOptionError('kind', `kind must be "ConfigMap" or "Secret", got ${JSON.stringify(options.kind)}.`);
+  }
+  const { maxBytes } = options;
+  if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= 1024 && maxBytes <= MAX_BUCKET_BYTES)) {
+    throw new InvalidOptionError('maxBytes', `maxBytes must be a whole number of bytes from 1024 to ${MAX_BUCKET_BYTES} (1 GiB), got ${String(maxBytes)}.`);
   }
   const shards = options.shards;
   if (shards !== undefined && !isShardCount(shards)) {

@@ -340,7 +340,8 @@ async function stats(ctx: CommandContext): Promise<void> {
       ['expired', String(s.expired)],
       ['corrupt', String(s.corrupt)],
       ['bytes', `${s.bytes} of ${s.limitBytes} (${formatBytes(s.bytes)} / ${formatBytes(s.limitBytes)}, ${formatPercent(s.bytes, s.limitBytes)})`],
-      ...(s.shards > 1 ? [['shards', `${s.shards} ConfigMaps (${bucket}.shard-0 .. ${bucket}.shard-${s.shards - 1}), 1 MiB each`]] : []),
+      ...(s.layout === 'sharded' ? [['shards', `${s.shards} ConfigMaps (${bucket}.shard-0 .. ${bucket}.shard-${s.shards - 1}), 1 MiB each`]] : []),
+      ...(s.layout === 'elastic' ? [['parts', `${s.shards} ConfigMaps (${bucket}.p<depth>-<suffix>), split as the bucket grows`]] : []),
     ];
     await write(ctx.io.stdout, rows.map(([k, v]) => `${(k + ':').padEnd(11)}${v}`).join('\n') + '\n');
   });

@@ -70,6 +70,27 @@ export interface SwapTarget {
 /** Someone created the object between our read and our create. */
 export class RaceLost extends Error {}
 
+/**
+ * What one `update` call has done so far. It travels with the call when the key
+ * moves to another object under it (a split), so that a lost answer is still
+ * resolved against every write this call sent.
+ */
+export interface SwapState {
+  /** Every value this update sent (each carries a random write id). */
+  sent: Set<string>;
+  /** After a write whose answer was lost: the state it was planned on (the key's stored text, and the object's resourceVersion; undefined: absent). */
+  lostAnswer?: { planned: string | undefined; objectRv: string | undefined; cause: unknown } | undefined;
+  /** Attempts made (across objects), for `maxUpdateAttempts`. */
+  attempts: number;
+  /** The last failure, for the ConflictError. */
+  lastError?: unknown;
+}
+
+/** The state of an update that has not started. */
+export function newSwapState(): SwapState {
+  return { sent: new Set(), attempts: 0 };
+}
+
 /** JSON pointer of a data key in the object's entry map. */
 export function pointer(field: string, dataKey: string): string {
   return `/${field}/${dataKey.replace(/~/g, '~0').replace(/\//g, '~1')}`;
@@ -115,18 +136,15 @@ export async function compareAndSwap(
   dataKey: string,
   decide: (snapshot: Snapshot) => Promise<UpdateDecision>,
   maxAttempts: number,
+  state: SwapState = newSwapState(),
 ): Promise<Snapshot> {
-  let lastError: unknown;
-  // Every value this update sent. Each carries a random write id, so no other writer can
-  // store the same bytes: finding one of them stored means that write landed.
-  const sent = new Set<string>();
-  // After a write whose answer was lost: the state it was planned on (the key's stored
-  // text, and the object's resourceVersion; undefined: absent).
-  let lostAnswer: { planned: string | undefined; objectRv: string | undefined; cause: unknown } | undefined;
-  for (let attempt = 0; attempt < maxAttempts; attempt++) {
-    if (attempt > 0 && !lostAnswer) await conflictBackoff(attempt);
-    // The first attempt may plan on the cache: the patch tests the value, so a stale plan only costs a retry.
-    const snapshot = (attempt === 0 ? target.peek() : undefined) ?? (await target.read());
+  // `state.sent`: every value this update sent. Each carries a random write id, so no other
+  // writer can store the same bytes: finding one of them stored means that write landed.
+  for (let first = true; state.attempts < maxAttempts; state.attempts++, first = false) {
+    const { sent, lostAnswer } = state;
+    if (state.attempts > 0 && !lostAnswer) await conflictBackoff(state.attempts);
+    // The first attempt on this object may plan on the cache: the patch tests the value, so a stale plan only costs a retry.
+    const snapshot = (first && !lostAnswer ? target.peek() : undefined) ?? (await target.read());
     target.holdsEntries(snapshot);
     const stored = snapshot.entries.get(key);
     // A write of ours landed although its answer was lost: done (fn must not be applied twice).
@@ -143,7 +161,7 @@ export async function compareAndSwap(
           lostAnswer.cause,
         );
       }
-      lostAnswer = undefined;
+      state.lostAnswer = undefined;
     }
     const decision = await decide(snapshot);
     const write = planSwap(snapshot, target.guardOf(snapshot), field, dataKey, decision, stored?.b64);
@@ -152,18 +170,22 @@ export async function compareAndSwap(
     try {
       return await target.send(write, decision, dataKey);
     } catch (error) {
-      lastError = error;
-      if (error instanceof LayoutChanged) throw error;
+      state.lastError = error;
+      if (error instanceof LayoutChanged) {
+        // The key moved (a split) or the object is sealed: the router routes again with this state.
+        state.attempts++;
+        throw error;
+      }
       if (target.isTooLarge(error) && decision.action === 'put') throw await target.full([decision.entry], error);
       // 422 from a JSON patch is a failed `test` (the server does not say more); 409 a stale resourceVersion.
       if (error instanceof RaceLost || isStatus(error, 409) || isStatus(error, 422) || isStatus(error, 404)) continue;
       if (isTransient(error)) {
         // The write may or may not have happened: the next read decides (above).
-        if (mayHaveLanded(error)) lostAnswer = { planned: stored?.b64, objectRv: snapshot.exists ? snapshot.resourceVersion : undefined, cause: error };
+        if (mayHaveLanded(error)) state.lostAnswer = { planned: stored?.b64, objectRv: snapshot.exists ? snapshot.resourceVersion : undefined, cause: error };
         continue;
       }
       throw target.typed(error);
     }
   }
-  throw new ConflictError(`update("${key}") lost to concurrent writers ${maxAttempts} times in bucket "${target.bucket}"; try again later.`, key, lastError);
+  throw new ConflictError(`update("${key}") lost to concurrent writers ${maxAttempts} times in bucket "${target.bucket}"; try again later.`, key, state.lastError);
 }

@@ -5,3 +5,17 @@
  * at the bucket's head again and routes anew.
  */
 export class LayoutChanged extends Error {}
+
+/**
+ * The object is sealed for a split (docs/FORMAT.md section 9.4): writes to it
+ * fail until the split is over. The router finishes the split (or waits for the
+ * process doing it) and routes again.
+ */
+export class SplitInProgress extends LayoutChanged {
+  /** The sealed object. */
+  readonly objectName: string;
+  constructor(objectName: string) {
+    super(`${objectName} is being split`);
+    this.objectName = objectName;
+  }
+}

@@ -18,14 +18,14 @@ import { BucketFullError, ConflictError, ForeignObjectError, KVError } from '../
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectKind, type ObjectMeta, type ObjectRef, type PatchOptions } from '../kube/port.ts';
 import { isStatus, TOO_LARGE_FOR_ETCD, toKVError, type CallContext } from './api-errors.ts';
-import { compareAndSwap, pointer, RaceLost, type SwapTarget, type SwapWrite, type UpdateDecision } from './compare-and-swap.ts';
+import { compareAndSwap, pointer, RaceLost, type SwapState, type SwapTarget, type SwapWrite, type UpdateDecision } from './compare-and-swap.ts';
 import { GroupCommit } from './group-commit.ts';
-import { LayoutChanged } from './layout-changed.ts';
-import { bucketLabels, checkOwnership, declaresShardedHead, ownershipTests, roleAnnotations, type BucketIdentity, type ObjectRole } from './ownership.ts';
+import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
+import { bucketLabels, checkOwnership, declaresEntrylessHead, isSealed, ownershipTests, roleAnnotations, type BucketIdentity, type ObjectRole } from './ownership.ts';
 import type { RetryOptions } from '../types.ts';
 import { callApi, DEFAULT_MAX_UPDATE_ATTEMPTS, MAX_REPLANS } from './retry-policy.ts';
 import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
-import { WatchCache, type ChangeListener } from './watch-cache.ts';
+import { WatchCache } from './watch-cache.ts';
 import type { WatchLoop } from './watch-loop.ts';
 
 /**
@@ -49,6 +49,16 @@ export interface ObjectStoreSettings extends BucketIdentity {
   objectName?: string | undefined;
   /** Set when the object is a shard of a sharded bucket: its index and the bucket's shard count. */
   shard?: { index: number; count: number } | undefined;
+  /** Set when the object is a part of an elastic bucket (format 3): never created by a write; gone means split. */
+  part?: { depth: number; suffix: number; headUid: string } | undefined;
+  /** Told, after each acknowledged put, how many bytes of entries the object holds (exact, or estimated from what was written). */
+  afterWrite?: ((bytes: number) => void) | undefined;
+  /**
+   * The object's byte budget now, when it is less than the object limit (an elastic
+   * bucket at its `maxBytes`: its objects may not split, so each keeps its share);
+   * undefined: the object limit only.
+   */
+  budget?: (() => number | undefined) | undefined;
   /** Called before a shard object is created; throws {@link LayoutChanged} if the bucket is no longer laid out as assumed. */
   beforeCreate?: (() => Promise<void>) | undefined;
   retry?: RetryOptions | undefined;
@@ -61,15 +71,15 @@ export interface ObjectStoreSettings extends BucketIdentity {
   onError?: ((error: unknown) => void) | undefined;
   /** Told once that the cache was refused (no list/watch rights) and reads use GET; default {@link onError}. */
   onCacheRefused?: ((error: KVError) => void) | undefined;
-  /** Called with every new state of the object the cache takes on. */
-  onSnapshot?: ((snapshot: Snapshot) => void) | undefined;
+  /** Called with every new state of the object the cache takes on, and the one it replaces. */
+  onSnapshot?: ((snapshot: Snapshot, previous: Snapshot | undefined) => void) | undefined;
   /** The list+watch loop shared by a sharded bucket's shards; default: one of its own, by name. */
   watchLoop?: WatchLoop | undefined;
 }
 
-/** True when the object is the head of a sharded bucket (format 2, no entries of its own). */
-export function isShardedHead(snapshot: Snapshot): boolean {
-  return snapshot.exists && declaresShardedHead(snapshot.annotations);
+/** True when the object is a head without entries of its own: a sharded bucket's (format 2) or a split elastic bucket's (format 3). */
+export function isEntrylessHead(snapshot: Snapshot): boolean {
+  return snapshot.exists && declaresEntrylessHead(snapshot.annotations);
 }
 
 const isMissing = (refusal: KubeApiError): boolean => refusal.status === 404;
@@ -92,6 +102,8 @@ export class ObjectStore implements SwapTarget {
   private latest: Snapshot | undefined;
   /** Set when the identity may not list/watch: reads then always GET. */
   private cacheRefused = false;
+  /** Bytes of entries the object holds as last seen, plus what this store wrote since (when answers carry no entries). */
+  private knownBytes = 0;
   /** Per data key, the end of the last queued update (updates of one key take turns). */
   private readonly keyTurns = new Map<string, Promise<void>>();
   private readonly commits = new GroupCommit((entries) => this.write(entries));
@@ -115,14 +127,18 @@ export class ObjectStore implements SwapTarget {
 
   // ---------------------------------------------------------------- reads
 
-  /** Starts the watch (if not yet) and subscribes to per-key changes of any writer. */
-  async subscribe(listener: ChangeListener): Promise<() => void> {
+  /** Starts the watch (if not yet); rejects with a typed error when it cannot start. */
+  async startWatching(): Promise<void> {
     try {
       await this.cache.start();
     } catch (error) {
       throw this.typed(error, 'watch');
     }
-    return this.cache.subscribe(listener);
+  }
+
+  /** True for a part of an elastic bucket. */
+  get isPart(): boolean {
+    return this.s.part !== undefined;
   }
 
   /** Stops the watch and its timers. */
@@ -148,9 +164,22 @@ export class ObjectStore implements SwapTarget {
     return this.cache.current() ?? this.read();
   }
 
-  /** The cache's snapshot if the cache is on and healthy (never starts it). */
+  /** The cache's snapshot if reads use the cache and it is healthy (never starts it). */
   peek(): Snapshot | undefined {
-    if (this.s.cache === false || this.cacheRefused) return undefined;
+    return this.s.cache === false ? undefined : this.watched();
+  }
+
+  /**
+   * The last state the watch delivered, connected or not, whether or not reads use the
+   * cache (`kv.watch()` runs it with the cache off too): the states events are computed from.
+   */
+  lastWatched(): Snapshot | undefined {
+    return this.cacheRefused ? undefined : this.cache.last();
+  }
+
+  /** The cache's snapshot while it runs and is healthy, whether or not reads use it. */
+  watched(): Snapshot | undefined {
+    if (this.cacheRefused) return undefined;
     try {
       return this.cache.current();
     } catch {
@@ -186,9 +215,20 @@ export class ObjectStore implements SwapTarget {
     this.cache.offer(undefined, emptySnapshot());
   }
 
-  /** Throws {@link LayoutChanged} when the snapshot is a sharded bucket's head, seen by the bucket-wide store: it holds no entries. */
+  /** Throws {@link LayoutChanged} when the snapshot is a head without entries (a read must go to other objects). */
+  readable(snapshot: Snapshot): void {
+    if (!this.s.shard && !this.s.part && isEntrylessHead(snapshot)) throw new LayoutChanged(`bucket "${this.s.bucket}" keeps its entries in other objects`);
+  }
+
+  /**
+   * Throws unless the snapshot is of an object a write may change: {@link LayoutChanged}
+   * for a head without entries (the bucket is sharded or elastic) and for a part that is
+   * gone (split); {@link SplitInProgress} for an object sealed for a split.
+   */
   holdsEntries(snapshot: Snapshot): void {
-    if (!this.s.shard && isShardedHead(snapshot)) throw new LayoutChanged(`bucket "${this.s.bucket}" is sharded`);
+    if (this.s.part && !snapshot.exists) throw new LayoutChanged(`part ${this.ref.name} of bucket "${this.s.bucket}" is gone (split)`);
+    if (!this.s.shard && !this.s.part && isEntrylessHead(snapshot)) throw new LayoutChanged(`bucket "${this.s.bucket}" keeps its entries in other objects`);
+    if (snapshot.exists && isSealed(snapshot.annotations)) throw new SplitInProgress(this.ref.name);
   }
 
   // ---------------------------------------------------------------- ownership and the cache
@@ -201,14 +241,18 @@ export class ObjectStore implements SwapTarget {
    */
   private checkOwnership(object: KubeObject): ObjectRole {
     const role = checkOwnership(object, this.s);
-    const shard = this.s.shard;
-    if (shard) {
+    const { shard, part } = this.s;
+    if (part) {
+      if (role.role !== 'part' || role.depth !== part.depth || role.suffix !== part.suffix || role.headUid !== part.headUid) {
+        throw new LayoutChanged(`${this.s.kind} "${object.metadata.name}" is not part ${part.depth}/${part.suffix} of the bucket "${this.s.bucket}" this store knows`);
+      }
+    } else if (shard) {
       if (role.role !== 'shard' || role.index !== shard.index || role.count !== shard.count) {
         const says = role.role === 'shard' ? `${role.index}/${role.count}` : 'no shard';
         throw new LayoutChanged(`${this.s.kind} "${object.metadata.name}" should be shard ${shard.index}/${shard.count} of bucket "${this.s.bucket}" but says ${JSON.stringify(says)}`);
       }
-    } else if (role.role === 'shard') {
-      throw new ForeignObjectError(this.s.kind, object.metadata.name, this.s.namespace, `it is shard ${role.index}/${role.count} of a bucket, not a bucket`);
+    } else if (role.role === 'shard' || role.role === 'part') {
+      throw new ForeignObjectError(this.s.kind, object.metadata.name, this.s.namespace, `it is ${role.role === 'shard' ? `shard ${role.index}/${role.count}` : `part ${role.depth}/${role.suffix}`} of a bucket, not a bucket`);
     }
     return role;
   }
@@ -217,6 +261,8 @@ export class ObjectStore implements SwapTarget {
   private decode(object: KubeObject): Snapshot {
     this.checkOwnership(object);
     this.latest = snapshotOf(this.s.kind, object, this.latest);
+    this.latest.object = this.ref.name;
+    this.knownBytes = this.latest.totalBytes;
     return this.latest;
   }
 
@@ -227,7 +273,7 @@ export class ObjectStore implements SwapTarget {
    */
   private own(object: KubeObject): void {
     const { uid, annotations } = object.metadata;
-    if (declaresShardedHead(annotations) || uid === undefined) {
+    if (declaresEntrylessHead(annotations) || uid === undefined) {
       this.owned = undefined;
       return;
     }
@@ -312,12 +358,12 @@ export class ObjectStore implements SwapTarget {
   // ---------------------------------------------------------------- creating the object
 
   /**
-   * Creates this object in `role` holding `entries`. Returns false when someone
-   * else created it first. `once`: send the create once, never repeated on a
-   * transient failure (which is thrown as it is: an update must know that its
-   * create may have landed; a repeat would answer 409).
+   * Creates this object in `role` holding `entries`. Resolves to the created object,
+   * or undefined when someone else created it first. `once`: send the create once,
+   * never repeated on a transient failure (which is thrown as it is: an update must
+   * know that its create may have landed; a repeat would answer 409).
    */
-  async createObject(role: ObjectRole, entries: Record<string, string> | undefined, once = false): Promise<boolean> {
+  async createObject(role: ObjectRole, entries: Record<string, string> | undefined, once = false): Promise<KubeObject | undefined> {
     const body: KubeObject = {
       metadata: { name: this.ref.name, labels: bucketLabels(this.s.bucket, this.s.app), annotations: roleAnnotations(role) },
       ...(entries ? { [this.field]: entries } : {}),
@@ -328,15 +374,20 @@ export class ObjectStore implements SwapTarget {
       ? await send().catch((error: unknown) => (isStatus(error, 409) ? error : Promise.reject(error)))
       : await this.call('create', send, (refusal) => refusal.status === 409 || refusal.status === 422);
     if (created instanceof KubeApiError) {
-      if (created.status === 409) return false;
+      if (created.status === 409) return undefined;
       throw created; // 422: invalid, or too large (the caller tells which)
     }
     await this.learn(created);
-    return true;
+    return created;
   }
 
-  /** Creates the object holding `entries` (a shard once the router confirmed the layout). Returns false when someone else created it first. */
-  private async create(entries: Record<string, string>, once = false): Promise<boolean> {
+  /**
+   * Creates the object holding `entries` (a shard once the router confirmed the layout).
+   * Resolves to undefined when someone else created it first. A part is never created by a write:
+   * a missing part was split, so the router must route again.
+   */
+  private async create(entries: Record<string, string>, once = false): Promise<KubeObject | undefined> {
+    if (this.s.part) throw new LayoutChanged(`part ${this.ref.name} of bucket "${this.s.bucket}" is gone (split)`);
     const shard = this.s.shard;
     if (shard) await this.s.beforeCreate?.();
     return this.createObject(shard ? { role: 'shard', ...shard } : { role: 'bucket' }, entries, once);
@@ -356,6 +407,14 @@ export class ObjectStore implements SwapTarget {
   private async write(entries: PreparedEntry[]): Promise<void> {
     const batchBytes = entries.reduce((sum, e) => sum + e.size, 0);
     if (batchBytes > MAX_OBJECT_DATA_BYTES) throw await this.full(entries);
+    const budget = this.s.budget?.();
+    if (budget !== undefined && this.knownBytes + batchBytes > budget) {
+      // Over the budget by what this store knows: count exactly (replaced entries free their old size).
+      const snapshot = this.peek() ?? (await this.read());
+      let after = snapshot.totalBytes;
+      for (const entry of entries) after += entry.size - (snapshot.entries.get(entry.key)?.envelope.length ?? 0);
+      if (after > budget) throw await this.full(entries, undefined, budget);
+    }
     const patchEntries: Record<string, string> = {};
     for (const entry of entries) patchEntries[entry.dataKey] = entry.b64;
     let swept = false;
@@ -365,7 +424,10 @@ export class ObjectStore implements SwapTarget {
         this.holdsEntries(current);
         if (!current.exists) {
           try {
-            if (await this.create(patchEntries)) return;
+            if (await this.create(patchEntries)) {
+              this.s.afterWrite?.(batchBytes);
+              return;
+            }
           } catch (error) {
             if (this.isTooLarge(error)) throw await this.full(entries, error);
             throw error;
@@ -382,7 +444,9 @@ export class ObjectStore implements SwapTarget {
       const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), (refusal) => isRaceLost(refusal) || refusal.status === 409 || this.isTooLarge(refusal));
       if (!(patched instanceof KubeApiError)) {
         for (const dataKey of Object.keys(patchEntries)) strays.delete(dataKey);
+        this.knownBytes += batchBytes; // replaced by the exact figure when the answer is decoded
         await this.learn(patched);
+        this.s.afterWrite?.(this.knownBytes);
         return;
       }
       if (this.isTooLarge(patched)) {
@@ -416,8 +480,8 @@ export class ObjectStore implements SwapTarget {
     return expired.length;
   }
 
-  /** The error for entries that do not fit, with the object's usage as a GET shows it. */
-  async full(entries: PreparedEntry[], cause?: unknown): Promise<BucketFullError> {
+  /** The error for entries that do not fit (in `limit` bytes: default, the object limit), with the object's usage as a GET shows it. */
+  async full(entries: PreparedEntry[], cause?: unknown, limit = MAX_OBJECT_DATA_BYTES): Promise<BucketFullError> {
     const snapshot = await this.read();
     let attempted = snapshot.totalBytes;
     for (const entry of entries) {
@@ -425,7 +489,7 @@ export class ObjectStore implements SwapTarget {
       attempted += entry.size - (old ? entrySize(old) : 0);
     }
     const shard = this.s.shard;
-    return new BucketFullError(this.s.bucket, snapshot.totalBytes, attempted, MAX_OBJECT_DATA_BYTES, cause, shard && { ...shard, name: this.ref.name });
+    return new BucketFullError(this.s.bucket, snapshot.totalBytes, attempted, limit, cause, shard && { ...shard, name: this.ref.name });
   }
 
   // ---------------------------------------------------------------- deletes
@@ -499,12 +563,12 @@ export class ObjectStore implements SwapTarget {
    * the update (when no cache is running, only that key: the server answers with
    * metadata only).
    */
-  update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
+  update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>, state?: SwapState): Promise<Snapshot> {
     // Updates of one key from this process take turns: they would only defeat each other's
     // compare-and-swap at the server. Contention is then only between processes.
     const previous = this.keyTurns.get(dataKey) ?? Promise.resolve();
     const maxAttempts = this.s.maxUpdateAttempts ?? DEFAULT_MAX_UPDATE_ATTEMPTS;
-    const turn = previous.then(() => compareAndSwap(this, this.field, key, dataKey, decide, maxAttempts));
+    const turn = previous.then(() => compareAndSwap(this, this.field, key, dataKey, decide, maxAttempts, state));
     const settled = turn.then(() => undefined, () => undefined);
     this.keyTurns.set(dataKey, settled);
     void settled.then(() => {
@@ -517,9 +581,12 @@ export class ObjectStore implements SwapTarget {
   async send(write: SwapWrite, decision: UpdateDecision & { action: 'put' | 'delete' }, dataKey: string): Promise<Snapshot> {
     let written: KubeObject;
     switch (write.send) {
-      case 'create':
-        if (!(await this.create(write.entries, true))) throw new RaceLost();
-        return this.read();
+      case 'create': {
+        // What the key holds after the update: the created object (a read now could show later writes).
+        const created = await this.create(write.entries, true);
+        if (!created) throw new RaceLost();
+        return snapshotOf(this.s.kind, created);
+      }
       case 'json':
         written = await this.jsonPatch(write.ops, this.answerOptions());
         break;

@@ -30,8 +30,11 @@ export const MAX_REPLANS = 8;
 /** Attempts of `update`'s compare-and-swap before `ConflictError` (option `maxUpdateAttempts`). */
 export const DEFAULT_MAX_UPDATE_ATTEMPTS = 100;
 
-/** Routings of one operation whose bucket changed layout under it (created, torn down, laid out anew). */
-export const MAX_ROUTES = 4;
+/**
+ * Routings of one operation whose bucket changed layout under it (created, torn
+ * down, laid out anew, an object split while the operation was on its way).
+ */
+export const MAX_ROUTES = 8;
 
 /** The longest pause between two compare-and-swap attempts of one `update`. */
 const MAX_CONFLICT_BACKOFF_MS = 100;

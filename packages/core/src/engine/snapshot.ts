@@ -53,8 +53,10 @@ export interface Snapshot {
   totalBytes: number;
   /** The object's annotations (its format, and a sharded bucket's layout). */
   annotations: Record<string, string>;
-  /** A view of a sharded bucket: the snapshot of each shard, by index (their entries merged above). */
+  /** A view of a bucket of several objects: the snapshot of each (their entries merged above). */
   parts?: Snapshot[] | undefined;
+  /** The name of the object this is a snapshot of (set by its store). */
+  object?: string | undefined;
 }
 
 /** The snapshot of a bucket that does not exist. */

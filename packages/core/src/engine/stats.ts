@@ -2,19 +2,19 @@
  * A bucket's usage from its snapshot: the one computation behind `kv.stats()`
  * and `listBuckets()`. Pure.
  */
-import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import type { KVStats } from '../types.ts';
 import { countExpired, type Snapshot } from './snapshot.ts';
 
-/** Usage of a bucket whose entries are `snapshot` (all its objects merged), held in `objects` objects, at `now`. */
-export function bucketStats(snapshot: Snapshot, now: number, objects: number): KVStats {
+/** Usage of a bucket whose entries are `snapshot` (all its objects merged), held in `objects` objects, that may hold `limitBytes`, at `now`. */
+export function bucketStats(snapshot: Snapshot, now: number, objects: number, limitBytes: number, layout: KVStats['layout']): KVStats {
   const expired = countExpired(snapshot, now);
   return {
     keys: snapshot.entries.size - expired,
     expired,
     corrupt: snapshot.corrupt.length,
     bytes: snapshot.totalBytes,
-    limitBytes: MAX_OBJECT_DATA_BYTES * objects,
+    limitBytes,
     shards: objects,
+    layout,
   };
 }

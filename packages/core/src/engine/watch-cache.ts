@@ -1,16 +1,12 @@
 /**
  * The cached state of one bucket object. A list+watch loop (watch-loop.ts) feeds
  * it the server's changes; this process's writes feed it the server's answers
- * (read-your-writes). Every change, from either source, is turned into per-key
- * events for `kv.watch()` listeners.
+ * (read-your-writes). Every new state, from either source, is passed on
+ * (`onReplace`): the bucket turns them into per-key events for `kv.watch()`.
  */
 import type { KubeApi, KubeObject, ObjectKind } from '../kube/port.ts';
-import type { KVChangeEvent } from '../types.ts';
 import { emptySnapshot, type Snapshot } from './snapshot.ts';
 import { rvNumber, WatchLoop } from './watch-loop.ts';
-
-/** Listener of per-key changes. */
-export type ChangeListener = (event: KVChangeEvent) => void;
 
 /** Settings of a {@link WatchCache}. */
 export interface WatchCacheSettings {
@@ -22,8 +18,8 @@ export interface WatchCacheSettings {
   decode: (object: KubeObject) => Snapshot;
   /** Reports errors of the background loop (they are also retried). */
   onError?: ((error: unknown) => void) | undefined;
-  /** Called with every snapshot the cache takes on (after its key events). */
-  onReplace?: ((snapshot: Snapshot) => void) | undefined;
+  /** Called with every snapshot the cache takes on, and the one it replaces (undefined: the first). */
+  onReplace?: ((snapshot: Snapshot, previous: Snapshot | undefined) => void) | undefined;
   /**
    * The list+watch loop to take this object's state from, shared with other
    * objects (a sharded bucket's shards: one LIST and one watch by label for all).
@@ -44,7 +40,6 @@ export class WatchCache {
   /** The newest write answer offered while the first list was under way. */
   private pending: KubeObject | undefined;
   private closed = false;
-  private readonly listeners = new Set<ChangeListener>();
 
   constructor(settings: WatchCacheSettings) {
     this.s = settings;
@@ -73,6 +68,11 @@ export class WatchCache {
     return this.snapshot;
   }
 
+  /** The last snapshot the cache took on, whether or not the watch is connected now (undefined before the first list). */
+  last(): Snapshot | undefined {
+    return this.closed || this.failure ? undefined : this.snapshot;
+  }
+
   /** True while the first list is under way. */
   get listing(): boolean {
     return this.loop.starting !== undefined && this.snapshot === undefined && !this.closed;
@@ -96,16 +96,9 @@ export class WatchCache {
     this.replace(snapshot, rv);
   }
 
-  /** Subscribes to per-key changes. */
-  subscribe(listener: ChangeListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
   /** Stops taking changes; the loop stops with its last cache (at once, if it is this cache's own). */
   close(): void {
     this.closed = true;
-    this.listeners.clear();
     this.loop.unregister(this.s.name);
   }
 
@@ -133,22 +126,7 @@ export class WatchCache {
     this.snapshot = next;
     this.failure = undefined;
     if (rv !== -1) this.objectRv = rv;
-    this.s.onReplace?.(next);
-    if (!previous || this.listeners.size === 0) return;
-    const events: KVChangeEvent[] = [];
-    for (const [key, entry] of next.entries) {
-      if (previous.entries.get(key)?.b64 !== entry.b64) events.push({ type: 'put', key });
-    }
-    for (const key of previous.entries.keys()) if (!next.entries.has(key)) events.push({ type: 'delete', key });
-    for (const event of events) {
-      for (const listener of [...this.listeners]) {
-        try {
-          listener(event);
-        } catch (error) {
-          this.s.onError?.(error);
-        }
-      }
-    }
+    this.s.onReplace?.(next, previous);
   }
 
   /** Applies an object (or its absence, as of `absentAt`) if it is newer than what the cache holds. */

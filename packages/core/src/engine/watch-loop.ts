@@ -2,10 +2,10 @@
  * The list+watch loop that feeds watch caches (watch-cache.ts). client-node's
  * informer does not reliably restart, so this owns the loop: list, watch from
  * the list's resourceVersion, re-watch after the server's timeouts, back off
- * after errors, relist after 410 Gone. One loop feeds one object's cache, or the
- * caches of all the shards of a sharded bucket (one LIST and one watch by label).
+ * after errors, relist after 410 Gone. One loop feeds the caches of all the
+ * objects of a bucket (one LIST and one watch by label), or one object's cache.
  */
-import { KubeApiError, type KubeApi, type ObjectKind, type WatchHandle } from '../kube/port.ts';
+import { KubeApiError, type KubeApi, type KubeObject, type ObjectKind, type WatchHandle } from '../kube/port.ts';
 import { isTransient } from './api-errors.ts';
 import type { WatchCache } from './watch-cache.ts';
 
@@ -26,6 +26,11 @@ export interface WatchLoopSettings {
   onError?: ((error: unknown) => void) | undefined;
   /** Longest backoff between reconnects (default 5000 ms). */
   maxBackoffMs?: number | undefined;
+  /**
+   * Called for an object of a name no cache is registered for (a bucket's new part):
+   * the owner may register one now, which then takes the object.
+   */
+  onUnknown?: ((name: string, object: KubeObject) => void) | undefined;
 }
 
 /**
@@ -36,6 +41,8 @@ export interface WatchLoopSettings {
 export class WatchLoop {
   private readonly s: WatchLoopSettings;
   private readonly caches = new Map<string, WatchCache>();
+  /** The latest state of every object the loop has seen (undefined once deleted), to seed a cache registered late. */
+  private readonly latest = new Map<string, KubeObject | undefined>();
   private listRv = '';
   private handle: WatchHandle | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -51,9 +58,15 @@ export class WatchLoop {
     this.s = settings;
   }
 
-  /** Hands the objects named `name` to `cache` from now on. */
+  /** Hands the objects named `name` to `cache` from now on (and what the loop already saw of it). */
   register(name: string, cache: WatchCache): void {
     this.caches.set(name, cache);
+    if (this.listRv !== '' && !this.closed) cache.listed(this.latest.get(name), this.listRv);
+  }
+
+  /** Names of the objects the loop has seen and that exist. */
+  names(): string[] {
+    return [...this.latest].filter(([, object]) => object !== undefined).map(([name]) => name);
   }
 
   /** Stops handing objects to `name`'s cache; the loop stops when no cache is left. */
@@ -85,9 +98,12 @@ export class WatchLoop {
   private async relist(): Promise<void> {
     const list = await this.s.api.list(this.s.kind, this.s.namespace, this.s.selectors);
     if (this.closed) return;
-    this.listRv = list.resourceVersion;
     const byName = new Map(list.items.map((item) => [item.metadata.name, item]));
-    for (const [name, cache] of this.caches) cache.listed(byName.get(name), list.resourceVersion);
+    this.latest.clear();
+    for (const [name, object] of byName) this.latest.set(name, object);
+    this.listRv = list.resourceVersion;
+    for (const [name, cache] of [...this.caches]) cache.listed(byName.get(name), list.resourceVersion);
+    for (const [name, object] of byName) if (!this.caches.has(name)) this.s.onUnknown?.(name, object);
     await this.watch();
   }
 
@@ -100,10 +116,13 @@ export class WatchLoop {
         if (this.closed) return;
         if (event.object?.metadata?.resourceVersion) this.listRv = event.object.metadata.resourceVersion;
         if (event.type === 'BOOKMARK') return;
-        const cache = this.caches.get(event.object.metadata.name);
-        if (!cache) return;
+        const name = event.object.metadata.name;
+        const object = event.type === 'DELETED' ? undefined : event.object;
+        this.latest.set(name, object);
         this.backoffMs = 100;
-        cache.watched(event.type === 'DELETED' ? undefined : event.object, rvNumber(event.object.metadata.resourceVersion));
+        const cache = this.caches.get(name);
+        if (cache) cache.watched(object, rvNumber(event.object.metadata.resourceVersion));
+        else if (object) this.s.onUnknown?.(name, object); // registering seeds the new cache with `latest`
       },
       onClose: (error) => this.reconnect(error),
     });

@@ -155,13 +155,16 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
   return {
     get: (ref) => request<KubeObject>(HttpMethod.GET, objectPath(ref)),
 
-    async list(kind, namespace, selectors): Promise<ObjectList> {
+    async list(kind, namespace, selectors, options): Promise<ObjectList> {
       const query = new URLSearchParams();
       if (selectors.labelSelector) query.set('labelSelector', selectors.labelSelector);
       if (selectors.fieldSelector) query.set('fieldSelector', selectors.fieldSelector);
       const list = await request<{ items: KubeObject[] | null; metadata: { resourceVersion: string } }>(
         HttpMethod.GET,
         `${namespace === '' ? `/api/v1/${resourceOf(kind)}` : collectionPath(kind, namespace)}?${query}`,
+        undefined,
+        undefined,
+        options?.metadataOnly ? 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1' : 'application/json',
       );
       return { items: list.items ?? [], resourceVersion: list.metadata.resourceVersion };
     },

@@ -272,12 +272,12 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       return structuredClone(existing(ref));
     },
 
-    async list(kind, namespace, selectors): Promise<ObjectList> {
+    async list(kind, namespace, selectors, options): Promise<ObjectList> {
       await enter('list', kind, namespace);
       const selector = matcher(selectors);
       const items = [...objects.entries()]
         .filter(([key, object]) => key.startsWith(namespace === '' ? `${kind}/` : `${kind}/${namespace}/`) && selector(object))
-        .map(([, object]) => structuredClone(object));
+        .map(([, object]) => (options?.metadataOnly ? { apiVersion: 'meta.k8s.io/v1', kind: 'PartialObjectMetadata', metadata: structuredClone(object.metadata) } as unknown as KubeObject : structuredClone(object)));
       return { items, resourceVersion: String(rv) };
     },
 

@@ -254,7 +254,8 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
     it('coalesces concurrent puts into few patches; each caller gets its own result', async () => {
       const env = getEnv();
       const counted = countingApi(env.api);
-      const kv = make({ api: counted.api });
+      // maxBytes of one object: a bucket that stays one object (it would split past 64 KiB), to reach its 1 MiB limit.
+      const kv = make({ api: counted.api, maxBytes: 1_048_576 });
       await kv.put('seed', 's');
       counted.reset();
       await Promise.all(Array.from({ length: 64 }, (_, i) => kv.put(`k${i}`, `v${i}`)));
@@ -281,7 +282,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
     });
 
     it('reports a full bucket with sizes and writes nothing', async () => {
-      const kv = make();
+      const kv = make({ maxBytes: 1_048_576 }); // one object that does not split: its 1 MiB limit
       // Keys that one object holds (in a sharded bucket: one shard fills up).
       const [p0, p1, p2, p3, more, small, large] = keysOfOneObject('part', 7) as [string, string, string, string, string, string, string];
       await kv.putMany([p0, p1, p2, p3].map((key) => ({ key, value: new Uint8Array(randomBytes(240_000)) })));
@@ -302,7 +303,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
 
     it('makes room by removing expired entries when the bucket is full', async () => {
       let now = Date.now();
-      const kv = make({ now: () => now, cache: false });
+      const kv = make({ now: () => now, cache: false, maxBytes: 1_048_576 });
       await kv.putMany([0, 1, 2, 3].map((i) => ({ key: `old${i}`, value: new Uint8Array(randomBytes(240_000)), ttl: 1000 })));
       now += 2000;
       await kv.put('fresh', new Uint8Array(randomBytes(300_000)));
@@ -366,7 +367,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       const labels = { 'app.kubernetes.io/managed-by': 'k8s-kv', 'k8s-kv.io/app': 'default', 'k8s-kv.io/bucket': bucket };
       const entry = encodeEnvelope({ value: new TextEncoder().encode('v'), text: true, modifiedAt: 0 });
       const later = await env.api.create('ConfigMap', env.namespace, {
-        metadata: { name: bucket, labels, annotations: { 'k8s-kv.io/format': '3' } },
+        metadata: { name: bucket, labels, annotations: { 'k8s-kv.io/format': '99' } },
         binaryData: { k: Buffer.from(entry).toString('base64') },
       });
       for (const cache of [false, true]) {
@@ -374,7 +375,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
         for (const call of [() => kv.get('k'), () => kv.keys(), () => kv.put('x', 'y'), () => kv.delete('k'), () => kv.update('k', () => 'z'), () => kv.teardown()]) {
           const error = await call().catch((e: unknown) => e);
           expect(error).toBeInstanceOf(UnsupportedFormatError);
-          expect(error).toMatchObject({ code: 'KV_UNSUPPORTED_FORMAT', format: '3' });
+          expect(error).toMatchObject({ code: 'KV_UNSUPPORTED_FORMAT', format: '99' });
           expect((error as Error).message).toMatch(/upgrade @k8s-kv\/core/);
         }
       }
