@@ -106,29 +106,42 @@ export class ValueTooLargeError extends KVError {
 export class BucketFullError extends KVError {
   /** The bucket's name. */
   readonly bucket: string;
-  /** Bytes the bucket holds now (sum of entry sizes, as the API server counts them); of the full shard, in a sharded bucket. */
+  /** Bytes the bucket holds now (sum of entry sizes, as the API server counts them); of the full object (shard or part), in a bucket of several. */
   readonly currentBytes: number;
-  /** Bytes the bucket (or shard) would hold after the write. */
+  /** Bytes the bucket (or object) would hold after the write. */
   readonly attemptedBytes: number;
-  /** The limit in bytes (of one ConfigMap or Secret). */
+  /** The limit in bytes: of one ConfigMap or Secret, or the object's share of the bucket's `maxBytes`. */
   readonly limitBytes: number;
   /** In a sharded bucket: the shard that is full (index, the bucket's shard count, object name). */
   readonly shard: { index: number; count: number; name: string } | undefined;
-  constructor(bucket: string, currentBytes: number, attemptedBytes: number, limitBytes: number, cause?: unknown, shard?: { index: number; count: number; name: string }) {
-    super(
-      'KV_BUCKET_FULL',
-      `${shard ? `Shard ${shard.index} of ${shard.count} ("${shard.name}") of bucket` : 'Bucket'} ${JSON.stringify(bucket)} is full: ` +
-        `it holds ${currentBytes} bytes and the write would make it ${attemptedBytes} bytes, over the ${limitBytes}-byte ConfigMap limit. Nothing was written. ` +
-        (shard
+  /** Set when the bucket reached its `maxBytes` (it may not split any more): the option's value. */
+  readonly maxBytes: number | undefined;
+  constructor(
+    bucket: string,
+    currentBytes: number,
+    attemptedBytes: number,
+    limitBytes: number,
+    cause?: unknown,
+    shard?: { index: number; count: number; name: string },
+    maxBytes?: number,
+  ) {
+    const where = shard ? `Shard ${shard.index} of ${shard.count} ("${shard.name}") of bucket` : 'Bucket';
+    const over = maxBytes !== undefined ? `over its share (${limitBytes} bytes per ConfigMap) of the bucket's maxBytes (${maxBytes})` : `over the ${limitBytes}-byte ConfigMap limit`;
+    const advice =
+      maxBytes !== undefined
+        ? 'The bucket has as many ConfigMaps as maxBytes allows. Create the store with a larger maxBytes (at most 1 GiB), delete keys, or set TTLs.'
+        : shard
           ? 'Keys are spread over the shards by a hash of the key; a bucket keeps the shard count it was created with. Delete keys, set TTLs, or move the data to a bucket with more shards.'
-          : 'Delete keys, set TTLs, or spread data over several buckets, or over shards: a bucket created with the `shards` option holds that many MiB.'),
-      { cause },
-    );
+          : 'Delete keys or set TTLs; a bucket created without `shards` and with a maxBytes over 1 MiB splits into more ConfigMaps as it grows.';
+    super('KV_BUCKET_FULL', `${where} ${JSON.stringify(bucket)} is full: it holds ${currentBytes} bytes and the write would make it ${attemptedBytes} bytes, ${over}. Nothing was written. ${advice}`, {
+      cause,
+    });
     this.shard = shard;
     this.bucket = bucket;
     this.currentBytes = currentBytes;
     this.attemptedBytes = attemptedBytes;
     this.limitBytes = limitBytes;
+    this.maxBytes = maxBytes;
   }
 }
 

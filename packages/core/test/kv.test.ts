@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { createKV, listBuckets } from '@k8s-kv/core';
 import { countingApi, createMemoryApi } from '@k8s-kv/core/testing';
 import { describeKvBehaviour } from './behaviour/kv-behaviour.ts';
+import { describeElasticBucket } from './behaviour/elastic-behaviour.ts';
 import { describeShardedBucket } from './behaviour/sharded-behaviour.ts';
 
 const api = createMemoryApi({ namespaces: ['default', 'team-a'] });
@@ -11,6 +12,7 @@ for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete'] as cons
 describeKvBehaviour('in-memory port', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }));
 describeKvBehaviour('in-memory port, 4 shards', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }), { shards: 4 });
 describeShardedBucket('in-memory port', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }));
+describeElasticBucket('in-memory port', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }));
 
 describe('listBuckets (in-memory port)', () => {
   it('lists one namespace, or every namespace sorted by namespace and name', async () => {

@@ -26,15 +26,13 @@ import { ObjectStore, type ObjectStoreSettings } from './object-store.ts';
 import { bucketSelector, checkOwnership, isSealed, parseRole } from './ownership.ts';
 import { callApi, MAX_ROUTES } from './retry-policy.ts';
 import { mergeSnapshots, type Snapshot } from './snapshot.ts';
-import { SPLIT_BYTES, splitObject, type SplitContext, type SplitTarget } from './split.ts';
+import { activatePart, SPLIT_BYTES, splitObject, type SplitContext, type SplitTarget } from './split.ts';
 import { WatchLoop } from './watch-loop.ts';
 
 /** Settings of a {@link Bucket}. */
 export interface BucketSettings extends ObjectStoreSettings {
   /** Shards of the bucket when this process creates it (default 1: one object that splits as it grows). */
   shards?: number | undefined;
-  /** Bytes the bucket may hold at most (default {@link DEFAULT_MAX_BYTES}); see docs/FORMAT.md section 9.6. */
-  maxBytes?: number | undefined;
   /** Test hook of splits (split.ts `beforeStep`). */
   beforeSplitStep?: SplitContext['beforeStep'];
 }
@@ -103,6 +101,7 @@ export class Bucket {
     });
     this.head = new ObjectStore({
       ...this.s,
+      maxBytes,
       watchLoop: this.loop,
       onSnapshot: (snapshot) => this.changed(this.s.bucket, snapshot),
       afterWrite: (bytes) => this.afterWrite(this.s.bucket, bytes),
@@ -123,6 +122,7 @@ export class Bucket {
     if (store) return store;
     store = new ObjectStore({
       ...this.s,
+      maxBytes: this.s.maxBytes ?? DEFAULT_MAX_BYTES,
       objectName: name,
       ...role,
       ...('shard' in role ? { beforeCreate: () => this.confirmShards(role.shard.count) } : {}),
@@ -159,8 +159,11 @@ export class Bucket {
         return { kind: 'single' };
       case 'head':
         return { kind: 'sharded', count: role.shards };
-      case 'elastic':
-        return { kind: 'elastic', parts: new ElasticLayout(this.s.bucket, head.uid!, parts(), this.gone) };
+      case 'elastic': {
+        const layout = new ElasticLayout(this.s.bucket, head.uid!, parts(), this.gone);
+        for (const part of layout.live.values()) if (part.splitFrom) this.activate(part);
+        return { kind: 'elastic', parts: layout };
+      }
       case 'unsupported':
         throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, role.format);
       default:
@@ -467,11 +470,17 @@ export class Bucket {
 
   // ---------------------------------------------------------------- splits
 
-  /** The byte budget of an object when the bucket may not grow by splitting it; undefined: only the object limit. */
+  /**
+   * The byte budget of an object when the bucket may not grow by splitting it: its share
+   * of maxBytes; undefined when only the object limit applies (a sharded bucket, a bucket
+   * that may still split, a share of 1 MiB or more).
+   */
   private budget(name: string): number | undefined {
-    if (this.partsCount() < this.maxParts) return undefined;
+    const layout = this.cachedLayout()?.layout ?? this.known;
+    if (layout?.kind === 'sharded' || this.partsCount() < this.maxParts) return undefined;
     const maxBytes = this.s.maxBytes ?? DEFAULT_MAX_BYTES;
-    return name === this.s.bucket && this.maxParts === 1 ? Math.min(maxBytes, MAX_OBJECT_DATA_BYTES) : Math.min(MAX_OBJECT_DATA_BYTES, maxBytes / this.maxParts);
+    const share = name === this.s.bucket && this.maxParts === 1 ? maxBytes : maxBytes / this.maxParts;
+    return share < MAX_OBJECT_DATA_BYTES ? Math.floor(share) : undefined;
   }
 
   /** Objects holding entries, as this process knows the layout. */
@@ -511,6 +520,20 @@ export class Bucket {
     })();
     this.splits.set(target.name, run);
     return run;
+  }
+
+  /** Parts whose activation this process started (each once). */
+  private readonly activated = new Set<string>();
+
+  /** Tidies a live part that still says where it was copied from (its split's process stopped after the switch). */
+  private activate(part: PartInfo): void {
+    if (this.activated.has(part.uid) || !part.splitFrom) return;
+    this.activated.add(part.uid);
+    const splitFrom = `${part.splitFrom.uid}@${part.splitFrom.resourceVersion}`;
+    // Not awaited by anyone but close(): tidying must not slow a read down.
+    const tidy = activatePart({ ...this.s }, part.name, part.uid, splitFrom).catch(() => undefined);
+    this.splits.set(`activate:${part.uid}`, tidy);
+    void tidy.finally(() => this.splits.delete(`activate:${part.uid}`));
   }
 
   /** Reports a split that could not be done through onError, once per kind of failure. */

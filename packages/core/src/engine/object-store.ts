@@ -59,6 +59,8 @@ export interface ObjectStoreSettings extends BucketIdentity {
    * undefined: the object limit only.
    */
   budget?: (() => number | undefined) | undefined;
+  /** The bucket's `maxBytes`, for the message of a write refused by the budget. */
+  maxBytes?: number | undefined;
   /** Called before a shard object is created; throws {@link LayoutChanged} if the bucket is no longer laid out as assumed. */
   beforeCreate?: (() => Promise<void>) | undefined;
   retry?: RetryOptions | undefined;
@@ -413,7 +415,7 @@ export class ObjectStore implements SwapTarget {
       const snapshot = this.peek() ?? (await this.read());
       let after = snapshot.totalBytes;
       for (const entry of entries) after += entry.size - (snapshot.entries.get(entry.key)?.envelope.length ?? 0);
-      if (after > budget) throw await this.full(entries, undefined, budget);
+      if (after > budget) throw await this.full(entries, undefined, budget, this.s.maxBytes ?? budget);
     }
     const patchEntries: Record<string, string> = {};
     for (const entry of entries) patchEntries[entry.dataKey] = entry.b64;
@@ -481,7 +483,7 @@ export class ObjectStore implements SwapTarget {
   }
 
   /** The error for entries that do not fit (in `limit` bytes: default, the object limit), with the object's usage as a GET shows it. */
-  async full(entries: PreparedEntry[], cause?: unknown, limit = MAX_OBJECT_DATA_BYTES): Promise<BucketFullError> {
+  async full(entries: PreparedEntry[], cause?: unknown, limit = MAX_OBJECT_DATA_BYTES, maxBytes?: number): Promise<BucketFullError> {
     const snapshot = await this.read();
     let attempted = snapshot.totalBytes;
     for (const entry of entries) {
@@ -489,7 +491,7 @@ export class ObjectStore implements SwapTarget {
       attempted += entry.size - (old ? entrySize(old) : 0);
     }
     const shard = this.s.shard;
-    return new BucketFullError(this.s.bucket, snapshot.totalBytes, attempted, limit, cause, shard && { ...shard, name: this.ref.name });
+    return new BucketFullError(this.s.bucket, snapshot.totalBytes, attempted, limit, cause, shard && { ...shard, name: this.ref.name }, maxBytes);
   }
 
   // ---------------------------------------------------------------- deletes

@@ -158,16 +158,24 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget): Promi
 
   // 4. Activate (tidying: the children are live either way).
   await step('activate');
-  for (const child of children) {
-    const activate: JsonPatchOp[] = [
-      { op: 'test', path: '/metadata/uid', value: child.metadata.uid },
-      { op: 'test', path: annotationPath(ANNOTATION_SPLIT_FROM), value: splitFrom },
-      { op: 'remove', path: annotationPath(ANNOTATION_SPLIT_FROM) },
-      clearManagedFields,
-    ];
-    await call('patch', () => ctx.api.jsonPatch({ ...ref, name: child.metadata.name }, activate), (r) => r.status === 404 || r.status === 422);
-  }
+  for (const child of children) await activatePart(ctx, child.metadata.name, child.metadata.uid!, splitFrom);
   return { outcome: 'split' };
+}
+
+/**
+ * Removes `split-from` from a live part whose parent is gone (step 4, also for a
+ * split whose process stopped after its switch): tidying only, so that the part
+ * reads as live without looking for its parent. Testing the value makes it a no-op
+ * on anything else.
+ */
+export async function activatePart(ctx: SplitContext, name: string, uid: string, splitFrom: string): Promise<void> {
+  const activate: JsonPatchOp[] = [
+    { op: 'test', path: '/metadata/uid', value: uid },
+    { op: 'test', path: annotationPath(ANNOTATION_SPLIT_FROM), value: splitFrom },
+    { op: 'remove', path: annotationPath(ANNOTATION_SPLIT_FROM) },
+    { op: 'add', path: '/metadata/managedFields', value: [{}] },
+  ];
+  await callApi({ verb: 'patch', kind: ctx.kind, namespace: ctx.namespace }, ctx.retry, () => ctx.api.jsonPatch({ kind: ctx.kind, namespace: ctx.namespace, name }, activate), (r) => r.status === 404 || r.status === 422);
 }
 
 /** A refusal that ends a split with a roll back (not a transient failure, which leaves the seal for a later try). */
