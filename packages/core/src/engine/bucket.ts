@@ -70,6 +70,9 @@ export class Bucket {
   private readonly reported = new Set<string>();
   /** True once a GET confirmed what the cache shows of the head (a foreign object without our labels is not in the watch). */
   private headChecked = false;
+  /** Changes with every state the cached layout depends on (an object's snapshot, `gone`, `headChecked`). */
+  private version = 0;
+  private memo: { key: string; value: { layout: Layout | undefined; head: Snapshot } | undefined } | undefined;
   /** The last merged view of a bucket of several objects, reused while none changed. */
   private merged: Snapshot | undefined;
   /** `kv.watch()` listeners, and the live objects' snapshots their last events were computed from. */
@@ -188,6 +191,13 @@ export class Bucket {
    */
   private cachedLayout(watching = false): { layout: Layout | undefined; head: Snapshot } | undefined {
     if (!watching && !this.caching) return undefined;
+    // Computed once per state of the objects (every write and watch event is one), not per call.
+    const key = `${this.version}/${this.loop.connected}/${watching}`;
+    if (this.memo?.key !== key) this.memo = { key, value: this.computeCachedLayout(watching) };
+    return this.memo.value;
+  }
+
+  private computeCachedLayout(watching: boolean): { layout: Layout | undefined; head: Snapshot } | undefined {
     const head = watching ? this.head.lastWatched() : this.head.watched();
     if (!head || (!head.exists && !this.headChecked && !watching)) return undefined;
     const layout = this.layoutOf(head, () => this.cachedParts(watching));
@@ -199,6 +209,7 @@ export class Bucket {
   private async freshLayout(): Promise<{ layout: Layout | undefined; head: Snapshot }> {
     const head = await this.head.read();
     this.headChecked = true;
+    this.version++;
     let parts: PartInfo[] = [];
     if (head.exists && parseRole(head.annotations).role === 'elastic') {
       const list = await this.list(true);
@@ -263,6 +274,7 @@ export class Bucket {
       await this.awaitSplit(error.objectName);
     } else if (store.isPart) {
       this.gone.add(store.ref.name);
+      this.version++;
     }
   }
 
@@ -401,6 +413,7 @@ export class Bucket {
     if (this.known?.kind !== 'sharded' && this.known?.kind !== 'elastic') {
       const head = await this.head.read();
       this.headChecked = true;
+      this.version++;
       if (!head.exists || parseRole(head.annotations).role === 'bucket') {
         this.known = head.exists ? { kind: 'single' } : undefined;
         return head;
@@ -509,6 +522,7 @@ export class Bucket {
       try {
         const result = await splitObject(context, target);
         if (result.outcome === 'split') this.gone.add(target.name);
+        this.version++;
         if (result.outcome === 'rolled-back') this.report(result.cause);
       } catch (error) {
         this.report(error);
@@ -596,6 +610,7 @@ export class Bucket {
 
   /** An object's cached state changed (a watch event, or this process's write): per-key events for the bucket. */
   private changed(name: string, snapshot: Snapshot): void {
+    this.version++;
     if (!snapshot.exists) this.gone.delete(name);
     if (this.listeners.size === 0) return;
     // Computing events may make stores for objects the layout names, whose caches report at
@@ -662,6 +677,7 @@ export class Bucket {
     this.known = undefined;
     this.merged = undefined;
     this.gone.clear();
+    this.version++;
   }
 
   /** Stops every watch, once the splits under way are over. */
