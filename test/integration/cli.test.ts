@@ -332,6 +332,21 @@ describe.concurrent('commands against the API server', () => {
     expect(await cli(['teardown', 'spread', '--yes'])).toMatchObject({ code: 0 });
   });
 
+  it('stats and buckets show a bucket that split into parts as one bucket; teardown deletes every part', async ({ expect }) => {
+    const kv = openKV('grown');
+    for (let i = 0; i < 10; i++) await kv.putMany(Array.from({ length: 30 }, (_, j) => [`k${i}-${j}`, randomBytes(330).toString('base64')] as [string, string]));
+    await kv.close();
+    const stats = JSON.parse((await cli(['stats', 'grown', '--json'])).stdout) as Record<string, unknown>;
+    expect(stats).toMatchObject({ keys: 300, layout: 'elastic', limitBytes: 64 * 1048576 });
+    expect(stats.shards as number).toBeGreaterThan(1);
+    expect((await cli(['stats', 'grown'])).stdout).toMatch(/^parts:\s+\d+ ConfigMaps \(grown\.p<depth>-<suffix>\), split as the bucket grows$/m);
+    const listed = JSON.parse((await cli(['buckets', '--json'])).stdout) as Array<{ name: string; shards: number; keys: number }>;
+    expect(listed.filter((b) => b.name.startsWith('grown'))).toEqual([expect.objectContaining({ name: 'grown', keys: 300, shards: stats.shards })]);
+    expect((await cli(['teardown', 'grown', '--yes'])).code).toBe(0);
+    const api = createClientNodeApi(adminKubeConfig());
+    expect((await api.list('ConfigMap', ns.name, { labelSelector: 'k8s-kv.io/bucket=grown' })).items).toEqual([]);
+  });
+
   it('teardown refuses without --yes, deletes with it, and exits with 1 when there is nothing to delete', async ({ expect }) => {
     expect((await cli(['put', 'doomed', 'k', 'v'])).code).toBe(0);
     expect((await cli(['teardown', 'doomed'])).code).toBe(2);
