@@ -27,7 +27,7 @@ import { bucketSelector, checkOwnership, isSealed, parseRole } from './ownership
 import { callApi, MAX_ROUTES } from './retry-policy.ts';
 import { mergeSnapshots, type Snapshot } from './snapshot.ts';
 import { activatePart, SPLIT_BYTES, splitObject, type SplitContext, type SplitTarget } from './split.ts';
-import { WatchLoop } from './watch-loop.ts';
+import { rvNumber, WatchLoop } from './watch-loop.ts';
 
 /** Settings of a {@link Bucket}. */
 export interface BucketSettings extends ObjectStoreSettings {
@@ -70,6 +70,13 @@ export class Bucket {
   private readonly reported = new Set<string>();
   /** True once a GET confirmed what the cache shows of the head (a foreign object without our labels is not in the watch). */
   private headChecked = false;
+  /**
+   * The newest resourceVersion of the layout this process learned from the server directly
+   * (a GET of the head, a LIST of the parts): until the watch has caught up with it, the
+   * cache's layout is older than what this process knows (it may have written where the
+   * cache does not look yet), and the layout read from the server is used.
+   */
+  private freshRv = -1;
   /** Changes with every state the cached layout depends on (an object's snapshot, `gone`, `headChecked`). */
   private version = 0;
   private memo: { key: string; value: { layout: Layout | undefined; head: Snapshot } | undefined } | undefined;
@@ -191,6 +198,7 @@ export class Bucket {
    */
   private cachedLayout(watching = false): { layout: Layout | undefined; head: Snapshot } | undefined {
     if (!watching && !this.caching) return undefined;
+    if (!watching && this.cacheBehind()) return undefined;
     // Computed once per state of the objects (every write and watch event is one), not per call.
     const key = `${this.version}/${this.loop.connected}/${watching}`;
     if (this.memo?.key !== key) this.memo = { key, value: this.computeCachedLayout(watching) };
@@ -205,17 +213,29 @@ export class Bucket {
     return { layout, head };
   }
 
+  /** True while the watch has not caught up with the layout this process read from the server. */
+  private cacheBehind(): boolean {
+    return this.freshRv >= 0 && rvNumber(this.loop.resourceVersion) < this.freshRv;
+  }
+
+  /** Notes the resourceVersions of objects read from the server (see {@link freshRv}). */
+  private learnedFrom(...resourceVersions: Array<string | undefined>): void {
+    for (const rv of resourceVersions) this.freshRv = Math.max(this.freshRv, rvNumber(rv));
+    this.version++;
+  }
+
   /** The layout from the server: the head (GET) and, for format 3, the parts' metadata (one LIST). */
   private async freshLayout(): Promise<{ layout: Layout | undefined; head: Snapshot }> {
     const head = await this.head.read();
     this.headChecked = true;
-    this.version++;
     let parts: PartInfo[] = [];
+    const versions: Array<string | undefined> = [head.resourceVersion];
     if (head.exists && parseRole(head.annotations).role === 'elastic') {
       const list = await this.list(true);
-      this.gone.clear();
       parts = list.flatMap((object) => partInfo(object.metadata) ?? []);
+      versions.push(...list.map((object) => object.metadata.resourceVersion));
     }
+    this.learnedFrom(...versions);
     this.known = this.layoutOf(head, () => parts);
     return { layout: this.known, head };
   }
@@ -232,7 +252,7 @@ export class Bucket {
       const cached = this.cachedLayout();
       if (cached) return cached;
     }
-    if (!fresh && this.known && (!read || !this.caching)) return { layout: this.known };
+    if (!fresh && this.known && (!read || !this.caching || this.cacheBehind())) return { layout: this.known };
     return this.freshLayout();
   }
 
@@ -423,6 +443,7 @@ export class Bucket {
     const byName = new Map(objects.map((object) => [object.metadata.name, object]));
     const head = this.head.adopt(byName.get(this.s.bucket));
     this.headChecked = true;
+    this.learnedFrom(...objects.map((object) => object.metadata.resourceVersion));
     const parts = objects.flatMap((object) => partInfo(object.metadata) ?? []);
     const layout = this.layoutOf(head, () => parts);
     this.known = layout;
@@ -505,7 +526,9 @@ export class Bucket {
 
   /** After an acknowledged put: an object past the split threshold is split, in the background (not a format-2 shard). */
   private afterWrite(name: string, bytes: number): void {
-    if (bytes <= SPLIT_BYTES || this.splits.has(name) || this.partsCount() >= this.maxParts) return;
+    // Splits under way count: each adds an object.
+    const splitting = [...this.splits.keys()].filter((key) => !key.startsWith('activate:')).length;
+    if (bytes <= SPLIT_BYTES || this.splits.has(name) || this.partsCount() + splitting >= this.maxParts) return;
     const layout = this.cachedLayout()?.layout ?? this.known ?? (this.head.owning ? { kind: 'single' as const } : undefined);
     let target: SplitTarget | undefined;
     if (name === this.s.bucket && layout?.kind === 'single') target = { name, depth: 0, suffix: 0 };

@@ -163,12 +163,18 @@ export class ObjectStore implements SwapTarget {
       }
       return this.read();
     }
-    return this.cache.current() ?? this.read();
+    return this.peek() ?? this.read();
   }
 
-  /** The cache's snapshot if reads use the cache and it is healthy (never starts it). */
+  /**
+   * The cache's snapshot if reads use the cache and it is healthy (never starts it).
+   * Not for a part the watch has not delivered yet: the router learned of it from the
+   * server (a fresher view than the watch's), so the watch's "absent" is only behind.
+   */
   peek(): Snapshot | undefined {
-    return this.s.cache === false ? undefined : this.watched();
+    if (this.s.cache === false) return undefined;
+    const snapshot = this.watched();
+    return this.s.part && snapshot && !snapshot.exists ? undefined : snapshot;
   }
 
   /**

@@ -64,6 +64,11 @@ export class WatchLoop {
     if (this.listRv !== '' && !this.closed) cache.listed(this.latest.get(name), this.listRv);
   }
 
+  /** The resourceVersion the loop has seen the bucket's objects up to ('' before the first list). */
+  get resourceVersion(): string {
+    return this.listRv;
+  }
+
   /** Names of the objects the loop has seen and that exist. */
   names(): string[] {
     return [...this.latest].filter(([, object]) => object !== undefined).map(([name]) => name);
