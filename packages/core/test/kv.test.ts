@@ -125,3 +125,40 @@ describe('contention backoff (in-memory port)', () => {
     }
   });
 });
+
+describe('elastic bucket with a watch that lags (in-memory port)', () => {
+  it('reads its own writes, and every key, after a split its watch has not shown yet', async () => {
+    const memory = createMemoryApi();
+    const held: Array<() => void> = [];
+    let holding = false;
+    const lagging = {
+      ...memory,
+      watch: (kind: Parameters<typeof memory.watch>[0], namespace: string, options: Parameters<typeof memory.watch>[2]) =>
+        memory.watch(kind, namespace, {
+          ...options,
+          onEvent: (event) => (holding ? held.push(() => options.onEvent(event)) : options.onEvent(event)),
+        }),
+    };
+    const reader = createKV({ bucket: 'lag', api: lagging, namespace: 'default' });
+    const writer = createKV({ bucket: 'lag', api: memory, namespace: 'default', cache: false });
+    await writer.put('before', 'b');
+    expect(await reader.getText('before')).toBe('b'); // the reader's cache is running
+    holding = true;
+    const values = new Map<string, string>();
+    for (let i = 0; i < 400; i += 20) {
+      const batch = Array.from({ length: 20 }, (_, j) => [`w${i + j}`, `${'v'.repeat(300)}${i + j}`.replace(/v/g, () => String.fromCharCode(97 + Math.floor(Math.random() * 26)))] as [string, string]);
+      await writer.putMany(batch);
+      for (const [k, v] of batch) values.set(k, v);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await writer.stats()).layout).toBe('elastic');
+    await reader.put('mine', 'written after the split');
+    expect(await reader.getText('mine')).toBe('written after the split');
+    for (const [k, v] of [...values].slice(0, 50)) expect(await reader.getText(k)).toBe(v);
+    holding = false;
+    for (const release of held.splice(0)) release();
+    expect(await reader.getText('mine')).toBe('written after the split');
+    expect((await reader.keys()).length).toBe(values.size + 2);
+    await Promise.all([reader.close(), writer.close()]);
+  });
+});
