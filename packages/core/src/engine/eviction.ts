@@ -10,8 +10,8 @@
  * 1. **Over the budget** (bytes or entries, counted after the write): every
  *    expired entry goes first (oldest expiry first). Still over: without a
  *    policy the write does not fit (`BucketFullError`); with one, live entries
- *    go in the policy's order ({@link EvictionPolicy}) until the object is at
- *    most {@link EVICTION_TARGET} of its budget, so that the next writes do not
+ *    go in the policy's order ({@link EvictionPolicy}) until
+ *    {@link EVICTION_HEADROOM} of its budget is free, so that the next writes do not
  *    each have to evict again. The entries being written are never removed.
  * 2. **Within the budget** (active expiry): when expired entries hold more than
  *    {@link EXPIRED_TRIGGER} of the object's bytes after the write, the write
@@ -89,8 +89,11 @@ export type WritePlan =
 export const EXPIRED_TRIGGER = 1 / 4;
 /** ...down to this fraction. */
 export const EXPIRED_TARGET = 1 / 8;
-/** A full object evicts live entries down to this fraction of its budget (bytes and entries). */
-export const EVICTION_TARGET = 15 / 16;
+/**
+ * A full object evicts live entries until this fraction of its budget (bytes, and
+ * entries; rounded down) is free, so that the next writes need not evict again.
+ */
+export const EVICTION_HEADROOM = 1 / 16;
 /** Most `test` text (base64 characters) a write spends on removals it does not need (active expiry). */
 export const OPTIONAL_REMOVAL_TEXT = 512 * 1024;
 /**
@@ -183,7 +186,8 @@ export function planWrite(input: PlanInput): WritePlan {
     }
   }
   const usage: Usage = { currentBytes: snapshot.totalBytes, attemptedBytes: bytes, limitBytes, currentEntries, attemptedEntries: entries, limitEntries };
-  const over = (targetBytes: number, targetEntries: number | undefined): boolean => bytes > targetBytes || (targetEntries !== undefined && entries > targetEntries);
+  const over = (targetBytes: number, targetEntries: number | undefined): boolean =>
+    bytes > targetBytes || (targetEntries !== undefined && entries > targetEntries);
 
   const batch = new RemovalBatch(incoming.size, incomingText);
   /** Set when a removal the rules wanted did not fit in the patch. */
@@ -203,8 +207,8 @@ export function planWrite(input: PlanInput): WritePlan {
     // 1. Over the budget: expired entries first, all of them (the object is full).
     for (const entry of expired) if (!take(entry, true)) break;
     if (over(limitBytes, limitEntries) && policy) {
-      const targetBytes = Math.floor(limitBytes * EVICTION_TARGET);
-      const targetEntries = limitEntries === undefined ? undefined : Math.floor(limitEntries * EVICTION_TARGET);
+      const targetBytes = limitBytes - Math.floor(limitBytes * EVICTION_HEADROOM);
+      const targetEntries = limitEntries === undefined ? undefined : limitEntries - Math.floor(limitEntries * EVICTION_HEADROOM);
       const live = [...snapshot.byDataKey.values()].filter((e) => !incoming.has(e.dataKey) && !isExpired(e, now)).sort(evictionOrder(policy));
       for (const entry of live) {
         if (!over(targetBytes, targetEntries) || !take(entry, false)) break;

@@ -105,19 +105,24 @@ export class ExpirySweeper {
   /** One look at the cached view; sweeps when due. Resolves once done (for tests). */
   async look(): Promise<void> {
     if (this.sweeping) return this.sweeping;
-    this.sweeping = (async () => {
-      try {
-        const snapshot = this.s.view();
-        if (!snapshot?.exists) return;
-        const removals = planSweep(snapshot, this.s.now(), this.s.periodMs);
-        if (removals.length > 0) await this.s.sweep(snapshot, removals);
-      } catch (error) {
-        this.s.onError?.(error);
-      } finally {
-        this.sweeping = undefined;
-        this.schedule();
-      }
-    })();
-    return this.sweeping;
+    const run = this.lookOnce();
+    this.sweeping = run;
+    try {
+      await run;
+    } finally {
+      this.sweeping = undefined;
+      this.schedule();
+    }
+  }
+
+  private async lookOnce(): Promise<void> {
+    try {
+      const snapshot = this.s.view();
+      if (!snapshot?.exists) return;
+      const removals = planSweep(snapshot, this.s.now(), this.s.periodMs);
+      if (removals.length > 0) await this.s.sweep(snapshot, removals);
+    } catch (error) {
+      this.s.onError?.(error);
+    }
   }
 }

@@ -28,7 +28,7 @@ import { GroupCommit } from './group-commit.ts';
 import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
 import { bucketLabels, checkOwnership, declaresEntrylessHead, isSealed, ownershipTests, roleAnnotations, type BucketIdentity, type ObjectRole } from './ownership.ts';
 import type { RetryOptions } from '../types.ts';
-import { callApi, DEFAULT_MAX_UPDATE_ATTEMPTS, MAX_REPLANS } from './retry-policy.ts';
+import { callApi, conflictBackoff, DEFAULT_MAX_UPDATE_ATTEMPTS, MAX_REPLANS } from './retry-policy.ts';
 import { emptySnapshot, entryField, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
 import { WatchCache } from './watch-cache.ts';
 import type { WatchLoop } from './watch-loop.ts';
@@ -538,9 +538,11 @@ export class ObjectStore implements SwapTarget {
       }
       // Deleted, replaced, no longer ours, its entry map is gone, or an entry planned for
       // removal changed: read it again (which refuses an object that is no longer this
-      // bucket's) and plan again.
+      // bucket's) and plan again. Writers evicting from a full object all plan to remove
+      // its oldest entries: a random pause first, so that they do not collide again.
       this.owned = undefined;
       fresh = undefined;
+      if (removals.length > 0) await conflictBackoff(attempt + 1);
     }
     throw new ConflictError(`Could not write to bucket "${this.s.bucket}" (${this.ref.name}): it kept being deleted, replaced or changed while writing.`);
   }
