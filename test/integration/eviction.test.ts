@@ -1,7 +1,6 @@
 // Budgets, eviction and active expiry against the real API server: the behaviour
 // suite (also run on the in-memory port), then four OS processes evicting from one
 // bucket at once, every state of which is recorded from the server's own watch.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClientNodeApi, type KubeApi } from '@k8s-kv/core';
@@ -9,6 +8,7 @@ import { describeEvictionBehaviour } from '../../packages/core/test/behaviour/ev
 import { adminKubeConfig, createTestNamespace, kubeconfigPath, type TestNamespace } from '../setup/cluster.ts';
 import { recordObject, type RecordedEntry } from '../support/object-recorder.ts';
 import { eventually } from '../support/test-helpers.ts';
+import { runWorkerProcess } from '../support/worker-process.ts';
 
 const WORKER = fileURLToPath(new URL('./workers/evict-worker.ts', import.meta.url));
 
@@ -24,27 +24,9 @@ afterAll(async () => {
 
 describeEvictionBehaviour('real API server', () => ({ api, namespace: namespace.name }));
 
-/** Runs an evict-worker process to completion. */
-function runWorker(task: object): Promise<{ acks: number; failures: string[] }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=source', WORKER], {
-      env: { ...process.env, K8S_KV_WORKER: JSON.stringify(task) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('exit', (code) => {
-      const lines = out
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { acks: number; failures: string[]; done?: boolean });
-      if (code !== 0 || !lines.at(-1)?.done) reject(new Error(`worker exited ${code}: ${err.slice(-2000)}`));
-      else resolve(lines[0]!);
-    });
-  });
-}
+/** Runs an evict-worker process to completion: how many puts it had acknowledged, and its failures. */
+const runWorker = async (task: object): Promise<{ acks: number; failures: string[] }> =>
+  (await runWorkerProcess<{ acks: number; failures: string[] }>(WORKER, task))[0]!;
 
 /** The order of 'oldest': by write time, then by data key. */
 const older = (a: RecordedEntry, b: RecordedEntry): boolean => a.modifiedAt < b.modifiedAt || (a.modifiedAt === b.modifiedAt && a.dataKey < b.dataKey);
