@@ -488,6 +488,7 @@ export class ObjectStore implements SwapTarget {
         if (!fresh.exists) {
           try {
             if (await this.create(patchEntries)) {
+              this.knownBytes = batchBytes;
               this.s.afterWrite?.(batchBytes);
               return;
             }

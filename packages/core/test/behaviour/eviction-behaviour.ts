@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BucketFullError, createKV, type KubeApi, type KV, type KVChangeEvent, type KVOptions, type WatchEvent } from '@k8s-kv/core';
 import { countingApi } from '@k8s-kv/core/testing';
+import { hashSuffix, shardHash } from '../../src/codec/shard-hash.ts';
 import { bucketName, eventually, manualClock } from '../../../../test/support/test-helpers.ts';
 
 /** What a run of the suite needs from its environment. */
@@ -97,6 +98,38 @@ export function describeEvictionBehaviour(name: string, getEnv: () => EvictionTe
       expect(await other.keys()).toEqual(kept);
     });
 
+    it('an elastic bucket at its maxBytes evicts per part: each part keeps its share, and within it the newest', async () => {
+      // Just over 1 MiB: the bucket splits up to 16 parts of 64 KiB, then each part keeps its share.
+      const maxBytes = 1024 * 1024 + 1024;
+      const kv = make({ evict: 'oldest', maxBytes });
+      const written: string[] = [];
+      // About 3 MiB in batches of 100 KiB (one patch per part each).
+      for (let batch = 0; batch < 30; batch++) {
+        const keys = Array.from({ length: 100 }, (_, i) => `k${String(batch * 100 + i).padStart(5, '0')}`);
+        await kv.putMany(keys.map((key, i) => [key, value(i, 1000)] as const));
+        written.push(...keys);
+      }
+      const stats = await kv.stats();
+      expect(stats).toMatchObject({ layout: 'elastic', shards: 16 });
+      expect(stats.bytes).toBeLessThanOrEqual(maxBytes);
+      const { items } = await getEnv().api.list('ConfigMap', kv.namespace, { labelSelector: `k8s-kv.io/bucket=${kv.bucket}` });
+      let parts = 0;
+      for (const part of items) {
+        const name = /\.p(\d+)-([0-9a-f]+)$/.exec(part.metadata.name);
+        if (!name) continue;
+        parts += 1;
+        const [depth, suffix] = [Number(name[1]), Number.parseInt(name[2]!, 16)];
+        const held = Object.keys(part.binaryData ?? {}).sort();
+        const bytes = Object.values(part.binaryData ?? {}).reduce((sum, b64) => sum + Buffer.from(b64, 'base64').length, 0);
+        expect(bytes).toBeLessThanOrEqual(Math.floor(maxBytes / 16));
+        // The keys a part holds are the most recently written of those its hash suffix routes to it.
+        const routedHere = written.filter((key) => hashSuffix(shardHash(key), depth) === suffix);
+        expect(held).toEqual(routedHere.slice(routedHere.length - held.length));
+        expect(held.length).toBeGreaterThan(30);
+      }
+      expect(parts).toBe(16);
+    }, 60_000);
+
     it("'expiring' evicts the entries closest to their expiry, those without a TTL last", async () => {
       const clock = manualClock();
       const kv = make({ evict: 'expiring', maxEntries: 4, now: clock.now });
@@ -134,20 +167,20 @@ export function describeEvictionBehaviour(name: string, getEnv: () => EvictionTe
       // Rewriting a key adds no entry: still fine.
       await kv.put('a', 'one');
       expect(await kv.keys()).toEqual(['a', 'b', 'c']);
-      const bytes = make({ maxBytes: 1000 });
-      await bytes.put('a', value(0, 900));
+      const bytes = make({ maxBytes: 2000 });
+      await bytes.put('a', value(0, 1900));
       await expect(bytes.put('b', value(1, 100))).rejects.toMatchObject({
         code: 'KV_BUCKET_FULL',
-        limitBytes: 1000,
-        message: expect.stringMatching(/budget of 1000 bytes \(option maxBytes\).*evict: 'oldest'/),
+        limitBytes: 2000,
+        message: expect.stringMatching(/budget of 2000 bytes \(option maxBytes\).*evict: 'oldest'/),
       });
       expect(await bytes.keys()).toEqual(['a']);
       // With eviction, the same write goes through; entries that would not fit even alone do not.
-      const evicting = make({ maxBytes: 1000, evict: 'oldest' });
-      await evicting.put('a', value(0, 900));
+      const evicting = make({ maxBytes: 2000, evict: 'oldest' });
+      await evicting.put('a', value(0, 1900));
       await evicting.put('b', value(1, 100));
       expect(await evicting.keys()).toEqual(['b']);
-      await expect(evicting.put('c', value(2, 1000))).rejects.toMatchObject({
+      await expect(evicting.put('c', value(2, 2000))).rejects.toMatchObject({
         code: 'KV_BUCKET_FULL',
         message: expect.stringMatching(/even with every other entry evicted/),
       });
