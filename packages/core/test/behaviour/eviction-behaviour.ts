@@ -172,7 +172,7 @@ export function describeEvictionBehaviour(name: string, getEnv: () => EvictionTe
       await expect(bytes.put('b', value(1, 100))).rejects.toMatchObject({
         code: 'KV_BUCKET_FULL',
         limitBytes: 2000,
-        message: expect.stringMatching(/budget of 2000 bytes \(option maxBytes\).*evict: 'oldest'/),
+        message: expect.stringMatching(/over the bucket's maxBytes \(2000\).*evict: 'oldest'/),
       });
       expect(await bytes.keys()).toEqual(['a']);
       // With eviction, the same write goes through; entries that would not fit even alone do not.
