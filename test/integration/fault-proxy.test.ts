@@ -219,6 +219,15 @@ describe('fault proxy (real API server)', () => {
     expect(proxied.proxy.log.at(-1)).toMatchObject({ fault: 'corrupt', status: 200 });
   });
 
+  it('corrupt "to-server": a flipped byte in the client\'s next TLS record draws a bad_record_mac alert', async () => {
+    proxied.proxy.inject({ match: { path: 'corrupt-in-probe' }, fault: { kind: 'corrupt', direction: 'to-server' } });
+    const session = connect();
+    expect((await call(session, 'GET', `${cmPath()}?labelSelector=corrupt-in-probe`))?.status).toBe(200);
+    // The next request's record is the one flipped. (node:http2 fails the stream but, here, leaves the session neither closed nor errored.)
+    expect((await call(session, 'GET', cmPath()))?.error?.code).toBe('ERR_SSL_SSL/TLS_ALERT_BAD_RECORD_MAC');
+    session.destroy();
+  });
+
   it('respond: answers in the server\'s place (e.g. 429 with Retry-After) without forwarding', async () => {
     proxied.proxy.inject({ match: { method: 'POST' }, fault: { kind: 'respond', status: 429, headers: { 'retry-after': '1' }, body: '{"kind":"Status","code":429}' } });
     const session = connect();

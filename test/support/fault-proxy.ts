@@ -63,8 +63,15 @@ export type Fault =
   | { kind: 'stall' }
   /** Forward the request but never answer it; the connection stays healthy (PINGs are answered). */
   | { kind: 'hold' }
-  /** Forward the request and flip one byte inside the next TLS record of its answer (the client fails its MAC check). */
-  | { kind: 'corrupt' }
+  /**
+   * Flip one byte inside a TLS record. `to-client` (default): the next record
+   * of the answer (forwarded first), so the client fails its MAC check
+   * (`ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC`). `to-server`: the next
+   * record the client sends on this connection after the request (not
+   * forwarded); the proxy's TLS end fails it and sends the client a
+   * bad_record_mac alert (`ERR_SSL_SSL/TLS_ALERT_BAD_RECORD_MAC`).
+   */
+  | { kind: 'corrupt'; direction?: 'to-client' | 'to-server' }
   /** Forward the request after this delay. */
   | { kind: 'delay'; ms: number }
   /** Answer with this status (and headers, body) without forwarding, as an overloaded server or load balancer would. */
@@ -163,16 +170,60 @@ interface Connection {
   tls?: tls.TLSSocket;
   upstream?: http2.ClientHttp2Session;
   stalled: boolean;
-  /** Flip a byte in the next TLS application-data record sent to the client. */
-  corruptNext: boolean;
-  /** Parser state of the TLS records sent to the client. */
-  record: { header: Buffer; headerBytes: number; remaining: number; type: number };
+  /** The TLS records sent to the client and received from it: where they start, which to corrupt. */
+  toClient: RecordStream;
+  toServer: RecordStream;
   inFlight: number;
   closed: boolean;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'te', 'http2-settings']);
 const TLS_APPLICATION_DATA = 23;
+
+/**
+ * One direction of a TLS byte stream: tracks where records start (5-byte
+ * header: type, version, length) and flips a byte inside the next
+ * application-data record when asked.
+ */
+class RecordStream {
+  /** Flip a byte in the next application-data record. */
+  corruptNext = false;
+  private readonly header = Buffer.alloc(5);
+  private headerBytes = 0;
+  private remaining = 0;
+  private type = 0;
+
+  /** The chunk as it goes on (a corrupted copy when a byte was flipped). */
+  pass(chunk: Buffer): Buffer {
+    let out: Buffer | undefined;
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.remaining === 0) {
+        const take = Math.min(5 - this.headerBytes, chunk.length - i);
+        chunk.copy(this.header, this.headerBytes, i, i + take);
+        this.headerBytes += take;
+        i += take;
+        if (this.headerBytes === 5) {
+          this.type = this.header[0]!;
+          this.remaining = this.header.readUInt16BE(3);
+          this.headerBytes = 0;
+        }
+        continue;
+      }
+      const take = Math.min(this.remaining, chunk.length - i);
+      if (this.corruptNext && this.type === TLS_APPLICATION_DATA) {
+        // The last byte of the record seen in this chunk: inside the ciphertext or its authentication tag.
+        out ??= Buffer.from(chunk);
+        const at = i + take - 1;
+        out[at] = out[at]! ^ 0xff;
+        this.corruptNext = false;
+      }
+      this.remaining -= take;
+      i += take;
+    }
+    return out ?? chunk;
+  }
+}
 
 /** A small seeded generator (mulberry32): the same seed gives the same sequence. */
 export function seededRandom(seed: number): () => number {
@@ -291,10 +342,10 @@ export class FaultProxy extends EventEmitter {
     return count;
   }
 
-  /** Flips one byte in the next TLS record sent on every open client connection. */
-  corruptNextRecord(): number {
+  /** Flips one byte in the next TLS record sent on every open client connection (by the proxy, or by the client with `to-server`). */
+  corruptNextRecord(direction: 'to-client' | 'to-server' = 'to-client'): number {
     for (const conn of this.connections) {
-      conn.corruptNext = true;
+      (direction === 'to-client' ? conn.toClient : conn.toServer).corruptNext = true;
       this.note(conn, { fault: 'corrupt-record', source: 'direct' });
     }
     return this.connections.size;
@@ -323,19 +374,19 @@ export class FaultProxy extends EventEmitter {
       outer,
       inner,
       stalled: false,
-      corruptNext: false,
-      record: { header: Buffer.alloc(5), headerBytes: 0, remaining: 0, type: 0 },
+      toClient: new RecordStream(),
+      toServer: new RecordStream(),
       inFlight: 0,
       closed: false,
     };
     this.connections.add(conn);
     raw.setNoDelay(true);
     raw.on('data', (chunk: Buffer) => {
-      if (!conn.stalled) outer.write(chunk);
+      if (!conn.stalled) outer.write(conn.toServer.pass(chunk));
     });
     outer.on('data', (chunk: Buffer) => {
       if (conn.stalled || raw.destroyed) return;
-      raw.write(this.maybeCorrupt(conn, chunk));
+      raw.write(conn.toClient.pass(chunk));
     });
     raw.on('end', () => {
       if (!conn.stalled) outer.end();
@@ -354,45 +405,12 @@ export class FaultProxy extends EventEmitter {
     const server = http2.createSecureServer({ cert: this.cert, key: this.key, allowHTTP1: true }, onRequest);
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       conn.tls = socket;
-      socket.on('error', () => this.destroy(conn, false));
+      socket.on('error', () => this.destroySoon(conn));
     });
-    server.on('tlsClientError', () => this.destroy(conn, false));
-    server.on('sessionError', () => this.destroy(conn, false));
+    server.on('tlsClientError', () => this.destroySoon(conn));
+    server.on('sessionError', () => this.destroySoon(conn));
     server.emit('connection', inner);
     inner.on('error', () => this.destroy(conn, false));
-  }
-
-  /** Tracks TLS record boundaries in the bytes sent to the client and flips a byte of the next application-data record when asked. */
-  private maybeCorrupt(conn: Connection, chunk: Buffer): Buffer {
-    const state = conn.record;
-    let out: Buffer | undefined;
-    let i = 0;
-    while (i < chunk.length) {
-      if (state.remaining === 0) {
-        // Reading a record header (5 bytes: type, version, length).
-        const take = Math.min(5 - state.headerBytes, chunk.length - i);
-        chunk.copy(state.header, state.headerBytes, i, i + take);
-        state.headerBytes += take;
-        i += take;
-        if (state.headerBytes === 5) {
-          state.type = state.header[0]!;
-          state.remaining = state.header.readUInt16BE(3);
-          state.headerBytes = 0;
-        }
-        continue;
-      }
-      const take = Math.min(state.remaining, chunk.length - i);
-      if (conn.corruptNext && state.type === TLS_APPLICATION_DATA) {
-        // Flip the record's last byte we see here (part of the authentication tag when it is the record's end).
-        out ??= Buffer.from(chunk);
-        const at = i + take - 1;
-        out[at] = out[at]! ^ 0xff;
-        conn.corruptNext = false;
-      }
-      state.remaining -= take;
-      i += take;
-    }
-    return out ?? chunk;
   }
 
   private stall(conn: Connection, source: FaultLogEntry['source'], request?: string): void {
@@ -400,6 +418,11 @@ export class FaultProxy extends EventEmitter {
     conn.stalled = true;
     this.note(conn, { fault: request === undefined ? 'stall-connection' : 'stall', source, request, alsoInFlight: conn.inFlight });
     // Upstream streams of a silent connection stay open on the server until the client gives up.
+  }
+
+  /** Closes a connection whose TLS end failed, after its alert (e.g. bad_record_mac) has gone out to the client. */
+  private destroySoon(conn: Connection): void {
+    setTimeout(() => this.destroy(conn, false), 50).unref();
   }
 
   private destroy(conn: Connection, reset: boolean): void {
@@ -448,7 +471,7 @@ export class FaultProxy extends EventEmitter {
         [rates.loseAnswer, () => ({ kind: 'lose-answer' })],
         [rates.loseAnswerStream, () => ({ kind: 'lose-answer', cut: 'stream' })],
         [rates.reset, () => ({ kind: 'reset' })],
-        [rates.corrupt, () => ({ kind: 'corrupt' })],
+        [rates.corrupt, () => ({ kind: 'corrupt', direction: random.next() < 0.5 ? 'to-client' : 'to-server' })],
         [rates.delay, () => ({ kind: 'delay', ms: Math.floor(random.next() * (random.maxDelayMs ?? 200)) })],
       ];
       for (const [rate, make] of pick) {
@@ -556,7 +579,7 @@ export class FaultProxy extends EventEmitter {
       }
       if (fault?.kind === 'corrupt') {
         note({ fault: 'corrupt', status });
-        conn.corruptNext = true;
+        (fault.direction === 'to-server' ? conn.toServer : conn.toClient).corruptNext = true;
       }
       if (res.headersSent || conn.closed) return;
       (res as http.ServerResponse).writeHead(status, out);
