@@ -42,8 +42,19 @@ export function kubeConfigWithServer(source: KubeConfig, server: string): KubeCo
   return copy;
 }
 
+/** Options of {@link startClusterProxy}. */
+export interface ClusterProxyOptions {
+  /**
+   * The certificate the proxy presents: the cluster's serving certificate
+   * (default; trusted by the kubeconfigs), or the cluster CA's own self-signed
+   * certificate (issued for no host name), to test how clients take a server
+   * they must not trust.
+   */
+  certificate?: 'serving' | 'ca';
+}
+
 /** Starts a fault proxy in front of the test cluster. */
-export async function startClusterProxy(): Promise<ClusterProxy> {
+export async function startClusterProxy(options: ClusterProxyOptions = {}): Promise<ClusterProxy> {
   const admin = kubeconfigPath('admin');
   const pki = join(dirname(admin), 'pki');
   const adminConfig = new KubeConfig();
@@ -52,8 +63,8 @@ export async function startClusterProxy(): Promise<ClusterProxy> {
   const proxy = await startFaultProxy({
     upstream,
     upstreamCa: readFileSync(join(pki, 'ca.crt')),
-    cert: readFileSync(join(pki, 'apiserver.crt')),
-    key: readFileSync(join(pki, 'apiserver.key')),
+    cert: readFileSync(join(pki, options.certificate === 'ca' ? 'ca.crt' : 'apiserver.crt')),
+    key: readFileSync(join(pki, options.certificate === 'ca' ? 'ca.key' : 'apiserver.key')),
   });
   const dir = mkdtempSync(join(tmpdir(), 'k8s-kv-proxy-'));
   const paths = new Map<TestUser, string>();
