@@ -237,6 +237,17 @@ describe('fault proxy (real API server)', () => {
     session.close();
   });
 
+  it('expire-watch: a watch passes n events, then ends with the 410 Expired ERROR event', async () => {
+    await createConfigMap('watched');
+    proxied.proxy.inject({ match: { watch: true, path: 'watched' }, fault: { kind: 'expire-watch', afterEvents: 1 } });
+    const session = connect();
+    const answer = await call(session, 'GET', `${cmPath()}?watch=true&fieldSelector=metadata.name%3Dwatched&resourceVersion=0`);
+    const lines = answer!.body!.trim().split('\n').map((line) => JSON.parse(line) as { type: string; object: { code?: number; reason?: string } });
+    expect(lines.map((l) => l.type)).toEqual(['ADDED', 'ERROR']);
+    expect(lines[1]!.object).toMatchObject({ code: 410, reason: 'Expired' });
+    session.close();
+  });
+
   it('connection faults at once: resetConnections, corruptNextRecord, stallConnections', async () => {
     const a = connect();
     expect((await call(a, 'GET', cmPath()))?.status).toBe(200);

@@ -75,7 +75,14 @@ export type Fault =
   /** Forward the request after this delay. */
   | { kind: 'delay'; ms: number }
   /** Answer with this status (and headers, body) without forwarding, as an overloaded server or load balancer would. */
-  | { kind: 'respond'; status: number; headers?: Record<string, string>; body?: string };
+  | { kind: 'respond'; status: number; headers?: Record<string, string>; body?: string }
+  /**
+   * For a watch: pass `afterEvents` of the server's events (default 0), then
+   * end the watch with the ERROR event a server sends when the watch's
+   * resourceVersion has been compacted away (Status 410 Expired), as if the
+   * watch fell behind compaction.
+   */
+  | { kind: 'expire-watch'; afterEvents?: number };
 
 /** What a request looks like to a matcher. */
 export interface ProxiedRequest {
@@ -176,6 +183,12 @@ interface Connection {
   inFlight: number;
   closed: boolean;
 }
+
+/** The event a server ends a watch with when its resourceVersion is too old (compacted away). */
+const WATCH_EXPIRED = {
+  type: 'ERROR',
+  object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'too old resource version: 1 (2)', reason: 'Expired', code: 410 },
+};
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'te', 'http2-settings']);
 const TLS_APPLICATION_DATA = 23;
@@ -454,13 +467,17 @@ export class FaultProxy extends EventEmitter {
 
   /** Picks the fault for a request: an armed rule first, then the random mode. */
   private decide(request: ProxiedRequest): { fault: Fault; source: FaultLogEntry['source'] } | undefined {
+    // Every armed rule counts every request it matches; the first one due hits it.
+    let due: (typeof this.rules)[number] | undefined;
     for (const rule of this.rules) {
       if (rule.left <= 0 || !matches(rule.match, request)) continue;
       rule.seen += 1;
-      if (rule.seen < (rule.nth ?? 1)) continue;
-      rule.left -= 1;
+      if (due === undefined && rule.seen >= (rule.nth ?? 1)) due = rule;
+    }
+    if (due) {
+      due.left -= 1;
       this.rules = this.rules.filter((r) => r.left > 0);
-      return { fault: rule.fault, source: 'rule' };
+      return { fault: due.fault, source: 'rule' };
     }
     const random = this.random;
     if (random && matches(random.match ?? { watch: false }, request)) {
@@ -574,6 +591,37 @@ export class FaultProxy extends EventEmitter {
           note({ fault: 'lose-answer', status, alsoInFlight: conn.inFlight - 1 });
           if (fault.cut === 'stream' && 'stream' in req) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
           else this.destroy(conn, true);
+        });
+        return;
+      }
+      if (fault?.kind === 'expire-watch' && status === 200) {
+        (res as http.ServerResponse).writeHead(status, out);
+        let passed = 0;
+        let buffer = '';
+        const expire = (): void => {
+          note({ fault: 'expire-watch', status: 410 });
+          res.end(`${JSON.stringify(WATCH_EXPIRED)}\n`);
+          upstream.close(http2.constants.NGHTTP2_CANCEL);
+        };
+        if ((fault.afterEvents ?? 0) === 0) {
+          expire();
+          return;
+        }
+        upstream.on('data', (chunk: Buffer) => {
+          if (res.writableEnded) return;
+          buffer += chunk.toString('utf8');
+          let newline: number;
+          while ((newline = buffer.indexOf('\n')) >= 0) {
+            res.write(buffer.slice(0, newline + 1));
+            buffer = buffer.slice(newline + 1);
+            if (++passed >= fault.afterEvents!) {
+              expire();
+              return;
+            }
+          }
+        });
+        upstream.on('end', () => {
+          if (!res.writableEnded) res.end(buffer);
         });
         return;
       }
