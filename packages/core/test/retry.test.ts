@@ -6,7 +6,9 @@
  * server-errors.test.ts, priority-and-fairness.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { isTransient, toKVError, withRetry, type RetryEvent } from '../src/engine/api-errors.ts';
+import { isTransient, toKVError } from '../src/engine/api-errors.ts';
+import { withRetry } from '../src/engine/retry-policy.ts';
+import type { RetryEvent } from '../src/types.ts';
 import { currentDeadline } from '../src/kube/call-deadline.ts';
 import { parseRetryAfter, pingIntervalFor } from '../src/kube/client-node-api.ts';
 import { KubeApiError, KubeConnectionError } from '../src/kube/port.ts';
