@@ -123,6 +123,44 @@ describe('a silent (half-open) connection and slow answers (D4)', () => {
     }
   });
 
+  it('the budget bounds the whole call, not each request: clear() (a read, then a write) on a slow server ends at retry.maxElapsedMs', async () => {
+    const bucket = 'slow-clear';
+    const kv = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), cache: false, retry: { maxElapsedMs: 2_000 } });
+    try {
+      await kv.putMany([['a', '1'], ['b', '2']]);
+      // Each request takes 1.5 s: the read fits in the budget, the write after it does not.
+      proxied.proxy.inject({ match: { path: `/configmaps/${bucket}` }, fault: { kind: 'delay', ms: 1_500 }, times: Number.POSITIVE_INFINITY });
+      const clear = await timed(() => kv.clear());
+      expect(clear.error).toMatchObject({ code: 'KV_UNAVAILABLE', retryable: true });
+      expect(clear.ms).toBeLessThan(2_000 + 800);
+    } finally {
+      proxied.proxy.clearFaults();
+      await kv.close();
+    }
+  });
+
+  it('the watch is background work: the budget of the call that started it does not bind its reconnects', async () => {
+    const bucket = 'watch-after-budget';
+    const errors: unknown[] = [];
+    const kv = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), retry: { maxElapsedMs: 1_000 }, onError: (e) => errors.push(e) });
+    const direct = createKV({ bucket, namespace: ns.name, kubeConfig: adminKubeConfig(), cache: false });
+    const seen: string[] = [];
+    try {
+      await direct.put('a', '1');
+      await kv.watch((event) => seen.push(event.key)); // started inside a call with a 1 s budget
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // After that budget ended, the watch must reconnect and (410 Gone) relist.
+      proxied.proxy.inject({ match: { watch: true, path: bucket }, fault: { kind: 'expire-watch' } });
+      proxied.proxy.resetConnections();
+      await direct.put('b', '2');
+      await expect.poll(() => seen, { timeout: 10_000 }).toContain('b');
+      // The cut itself is reported (onError); a loop bound by the spent budget would report that it had no time left.
+      expect(errors.map(String).filter((message) => message.includes('budget'))).toEqual([]);
+    } finally {
+      await Promise.all([kv.close(), direct.close()]);
+    }
+  });
+
   it('with requestTimeoutMs below the budget, held answers are retried (onRetry says so) until the budget ends', async () => {
     const bucket = 'held-retried';
     const events: RetryEvent[] = [];

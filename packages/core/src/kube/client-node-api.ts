@@ -218,14 +218,14 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
   function connectionFailure(error: unknown, dispatcher: Dispatcher | undefined, limitMs: number): KubeConnectionError {
     const { failure, code, detail, brokenConnection } = classify(error);
     retire(dispatcher, brokenConnection);
-    const message = failure === 'timeout' ? `no answer within ${limitMs} ms` : detail;
+    const message = failure === 'timeout' ? (limitMs > 0 ? `no answer within ${limitMs} ms` : detail) : detail;
     return new KubeConnectionError(failure, server(), kubeConfig.getCurrentContext() || undefined, message, code, error);
   }
 
-  /** This request's time limit: the request timeout, cut at the deadline of the call in progress. */
+  /** This request's time limit: the request timeout, cut at the deadline of the call in progress (0 or less: none left). */
   function attemptLimit(): number {
     const deadline = currentDeadline();
-    return deadline === undefined ? timeoutMs : Math.max(1, Math.min(timeoutMs, deadline - Date.now()));
+    return deadline === undefined ? timeoutMs : Math.min(timeoutMs, deadline - Date.now());
   }
 
   /**
@@ -239,6 +239,10 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
     const headers: Record<string, string> = { ...auth.headers, accept, 'accept-encoding': 'identity' };
     if (body !== undefined) headers['content-type'] = contentType ?? 'application/json';
     const limit = attemptLimit();
+    if (limit <= 0) {
+      // Nothing is sent when the call's budget is spent (e.g. it waited behind other work).
+      throw connectionFailure(new DOMException('no time was left of the call\'s budget (retry.maxElapsedMs) to send this request', 'TimeoutError'), undefined, 0);
+    }
     let response: Dispatcher.ResponseData;
     let text: string;
     try {
