@@ -245,17 +245,23 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
     }
     let response: Dispatcher.ResponseData;
     let text: string;
+    // A timer that keeps the process alive (AbortSignal.timeout's does not): a request stuck on a
+    // connection that died without a word must still end the call, even in a process with nothing else to do.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${limit} ms`, 'TimeoutError')), limit);
     try {
       response = await send(url, {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         ...(auth.dispatcher ? { dispatcher: auth.dispatcher } : {}),
-        signal: AbortSignal.timeout(limit),
+        signal: controller.signal,
       });
       text = await response.body.text();
     } catch (error) {
       throw connectionFailure(error, auth.dispatcher, limit);
+    } finally {
+      clearTimeout(timer);
     }
     if (response.statusCode < 200 || response.statusCode > 299) throw toKubeApiError(response.statusCode, text, response.headers);
     return (text ? JSON.parse(text) : undefined) as T;
