@@ -196,3 +196,28 @@ describe('a silent (half-open) connection and slow answers (D4)', () => {
     }
   });
 });
+
+describe('a lost answer to a put', () => {
+  it('is repeated, so the put may land twice: a write made between the two landings is overwritten (use update when that matters)', async () => {
+    const bucket = 'put-twice';
+    const kv = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), cache: false });
+    const other = createKV({ bucket, namespace: ns.name, kubeConfig: adminKubeConfig(), cache: false });
+    try {
+      await kv.put('warm', 'up');
+      // The put's first patch lands and its answer is lost; its repeat is held back a second.
+      proxied.proxy.inject({ match: { method: 'PATCH', path: bucket }, nth: 1, fault: { kind: 'lose-answer' } });
+      proxied.proxy.inject({ match: { method: 'PATCH', path: bucket }, nth: 2, fault: { kind: 'delay', ms: 1_000 } });
+      const put = kv.put('token', 'fresh');
+      await expect.poll(() => other.getText('token'), { timeout: 5_000, interval: 20 }).toBe('fresh');
+      // Another writer consumes the token in between...
+      expect(Buffer.from((await other.update('token', (v) => (v && Buffer.from(v).toString() === 'fresh' ? 'used' : undefined)))!).toString()).toBe('used');
+      await put;
+      // ...and the repeated put lands after it.
+      expect(await other.getText('token')).toBe('fresh');
+      expect(proxied.proxy.log.filter((e) => e.request?.includes(bucket)).map((e) => e.fault)).toEqual(['lose-answer', 'delay']);
+    } finally {
+      proxied.proxy.clearFaults();
+      await Promise.all([kv.close(), other.close()]);
+    }
+  });
+});
