@@ -198,7 +198,6 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
       shared = { options, dispatcher: new Agent({ ...(options as Agent.Options), h2Options: { pingInterval } }) };
       void previous?.close().catch(() => undefined);
     }
-    void fresh?.close().catch(() => undefined);
     return { headers: ctx.getHeaders(), dispatcher: shared.dispatcher };
   }
 
