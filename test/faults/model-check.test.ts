@@ -142,8 +142,10 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
     const stored = truth[bucket].get(key);
     const winners = consumers.filter((r) => r.ok && r.consumed);
     if (winners.length > 0) consumedTokens += 1;
-    if (winners.length > 1) problems.push(`${id}: consumed ${winners.length} times; the server holds ${JSON.stringify(stored)}; consumers: ${trace(consumers)}`);
-    if (winners.length === 1 && stored !== winners[0]!.marker) problems.push(`${id}: ${winners[0]!.marker} was told it consumed it, the server holds ${JSON.stringify(stored)}; consumers: ${trace(consumers)}`);
+    if (winners.length > 1)
+      problems.push(`${id}: consumed ${winners.length} times; the server holds ${JSON.stringify(stored)}; consumers: ${trace(consumers)}`);
+    if (winners.length === 1 && stored !== winners[0]!.marker)
+      problems.push(`${id}: ${winners[0]!.marker} was told it consumed it, the server holds ${JSON.stringify(stored)}; consumers: ${trace(consumers)}`);
     if (winners.length === 0 && stored !== 'fresh' && !consumers.some((r) => !r.ok && r.marker === stored)) {
       problems.push(`${id}: holds ${JSON.stringify(stored)}, written by no call that may have consumed it; consumers: ${trace(consumers)}`);
     }
@@ -168,7 +170,10 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
   );
   const reasons = new Map<string, number>();
   for (const failure of failed) {
-    const reason = `${failure.op}: ${(failure.message ?? '').replace(/"[^"]*"/g, '"…"').replace(/\d+/g, 'N').slice(0, 160)}`;
+    const reason = `${failure.op}: ${(failure.message ?? '')
+      .replace(/"[^"]*"/g, '"…"')
+      .replace(/\d+/g, 'N')
+      .slice(0, 160)}`;
     reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
   }
   console.log([...reasons].map(([reason, n]) => `  ${n} x ${reason}`).join('\n'));

@@ -28,7 +28,7 @@ interface Outcome {
   retryable?: boolean;
 }
 
-it('a server restart in the middle of batches across shards: each shard\'s part landed whole or the call failed retryably', async () => {
+it("a server restart in the middle of batches across shards: each shard's part landed whole or the call failed retryably", async () => {
   const bucket = 'batches';
   const kubeConfig = adminKubeConfig();
   const keysOf = (batch: number): string[] => Array.from({ length: KEYS_PER_BATCH }, (_, j) => `b${batch}/k${j}`);
@@ -80,7 +80,9 @@ it('a server restart in the middle of batches across shards: each shard\'s part 
   const stored = await check.list();
   await check.close();
   const failed = outcomes.filter((o) => !o.ok);
-  console.log(`sharded batches across a restart (SIGKILL, down ${downtimeMs} ms): ${outcomes.length} batches, ${failed.length} failed (${[...new Set(failed.map((f) => f.code))].join(', ') || 'none'})`);
+  console.log(
+    `sharded batches across a restart (SIGKILL, down ${downtimeMs} ms): ${outcomes.length} batches, ${failed.length} failed (${[...new Set(failed.map((f) => f.code))].join(', ') || 'none'})`,
+  );
 
   // The final state of each batch's keys: deleted by a later deleteMany, or written by its putMany.
   const deletes = new Map(outcomes.filter((o) => o.op === 'deleteMany').map((o) => [o.batch, o]));
@@ -97,7 +99,8 @@ it('a server restart in the middle of batches across shards: each shard\'s part 
       const present = values.filter((v) => v !== undefined);
       if (present.some((v) => v !== `v${put.batch}`)) problems.push(`batch ${put.batch} shard ${shard}: foreign values ${JSON.stringify(values)}`);
       // Each shard's part is one atomic patch: all its keys or none.
-      if (present.length !== 0 && present.length !== values.length) problems.push(`batch ${put.batch} shard ${shard}: part landed half (${JSON.stringify(values)})`);
+      if (present.length !== 0 && present.length !== values.length)
+        problems.push(`batch ${put.batch} shard ${shard}: part landed half (${JSON.stringify(values)})`);
     }
     const all = [...byShard.values()].flat();
     const landed = [...byShard.values()].filter((values) => values.every((v) => v !== undefined)).length;

@@ -41,7 +41,12 @@ async function timed<T>(run: () => Promise<T>): Promise<{ ms: number; value?: T;
 }
 
 describe('a damaged TLS record (D3)', () => {
-  for (const [direction, cache] of [['to-server', true], ['to-server', false], ['to-client', true], ['to-client', false]] as const) {
+  for (const [direction, cache] of [
+    ['to-server', true],
+    ['to-server', false],
+    ['to-client', true],
+    ['to-client', false],
+  ] as const) {
     it(`${direction}, cache ${cache ? 'on' : 'off'}: costs a retry on a new connection; every later call works`, async () => {
       const bucket = `tls-${direction}-${cache ? 'cached' : 'direct'}`;
       const kv = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), cache, retry: { maxElapsedMs: 10_000 } });
@@ -84,7 +89,14 @@ describe('a damaged TLS record (D3)', () => {
 describe('a silent (half-open) connection and slow answers (D4)', () => {
   it('a call on a connection gone silent is cut at requestTimeoutMs and retried on a new connection', async () => {
     const bucket = 'silent';
-    const kv = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), cache: false, requestTimeoutMs: 1_000, retry: { maxElapsedMs: 5_000 } });
+    const kv = createKV({
+      bucket,
+      namespace: ns.name,
+      kubeConfig: proxied.kubeConfig(),
+      cache: false,
+      requestTimeoutMs: 1_000,
+      retry: { maxElapsedMs: 5_000 },
+    });
     try {
       await kv.put('a', '1');
       const opened = proxied.proxy.connectionsOpened;
@@ -105,7 +117,13 @@ describe('a silent (half-open) connection and slow answers (D4)', () => {
     const bucket = 'held';
     const events: RetryEvent[] = [];
     // requestTimeoutMs stays at its 30 s default: the budget alone must end the call.
-    const kv = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), cache: false, retry: { maxElapsedMs: 3_000, onRetry: (e) => events.push(e) } });
+    const kv = createKV({
+      bucket,
+      namespace: ns.name,
+      kubeConfig: proxied.kubeConfig(),
+      cache: false,
+      retry: { maxElapsedMs: 3_000, onRetry: (e) => events.push(e) },
+    });
     proxied.proxy.inject({ match: { path: `/configmaps/${bucket}` }, fault: { kind: 'hold' }, times: Number.POSITIVE_INFINITY });
     try {
       const get = await timed(() => kv.get('a'));
@@ -127,7 +145,10 @@ describe('a silent (half-open) connection and slow answers (D4)', () => {
     const bucket = 'slow-clear';
     const kv = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), cache: false, retry: { maxElapsedMs: 2_000 } });
     try {
-      await kv.putMany([['a', '1'], ['b', '2']]);
+      await kv.putMany([
+        ['a', '1'],
+        ['b', '2'],
+      ]);
       // Each request takes 1.5 s: the read fits in the budget, the write after it does not.
       proxied.proxy.inject({ match: { path: `/configmaps/${bucket}` }, fault: { kind: 'delay', ms: 1_500 }, times: Number.POSITIVE_INFINITY });
       const clear = await timed(() => kv.clear());
@@ -164,7 +185,14 @@ describe('a silent (half-open) connection and slow answers (D4)', () => {
   it('with requestTimeoutMs below the budget, held answers are retried (onRetry says so) until the budget ends', async () => {
     const bucket = 'held-retried';
     const events: RetryEvent[] = [];
-    const kv = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), cache: false, requestTimeoutMs: 700, retry: { maxElapsedMs: 3_000, onRetry: (e) => events.push(e) } });
+    const kv = createKV({
+      bucket,
+      namespace: ns.name,
+      kubeConfig: proxied.kubeConfig(),
+      cache: false,
+      requestTimeoutMs: 700,
+      retry: { maxElapsedMs: 3_000, onRetry: (e) => events.push(e) },
+    });
     proxied.proxy.inject({ match: { path: `/configmaps/${bucket}` }, fault: { kind: 'hold' }, times: Number.POSITIVE_INFINITY });
     try {
       const get = await timed(() => kv.get('a'));

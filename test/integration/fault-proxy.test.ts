@@ -67,7 +67,8 @@ function call(session: http2.ClientHttp2Session, method: string, path: string, b
     });
     stream.on('close', () => {
       clearTimeout(timer);
-      if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) resolve({ status, error: Object.assign(new Error(`stream reset ${stream.rstCode}`), { code: 'RST_STREAM' }) });
+      if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
+        resolve({ status, error: Object.assign(new Error(`stream reset ${stream.rstCode}`), { code: 'RST_STREAM' }) });
     });
     if (body !== undefined) stream.end(JSON.stringify(body));
   });
@@ -228,8 +229,11 @@ describe('fault proxy (real API server)', () => {
     session.destroy();
   });
 
-  it('respond: answers in the server\'s place (e.g. 429 with Retry-After) without forwarding', async () => {
-    proxied.proxy.inject({ match: { method: 'POST' }, fault: { kind: 'respond', status: 429, headers: { 'retry-after': '1' }, body: '{"kind":"Status","code":429}' } });
+  it("respond: answers in the server's place (e.g. 429 with Retry-After) without forwarding", async () => {
+    proxied.proxy.inject({
+      match: { method: 'POST' },
+      fault: { kind: 'respond', status: 429, headers: { 'retry-after': '1' }, body: '{"kind":"Status","code":429}' },
+    });
     const session = connect();
     const answer = await call(session, 'POST', cmPath(), { metadata: { name: 'refused' } });
     expect(answer?.status).toBe(429);
@@ -242,7 +246,10 @@ describe('fault proxy (real API server)', () => {
     proxied.proxy.inject({ match: { watch: true, path: 'watched' }, fault: { kind: 'expire-watch', afterEvents: 1 } });
     const session = connect();
     const answer = await call(session, 'GET', `${cmPath()}?watch=true&fieldSelector=metadata.name%3Dwatched&resourceVersion=0`);
-    const lines = answer!.body!.trim().split('\n').map((line) => JSON.parse(line) as { type: string; object: { code?: number; reason?: string } });
+    const lines = answer!
+      .body!.trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; object: { code?: number; reason?: string } });
     expect(lines.map((l) => l.type)).toEqual(['ADDED', 'ERROR']);
     expect(lines[1]!.object).toMatchObject({ code: 410, reason: 'Expired' });
     session.close();
@@ -267,6 +274,10 @@ describe('fault proxy (real API server)', () => {
     proxied.proxy.stallConnections();
     expect(await ping(c, 1000)).toBe(false);
     c.destroy();
-    expect(proxied.proxy.counts()).toMatchObject({ 'reset-connection': expect.any(Number), 'corrupt-record': expect.any(Number), 'stall-connection': expect.any(Number) });
+    expect(proxied.proxy.counts()).toMatchObject({
+      'reset-connection': expect.any(Number),
+      'corrupt-record': expect.any(Number),
+      'stall-connection': expect.any(Number),
+    });
   });
 });

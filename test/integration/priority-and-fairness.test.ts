@@ -56,8 +56,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   bob?.destroy();
-  await flow().deleteFlowSchema({ name: jail }).catch(() => undefined);
-  await flow().deletePriorityLevelConfiguration({ name: jail }).catch(() => undefined);
+  await flow()
+    .deleteFlowSchema({ name: jail })
+    .catch(() => undefined);
+  await flow()
+    .deletePriorityLevelConfiguration({ name: jail })
+    .catch(() => undefined);
   await ns?.cleanup();
 });
 
@@ -72,9 +76,16 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number, wha
 /** One LIST of configmaps as bob: its status, Retry-After, and the FlowSchema that classified it. */
 function bobLists(): Promise<{ status: number; retryAfter?: string; flowSchema?: string }> {
   return new Promise((resolve, reject) => {
-    const stream = bob.request({ ':path': `/api/v1/namespaces/${ns.name}/configmaps`, authorization: `Bearer ${userKubeConfig('bob').getCurrentUser()!.token}` });
+    const stream = bob.request({
+      ':path': `/api/v1/namespaces/${ns.name}/configmaps`,
+      authorization: `Bearer ${userKubeConfig('bob').getCurrentUser()!.token}`,
+    });
     stream.on('response', (headers) => {
-      resolve({ status: Number(headers[':status']), retryAfter: headers['retry-after'] as string | undefined, flowSchema: headers['x-kubernetes-pf-flowschema-uid'] as string | undefined });
+      resolve({
+        status: Number(headers[':status']),
+        retryAfter: headers['retry-after'] as string | undefined,
+        flowSchema: headers['x-kubernetes-pf-flowschema-uid'] as string | undefined,
+      });
       stream.resume();
     });
     stream.on('error', reject);
@@ -103,14 +114,16 @@ async function occupySeat(): Promise<() => void> {
     await new Promise((resolve) => setTimeout(resolve, 200));
     if (!answered && (await bobLists()).status === 429) return () => stream.close(http2.constants.NGHTTP2_CANCEL);
     stream.close(http2.constants.NGHTTP2_CANCEL);
-    if (Date.now() > deadline) throw new Error('could not take the priority level\'s seat in 10 s');
+    if (Date.now() > deadline) throw new Error("could not take the priority level's seat in 10 s");
   }
 }
 
 it('the server answers 429 with Retry-After; the port surfaces it, and the store waits that long between attempts', async () => {
   const free = await occupySeat();
   try {
-    const refused = await createClientNodeApi(userKubeConfig('bob')).get({ kind: 'ConfigMap', namespace: ns.name, name: 'x' }).catch((e: unknown) => e);
+    const refused = await createClientNodeApi(userKubeConfig('bob'))
+      .get({ kind: 'ConfigMap', namespace: ns.name, name: 'x' })
+      .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(KubeApiError);
     expect(refused).toMatchObject({ status: 429 });
     const asked = (refused as KubeApiError).retryAfterSeconds;
@@ -118,7 +131,13 @@ it('the server answers 429 with Retry-After; the port surfaces it, and the store
 
     const events: RetryEvent[] = [];
     // Backoff alone would retry every 10-20 ms; the server asks for seconds.
-    const kv = createKV({ bucket: 'apf', namespace: ns.name, kubeConfig: userKubeConfig('bob'), cache: false, retry: { maxElapsedMs: 4_500, initialDelayMs: 10, maxDelayMs: 20, onRetry: (e) => events.push(e) } });
+    const kv = createKV({
+      bucket: 'apf',
+      namespace: ns.name,
+      kubeConfig: userKubeConfig('bob'),
+      cache: false,
+      retry: { maxElapsedMs: 4_500, initialDelayMs: 10, maxDelayMs: 20, onRetry: (e) => events.push(e) },
+    });
     const started = Date.now();
     const error = await kv.put('k', 'v').catch((e: unknown) => e);
     const elapsed = Date.now() - started;
@@ -141,7 +160,13 @@ it('the server answers 429 with Retry-After; the port surfaces it, and the store
 it('a call waiting on Retry-After goes through once the server lets it', async () => {
   const free = await occupySeat();
   const events: RetryEvent[] = [];
-  const kv = createKV({ bucket: 'apf-later', namespace: ns.name, kubeConfig: userKubeConfig('bob'), cache: false, retry: { maxElapsedMs: 30_000, onRetry: (e) => events.push(e) } });
+  const kv = createKV({
+    bucket: 'apf-later',
+    namespace: ns.name,
+    kubeConfig: userKubeConfig('bob'),
+    cache: false,
+    retry: { maxElapsedMs: 30_000, onRetry: (e) => events.push(e) },
+  });
   try {
     const put = kv.put('k', 'v');
     await expect.poll(() => events.length, { timeout: 10_000, interval: 50 }).toBeGreaterThanOrEqual(1);

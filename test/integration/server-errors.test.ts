@@ -40,7 +40,10 @@ async function attempt(kubeConfig: KubeConfig, retry: { maxElapsedMs: number }) 
   const events: RetryEvent[] = [];
   const kv = createKV({ bucket: 'b', namespace: ns.name, kubeConfig, cache: false, retry: { ...retry, onRetry: (e) => events.push(e) } });
   const started = Date.now();
-  const error = await kv.put('k', 'v').then(() => undefined, (e: unknown) => e as Error & { code: string; retryable: boolean; server?: string; context?: string });
+  const error = await kv.put('k', 'v').then(
+    () => undefined,
+    (e: unknown) => e as Error & { code: string; retryable: boolean; server?: string; context?: string },
+  );
   const ms = Date.now() - started;
   await kv.close();
   return { error, events, ms };
@@ -56,16 +59,31 @@ it('an unreachable server: the message names the server and the context and says
   const config = kubeConfigWith({ server: `https://127.0.0.1:${port}` });
   const { error, events } = await attempt(config, { maxElapsedMs: 1_500 });
   expect(error).toMatchObject({ code: 'KV_UNAVAILABLE', retryable: true, server: `https://127.0.0.1:${port}`, context: config.getCurrentContext() });
-  expect(error!.message).toContain(`The API server at https://127.0.0.1:${port} (kube context "${config.getCurrentContext()}") could not be reached for "get" configmaps`);
+  expect(error!.message).toContain(
+    `The API server at https://127.0.0.1:${port} (kube context "${config.getCurrentContext()}") could not be reached for "get" configmaps`,
+  );
   expect(error!.message).toContain('ECONNREFUSED');
-  expect(error!.message).toMatch(/Gave up after \d+ attempts in \d+\.\d s; to wait longer or less, set retry\.maxElapsedMs \(now 1500 ms\) and requestTimeoutMs/);
+  expect(error!.message).toMatch(
+    /Gave up after \d+ attempts in \d+\.\d s; to wait longer or less, set retry\.maxElapsedMs \(now 1500 ms\) and requestTimeoutMs/,
+  );
   expect(events.length).toBeGreaterThanOrEqual(1);
-  expect(events[0]).toMatchObject({ attempt: 1, budgetMs: 1_500, server: `https://127.0.0.1:${port}`, context: config.getCurrentContext(), reason: expect.stringContaining('ECONNREFUSED') });
+  expect(events[0]).toMatchObject({
+    attempt: 1,
+    budgetMs: 1_500,
+    server: `https://127.0.0.1:${port}`,
+    context: config.getCurrentContext(),
+    reason: expect.stringContaining('ECONNREFUSED'),
+  });
 });
 
 it('a server certificate signed by an unknown authority (no CA in the kubeconfig): untrusted, at once, no retries', async () => {
   const { error, events } = await attempt(kubeConfigWith({ withoutCa: true }), { maxElapsedMs: 20_000 });
-  expect(error).toMatchObject({ name: 'UntrustedServerError', code: 'KV_UNTRUSTED_SERVER', retryable: false, server: adminKubeConfig().getCurrentCluster()!.server });
+  expect(error).toMatchObject({
+    name: 'UntrustedServerError',
+    code: 'KV_UNTRUSTED_SERVER',
+    retryable: false,
+    server: adminKubeConfig().getCurrentCluster()!.server,
+  });
   expect(error!.message).toContain('x509: certificate signed by unknown authority');
   expect(error!.message).toContain('certificate-authority');
   expect(error!.message).not.toContain('--use-system-ca');

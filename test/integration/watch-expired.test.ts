@@ -33,7 +33,8 @@ for (const shards of [1, 4]) {
       await writer.put('seed', '0');
       // The first 12 watches of the bucket end with 410 after 0-9 events each.
       const before = proxied.proxy.log.length;
-      for (let nth = 1; nth <= 12; nth++) proxied.proxy.inject({ match: { watch: true, path: ns.name }, nth, fault: { kind: 'expire-watch', afterEvents: (nth * 7) % 10 } });
+      for (let nth = 1; nth <= 12; nth++)
+        proxied.proxy.inject({ match: { watch: true, path: ns.name }, nth, fault: { kind: 'expire-watch', afterEvents: (nth * 7) % 10 } });
       const unsubscribe = await cached.watch((event) => last.set(event.key, event.type));
       expect(await cached.getText('seed')).toBe('0');
 

@@ -34,14 +34,14 @@
  *   to the scheduler, so a run is replayed in kind, not byte for byte);
  * - {@link FaultProxy.log} records every injected fault.
  *
- * It needs no dependency beyond node:net, node:tls, node:http and node:http2.
+ * It needs no dependency beyond node:net and node:http2.
  */
 import { EventEmitter } from 'node:events';
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { duplexPair, type Duplex } from 'node:stream';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 
 /** What to do to a request (or its connection). */
 export type Fault =
@@ -610,9 +610,8 @@ export class FaultProxy extends EventEmitter {
         upstream.on('data', (chunk: Buffer) => {
           if (res.writableEnded) return;
           buffer += chunk.toString('utf8');
-          let newline: number;
-          while ((newline = buffer.indexOf('\n')) >= 0) {
-            res.write(buffer.slice(0, newline + 1));
+          for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
+            (res as http.ServerResponse).write(buffer.slice(0, newline + 1));
             buffer = buffer.slice(newline + 1);
             if (++passed >= fault.afterEvents!) {
               expire();

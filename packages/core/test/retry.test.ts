@@ -15,11 +15,18 @@ import { KubeApiError, KubeConnectionError } from '../src/kube/port.ts';
 import { UnavailableError, UntrustedServerError } from '../src/errors.ts';
 
 const refused = (): KubeConnectionError =>
-  new KubeConnectionError('connection', 'https://api.example:6443', 'prod', 'connect ECONNREFUSED 10.0.0.1:6443', 'ECONNREFUSED', new Error('connect ECONNREFUSED'));
+  new KubeConnectionError(
+    'connection',
+    'https://api.example:6443',
+    'prod',
+    'connect ECONNREFUSED 10.0.0.1:6443',
+    'ECONNREFUSED',
+    new Error('connect ECONNREFUSED'),
+  );
 const ctx = { verb: 'get', kind: 'ConfigMap' as const, namespace: 'default' };
 
 describe('withRetry', () => {
-  it('gives every attempt the call\'s deadline, and none past the budget', async () => {
+  it("gives every attempt the call's deadline, and none past the budget", async () => {
     const deadlines: Array<number | undefined> = [];
     const started = Date.now();
     const error = await withRetry(
@@ -38,20 +45,26 @@ describe('withRetry', () => {
     expect(new Set(deadlines).size).toBe(1);
   });
 
-  it('keeps an outer call\'s earlier deadline', async () => {
+  it("keeps an outer call's earlier deadline", async () => {
     let inner: number | undefined;
-    await withRetry(() => withRetry(async () => void (inner = currentDeadline()), { maxElapsedMs: 60_000 }), { maxElapsedMs: 1_000 });
+    const record = async (): Promise<void> => {
+      inner = currentDeadline();
+    };
+    await withRetry(() => withRetry(record, { maxElapsedMs: 60_000 }), { maxElapsedMs: 1_000 });
     expect(inner).toBeLessThanOrEqual(Date.now() + 1_000);
   });
 
   it('maxElapsedMs 0: one attempt, no deadline of its own', async () => {
     let attempts = 0;
     let deadline: number | undefined = 1;
-    await withRetry(async () => {
-      attempts += 1;
-      deadline = currentDeadline();
-      throw refused();
-    }, { maxElapsedMs: 0 }).catch(() => undefined);
+    await withRetry(
+      async () => {
+        attempts += 1;
+        deadline = currentDeadline();
+        throw refused();
+      },
+      { maxElapsedMs: 0 },
+    ).catch(() => undefined);
     expect(attempts).toBe(1);
     expect(deadline).toBeUndefined();
   });
@@ -73,9 +86,12 @@ describe('withRetry', () => {
     expect(events[0]!.delayMs).toBeGreaterThanOrEqual(1000);
 
     const started = Date.now();
-    const error = await withRetry(async () => {
-      throw new KubeApiError(429, 'TooManyRequests', 'slow down', undefined, 60);
-    }, { maxElapsedMs: 5_000 }).catch((e: unknown) => e);
+    const error = await withRetry(
+      async () => {
+        throw new KubeApiError(429, 'TooManyRequests', 'slow down', undefined, 60);
+      },
+      { maxElapsedMs: 5_000 },
+    ).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(toKVError(error, ctx).message).toContain('asked to retry after 60 s');
   });
@@ -87,7 +103,12 @@ describe('withRetry', () => {
         if (++attempts < 3) throw refused();
         return attempts;
       },
-      { initialDelayMs: 1, onRetry: () => { throw new Error('reporting failed'); } },
+      {
+        initialDelayMs: 1,
+        onRetry: () => {
+          throw new Error('reporting failed');
+        },
+      },
     );
     expect(result).toBe(3);
   });
@@ -107,8 +128,20 @@ describe('transport failures', () => {
     const unavailable = toKVError(refused(), ctx);
     expect(unavailable).toBeInstanceOf(UnavailableError);
     expect(unavailable).toMatchObject({ server: 'https://api.example:6443', context: 'prod', retryable: true });
-    expect(unavailable.message).toBe('The API server at https://api.example:6443 (kube context "prod") could not be reached for "get" configmaps: connect ECONNREFUSED 10.0.0.1:6443.');
-    const untrusted = toKVError(new KubeConnectionError('untrusted', 'https://api.example:6443', undefined, 'x509: certificate signed by unknown authority', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', undefined), ctx);
+    expect(unavailable.message).toBe(
+      'The API server at https://api.example:6443 (kube context "prod") could not be reached for "get" configmaps: connect ECONNREFUSED 10.0.0.1:6443.',
+    );
+    const untrusted = toKVError(
+      new KubeConnectionError(
+        'untrusted',
+        'https://api.example:6443',
+        undefined,
+        'x509: certificate signed by unknown authority',
+        'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+        undefined,
+      ),
+      ctx,
+    );
     expect(untrusted).toBeInstanceOf(UntrustedServerError);
     expect(untrusted).toMatchObject({ code: 'KV_UNTRUSTED_SERVER', retryable: false });
   });
