@@ -225,7 +225,7 @@ describe('fault proxy (real API server)', () => {
     const session = connect();
     expect((await call(session, 'GET', `${cmPath()}?labelSelector=corrupt-in-probe`))?.status).toBe(200);
     // The next request's record is the one flipped. (node:http2 fails the stream but, here, leaves the session neither closed nor errored.)
-    expect((await call(session, 'GET', cmPath()))?.error?.code).toBe('ERR_SSL_SSL/TLS_ALERT_BAD_RECORD_MAC');
+    expect((await call(session, 'GET', cmPath()))?.error?.code).toMatch(/^ERR_SSL_SSL(V3|\/TLS)_ALERT_BAD_RECORD_MAC$/);
     session.destroy();
   });
 

@@ -40,7 +40,6 @@ import { EventEmitter } from 'node:events';
 import type * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { duplexPair, type Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
 
 /** What to do to a request (or its connection). */
@@ -67,9 +66,9 @@ export type Fault =
    * Flip one byte inside a TLS record. `to-client` (default): the next record
    * of the answer (forwarded first), so the client fails its MAC check
    * (`ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC`). `to-server`: the next
-   * record the client sends on this connection after the request (not
-   * forwarded); the proxy's TLS end fails it and sends the client a
-   * bad_record_mac alert (`ERR_SSL_SSL/TLS_ALERT_BAD_RECORD_MAC`).
+   * record the client sends on this connection once the answer is out; the
+   * proxy's TLS end fails it and sends the client a bad_record_mac alert
+   * (`ERR_SSL_SSL/TLS_ALERT_BAD_RECORD_MAC`; `ERR_SSL_SSLV3_...` on Node 22).
    */
   | { kind: 'corrupt'; direction?: 'to-client' | 'to-server' }
   /** Forward the request after this delay. */
@@ -170,11 +169,10 @@ export interface FaultProxyOptions {
 /** A client connection, from the TCP socket to the HTTP layer. */
 interface Connection {
   id: number;
+  /** The client's TCP connection. */
   raw: net.Socket;
-  /** Our end of the pair whose other end (`inner`) carries the TLS server socket. */
-  outer: Duplex;
-  inner: Duplex;
-  tls?: tls.TLSSocket;
+  /** Our TCP connection to the proxy's own TLS and HTTP server (the bytes pass through us on the way). */
+  hop: net.Socket;
   upstream?: http2.ClientHttp2Session;
   stalled: boolean;
   /** The TLS records sent to the client and received from it: where they start, which to corrupt. */
@@ -274,8 +272,17 @@ export class FaultProxy extends EventEmitter {
   requests = 0;
 
   private readonly server: net.Server;
-  private readonly cert: string | Buffer;
-  private readonly key: string | Buffer;
+  /**
+   * The TLS and HTTP server the client's bytes reach through a second TCP hop on
+   * 127.0.0.1. A real socket under TLS, not an in-process stream: node:http2 over
+   * TLS over a JavaScript stream crashed (native assertions, segfaults) when
+   * connections were cut.
+   */
+  private readonly inner: http2.Http2SecureServer;
+  /** Connections by the local port of their hop (the inner server sees it as the remote port). */
+  private readonly byHopPort = new Map<number, Connection>();
+  /** The inner server's TCP sockets, to end at close(). */
+  private readonly innerSockets = new Set<net.Socket>();
   private readonly upstreamUrl: URL;
   private readonly upstreamCa: string | Buffer;
   private readonly connections = new Set<Connection>();
@@ -288,17 +295,31 @@ export class FaultProxy extends EventEmitter {
     super();
     this.upstreamUrl = new URL(options.upstream);
     this.upstreamCa = options.upstreamCa;
-    this.cert = options.cert;
-    this.key = options.key;
     this.server = net.createServer((raw) => this.accept(raw));
+    this.inner = http2.createSecureServer({ cert: options.cert, key: options.key, allowHTTP1: true }, (req, res) => {
+      const port = (req as { stream?: http2.ServerHttp2Stream }).stream?.session?.socket.remotePort ?? req.socket.remotePort;
+      const conn = port === undefined ? undefined : this.byHopPort.get(port);
+      if (conn) void this.handle(conn, req, res);
+      else res.socket?.destroy();
+    });
+    // A TLS or HTTP/2 failure of one connection (a corrupted record, a reset) ends that connection only.
+    this.inner.on('tlsClientError', () => undefined);
+    this.inner.on('sessionError', () => undefined);
+    this.inner.on('secureConnection', (socket: tls.TLSSocket) => socket.on('error', () => undefined));
+    this.inner.on('connection', (socket: net.Socket) => {
+      this.innerSockets.add(socket);
+      socket.on('close', () => this.innerSockets.delete(socket));
+    });
   }
 
   /** @internal */
   async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
-    });
+    for (const server of [this.inner, this.server]) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+      });
+    }
   }
 
   /** The proxy's URL, `https://127.0.0.1:PORT`. */
@@ -367,8 +388,9 @@ export class FaultProxy extends EventEmitter {
   /** Stops listening and destroys every connection. */
   async close(): Promise<void> {
     this.clearFaults();
-    for (const conn of [...this.connections]) this.destroy(conn, false);
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const conn of [...this.connections]) this.destroy(conn, true);
+    for (const socket of this.innerSockets) socket.destroy();
+    await Promise.all([this.server, this.inner].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 
   private note(conn: Connection, entry: Omit<FaultLogEntry, 'atMs' | 'connection'>): void {
@@ -380,12 +402,11 @@ export class FaultProxy extends EventEmitter {
   // ---------------------------------------------------------------- the TCP and TLS layer
 
   private accept(raw: net.Socket): void {
-    const [inner, outer] = duplexPair();
+    const hop = net.connect({ host: '127.0.0.1', port: (this.inner.address() as net.AddressInfo).port });
     const conn: Connection = {
       id: ++this.connectionsOpened,
       raw,
-      outer,
-      inner,
+      hop,
       stalled: false,
       toClient: new RecordStream(),
       toServer: new RecordStream(),
@@ -394,36 +415,25 @@ export class FaultProxy extends EventEmitter {
     };
     this.connections.add(conn);
     raw.setNoDelay(true);
+    hop.setNoDelay(true);
+    // Registered before any request can arrive: the TLS handshake needs the hop to pass bytes first.
+    hop.on('connect', () => this.byHopPort.set(hop.localPort!, conn));
     raw.on('data', (chunk: Buffer) => {
-      if (!conn.stalled) outer.write(conn.toServer.pass(chunk));
+      if (!conn.stalled) hop.write(conn.toServer.pass(chunk));
     });
-    outer.on('data', (chunk: Buffer) => {
-      if (conn.stalled || raw.destroyed) return;
-      raw.write(conn.toClient.pass(chunk));
+    hop.on('data', (chunk: Buffer) => {
+      if (!conn.stalled && !raw.destroyed) raw.write(conn.toClient.pass(chunk));
     });
     raw.on('end', () => {
-      if (!conn.stalled) outer.end();
+      if (!conn.stalled) hop.end();
     });
-    outer.on('end', () => {
+    hop.on('end', () => {
       if (!conn.stalled) raw.end();
     });
-    raw.on('close', () => this.destroy(conn, false));
-    raw.on('error', () => this.destroy(conn, false));
-    outer.on('error', () => this.destroy(conn, false));
-
-    // One server object per connection: its requests know their connection by closure.
-    const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
-      void this.handle(conn, req, res);
-    };
-    const server = http2.createSecureServer({ cert: this.cert, key: this.key, allowHTTP1: true }, onRequest);
-    server.on('secureConnection', (socket: tls.TLSSocket) => {
-      conn.tls = socket;
-      socket.on('error', () => this.destroySoon(conn));
-    });
-    server.on('tlsClientError', () => this.destroySoon(conn));
-    server.on('sessionError', () => this.destroySoon(conn));
-    server.emit('connection', inner);
-    inner.on('error', () => this.destroy(conn, false));
+    for (const socket of [raw, hop]) {
+      socket.on('close', () => this.destroy(conn, false));
+      socket.on('error', () => this.destroy(conn, false));
+    }
   }
 
   private stall(conn: Connection, source: FaultLogEntry['source'], request?: string): void {
@@ -433,21 +443,21 @@ export class FaultProxy extends EventEmitter {
     // Upstream streams of a silent connection stay open on the server until the client gives up.
   }
 
-  /** Closes a connection whose TLS end failed, after its alert (e.g. bad_record_mac) has gone out to the client. */
-  private destroySoon(conn: Connection): void {
-    setTimeout(() => this.destroy(conn, false), 50).unref();
-  }
-
   private destroy(conn: Connection, reset: boolean): void {
     if (conn.closed) return;
     conn.closed = true;
     this.connections.delete(conn);
-    if (reset && !conn.raw.destroyed) conn.raw.resetAndDestroy();
-    else conn.raw.destroy();
-    conn.outer.destroy();
-    conn.inner.destroy();
-    conn.tls?.destroy();
-    conn.upstream?.destroy();
+    if (conn.hop.localPort !== undefined) this.byHopPort.delete(conn.hop.localPort);
+    // Both TCP connections end as a broken network ends them; the TLS and HTTP/2 ends close by themselves.
+    for (const socket of [conn.raw, conn.hop]) {
+      if (socket.destroyed) continue;
+      if (reset) socket.resetAndDestroy();
+      else socket.destroySoon(); // after what is written (a TLS alert, say) has gone out
+    }
+    // Not from inside one of its own stream's callbacks (a lost answer is cut on the upstream
+    // stream's 'end'): destroying the session there crashed Node 22's http2 (a native assertion).
+    const upstream = conn.upstream;
+    if (upstream) setImmediate(() => upstream.destroy());
   }
 
   // ---------------------------------------------------------------- the HTTP layer
@@ -626,7 +636,10 @@ export class FaultProxy extends EventEmitter {
       }
       if (fault?.kind === 'corrupt') {
         note({ fault: 'corrupt', status });
-        (fault.direction === 'to-server' ? conn.toServer : conn.toClient).corruptNext = true;
+        // To the client: a record of this answer. From the client: its next record once this answer
+        // is out (armed earlier, it could hit a record sent before the answer, e.g. a SETTINGS ack).
+        if (fault.direction === 'to-server') res.on('finish', () => (conn.toServer.corruptNext = true));
+        else conn.toClient.corruptNext = true;
       }
       if (res.headersSent || conn.closed) return;
       (res as http.ServerResponse).writeHead(status, out);
