@@ -30,6 +30,21 @@ async function truth(bucket: string): Promise<Record<string, string>> {
   }
 }
 
+/** A store (budget 3 s, cache off) whose every request to `bucket` the proxy forwards and never answers; the retries it was told of. */
+function heldStore(bucket: string, options: { requestTimeoutMs?: number }): { kv: KV; events: RetryEvent[] } {
+  const events: RetryEvent[] = [];
+  const kv = createKV({
+    bucket,
+    namespace: ns.name,
+    kubeConfig: proxied.kubeConfig(),
+    cache: false,
+    ...options,
+    retry: { maxElapsedMs: 3_000, onRetry: (e) => events.push(e) },
+  });
+  proxied.proxy.inject({ match: { path: `/configmaps/${bucket}` }, fault: { kind: 'hold' }, times: Number.POSITIVE_INFINITY });
+  return { kv, events };
+}
+
 async function timed<T>(run: () => Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
   const started = Date.now();
   try {
@@ -114,17 +129,8 @@ describe('a silent (half-open) connection and slow answers (D4)', () => {
   });
 
   it('a call never outlives retry.maxElapsedMs: with every answer held, it fails in time, naming the server, retryable', async () => {
-    const bucket = 'held';
-    const events: RetryEvent[] = [];
     // requestTimeoutMs stays at its 30 s default: the budget alone must end the call.
-    const kv = createKV({
-      bucket,
-      namespace: ns.name,
-      kubeConfig: proxied.kubeConfig(),
-      cache: false,
-      retry: { maxElapsedMs: 3_000, onRetry: (e) => events.push(e) },
-    });
-    proxied.proxy.inject({ match: { path: `/configmaps/${bucket}` }, fault: { kind: 'hold' }, times: Number.POSITIVE_INFINITY });
+    const { kv, events } = heldStore('held', {});
     try {
       const get = await timed(() => kv.get('a'));
       expect(get.error).toBeInstanceOf(KVError);
@@ -183,17 +189,7 @@ describe('a silent (half-open) connection and slow answers (D4)', () => {
   });
 
   it('with requestTimeoutMs below the budget, held answers are retried (onRetry says so) until the budget ends', async () => {
-    const bucket = 'held-retried';
-    const events: RetryEvent[] = [];
-    const kv = createKV({
-      bucket,
-      namespace: ns.name,
-      kubeConfig: proxied.kubeConfig(),
-      cache: false,
-      requestTimeoutMs: 700,
-      retry: { maxElapsedMs: 3_000, onRetry: (e) => events.push(e) },
-    });
-    proxied.proxy.inject({ match: { path: `/configmaps/${bucket}` }, fault: { kind: 'hold' }, times: Number.POSITIVE_INFINITY });
+    const { kv, events } = heldStore('held-retried', { requestTimeoutMs: 700 });
     try {
       const get = await timed(() => kv.get('a'));
       expect(get.error).toMatchObject({ code: 'KV_UNAVAILABLE' });
