@@ -94,7 +94,7 @@ func run() int {
 		"--authorization-mode=RBAC",
 		"--token-auth-file=" + tokenFile,
 		"--endpoint-reconciler-type=none",
-		"--enable-priority-and-fairness=false",
+		"--enable-priority-and-fairness=true",
 		// Compact etcd's history every minute instead of every five: benchmarks
 		// write history fast enough to fill etcd's quota within five minutes.
 		"--etcd-compaction-interval=1m",

@@ -229,7 +229,7 @@ describe.concurrent('commands against the API server', () => {
     const run = await cli(['get', 'b', 'k', '--timeout', '1500ms', '--kubeconfig', kubeconfig], { user: null, namespace: null, timeoutMs: 20_000 });
     const elapsed = Date.now() - started;
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^k8s-kv: The API server could not be reached for "get" configmaps and retries ran out: .*ECONNREFUSED/);
+    expect(run.stderr).toMatch(/^k8s-kv: The API server at https:\/\/127\.0\.0\.1:\d+ \(kube context "x"\) could not be reached for "get" configmaps: .*ECONNREFUSED/);
     // Well under the 30 s default (process start included); not a timing assertion on the retries themselves.
     expect(elapsed).toBeLessThan(15_000);
   });

@@ -10,13 +10,19 @@ import type { KubeApi } from './kube/port.ts';
 
 /**
  * The port to use and the namespace it resolves to: `api` when given, else the
- * client-node port over `kubeConfig` (default: loaded as kubectl does, now).
+ * client-node port over `kubeConfig` (default: loaded as kubectl does, now)
+ * with `requestTimeoutMs`.
  */
-export function connect(options: { api?: KubeApi | undefined; kubeConfig?: KubeConfig | undefined; namespace?: string | undefined }): { api: KubeApi; namespace: string } {
+export function connect(options: {
+  api?: KubeApi | undefined;
+  kubeConfig?: KubeConfig | undefined;
+  namespace?: string | undefined;
+  requestTimeoutMs?: number | undefined;
+}): { api: KubeApi; namespace: string } {
   let { api, kubeConfig } = options;
   if (!api) {
     kubeConfig ??= loadKubeConfig();
-    api = createClientNodeApi(kubeConfig);
+    api = createClientNodeApi(kubeConfig, options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs });
   }
   return { api, namespace: resolveNamespace(options.namespace, kubeConfig) };
 }

@@ -20,6 +20,7 @@ export type KVErrorCode =
   | 'KV_CORRUPT_ENTRY'
   | 'KV_CONFLICT'
   | 'KV_UNAVAILABLE'
+  | 'KV_UNTRUSTED_SERVER'
   | 'KV_CLOSED'
   | 'KV_API_ERROR';
 
@@ -318,8 +319,38 @@ export class ConflictError extends KVError {
 
 /** The API server could not be reached or answered with a transient failure, after retries. */
 export class UnavailableError extends KVError {
-  constructor(message: string, cause?: unknown) {
+  /** The API server's URL, when the failure was reaching it. */
+  readonly server: string | undefined;
+  /** The kubeconfig context in use, when known. */
+  readonly context: string | undefined;
+  constructor(message: string, cause?: unknown, where?: { server?: string | undefined; context?: string | undefined }) {
     super('KV_UNAVAILABLE', message, { cause, retryable: true });
+    this.server = where?.server;
+    this.context = where?.context;
+  }
+}
+
+/**
+ * The API server's TLS certificate failed verification (signed by an unknown
+ * authority, self-signed, issued for another name, expired): the connection
+ * was refused before anything was sent. Not retryable: the kubeconfig's CA or
+ * server address must change.
+ */
+export class UntrustedServerError extends KVError {
+  /** The API server's URL. */
+  readonly server: string;
+  /** The kubeconfig context in use, when known. */
+  readonly context: string | undefined;
+  constructor(server: string, context: string | undefined, reason: string, cause?: unknown) {
+    super(
+      'KV_UNTRUSTED_SERVER',
+      `The API server at ${server}${context ? ` (kube context "${context}")` : ''} presented a TLS certificate that is not trusted: ${reason}. ` +
+        'Nothing was sent. Check the cluster\'s certificate-authority or certificate-authority-data in the kubeconfig (kubectl config view --minify), ' +
+        'and that the server address (or tls-server-name) is a name the certificate was issued for.',
+      { cause },
+    );
+    this.server = server;
+    this.context = context;
   }
 }
 

@@ -14,6 +14,7 @@ export type {
   PutOptions,
   UpdateResult,
   RetryOptions,
+  RetryEvent,
   BucketInfo,
   ListBucketsOptions,
   EvictionPolicy,
@@ -23,7 +24,7 @@ export * from './errors.ts';
 export { LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_APP, LABEL_BUCKET, ANNOTATION_FORMAT, ANNOTATION_SHARDS, ANNOTATION_SHARD } from './engine/labels.ts';
 export { createClientNodeApi, loadDefaultKubeConfig, loadKubeConfig, type LoadKubeConfigOptions } from './kube/client-node-api.ts';
 export type { ClientNodeApiOptions } from './kube/client-node-api.ts';
-export { KubeApiError } from './kube/port.ts';
+export { KubeApiError, KubeConnectionError } from './kube/port.ts';
 export type {
   KubeApi,
   KubeObject,
@@ -39,6 +40,7 @@ export type {
   PatchOptions,
   ListOptions,
   Selectors,
+  ConnectionFailure,
 } from './kube/port.ts';
 export { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';
 export { resolveNamespace } from './kube/namespace.ts';

@@ -8,6 +8,8 @@ import { prepareEntry, type PreparedEntry } from './codec/entry.ts';
 import { WRITE_ID_LENGTH } from './codec/envelope.ts';
 import { encodeKey } from './codec/key-codec.ts';
 import { connect } from './connect.ts';
+import { runWithBudget } from './kube/call-deadline.ts';
+import { DEFAULT_RETRY } from './engine/retry-policy.ts';
 import { Bucket } from './engine/bucket.ts';
 import type { UpdateDecision } from './engine/compare-and-swap.ts';
 import { entryValue, isExpired, type Snapshot, type StoredEntry } from './engine/snapshot.ts';
@@ -84,14 +86,23 @@ class KVStore implements KV {
     return prepareEntry({ key, value: bytes, text, now, ttl: lifetime, compress: this.options.compress !== false, writeId });
   }
 
+  /**
+   * Runs one call of this store within its budget (`retry.maxElapsedMs`): every
+   * request it makes, retries included, is cut where the budget ends (see
+   * kube/call-deadline.ts), so the call settles in time.
+   */
+  private within<T>(run: () => Promise<T>): Promise<T> {
+    return runWithBudget(this.options.retry?.maxElapsedMs ?? DEFAULT_RETRY.maxElapsedMs, run);
+  }
+
   /** The whole bucket (every shard of a sharded one). */
   private viewAll(): Promise<Snapshot> {
-    return this.target().viewAll();
+    return this.within(() => this.target().viewAll());
   }
 
   /** The part of the bucket that holds `key` (all of it, unless sharded). */
   private viewOf(key: string): Promise<Snapshot> {
-    return this.target().viewOf(encodeKey(key).dataKey);
+    return this.within(() => this.target().viewOf(encodeKey(key).dataKey));
   }
 
   /** The live entry of `key` in a snapshot (throws CorruptEntryError for a damaged entry of that key). */
@@ -128,7 +139,7 @@ class KVStore implements KV {
 
   async put(key: string, value: KVValue, options?: PutOptions): Promise<void> {
     const entry = this.prepare(key, value, options?.ttl);
-    await this.target().put([entry]);
+    await this.within(() => this.target().put([entry]));
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
@@ -196,14 +207,14 @@ class KVStore implements KV {
       latest.set(prepared.dataKey, prepared);
     }
     if (latest.size === 0) return;
-    await this.target().put([...latest.values()]);
+    await this.within(() => this.target().put([...latest.values()]));
   }
 
   async deleteMany(keys: readonly string[]): Promise<boolean[]> {
     keys.forEach(checkKey);
     if (keys.length === 0) return [];
     const dataKeys = keys.map((k) => encodeKey(k).dataKey);
-    const removed = await this.target().remove(dataKeys);
+    const removed = await this.within(() => this.target().remove(dataKeys));
     // A key listed twice was deleted once.
     const reported = new Set<string>();
     return dataKeys.map((dk) => {
@@ -221,28 +232,30 @@ class KVStore implements KV {
     checkKey(key);
     if (typeof fn !== 'function') throw new InvalidOptionError('fn', 'update(key, fn) needs a function.');
     const { dataKey } = encodeKey(key);
-    const after = await this.target().update(key, dataKey, async (snapshot): Promise<UpdateDecision> => {
+    const after = await this.within(() => this.target().update(key, dataKey, async (snapshot): Promise<UpdateDecision> => {
       const entry = this.live(snapshot, key);
       const next = await fn(entry ? entryValue(entry) : undefined);
       if (next === undefined) return { action: 'keep' };
       if (next === null) return { action: 'delete' };
       // A write id of its own lets the engine recognise this write after a lost answer.
       return { action: 'put', entry: this.prepare(key, next, options?.ttl, crypto.getRandomValues(new Uint8Array(WRITE_ID_LENGTH))) };
-    });
+    }));
     const entry = this.live(after, key);
     return entry ? entryValue(entry) : undefined;
   }
 
   async clear(prefix = ''): Promise<number> {
     if (typeof prefix !== 'string') throw new InvalidKeyError('clear(prefix) needs a string prefix.');
-    const snapshot = await this.viewAll();
-    const dataKeys = [...snapshot.entries.values()].filter((e) => e.key.startsWith(prefix)).map((e) => e.dataKey);
-    for (const [dataKey, error] of snapshot.corruptByDataKey) if (error.key.startsWith(prefix)) dataKeys.push(dataKey);
-    if (dataKeys.length === 0) return 0;
-    const removed = await this.target().remove(dataKeys, snapshot);
-    let count = 0;
-    for (const live of removed.values()) if (live) count++;
-    return count;
+    return this.within(async () => {
+      const snapshot = await this.viewAll();
+      const dataKeys = [...snapshot.entries.values()].filter((e) => e.key.startsWith(prefix)).map((e) => e.dataKey);
+      for (const [dataKey, error] of snapshot.corruptByDataKey) if (error.key.startsWith(prefix)) dataKeys.push(dataKey);
+      if (dataKeys.length === 0) return 0;
+      const removed = await this.target().remove(dataKeys, snapshot);
+      let count = 0;
+      for (const live of removed.values()) if (live) count++;
+      return count;
+    });
   }
 
   async stats(): Promise<KVStats> {
@@ -251,12 +264,12 @@ class KVStore implements KV {
   }
 
   async teardown(): Promise<void> {
-    await this.target().teardown();
+    await this.within(() => this.target().teardown());
   }
 
   async watch(listener: (event: KVChangeEvent) => void): Promise<() => void> {
     if (typeof listener !== 'function') throw new InvalidOptionError('listener', 'watch(listener) needs a function.');
-    return this.target().subscribe(listener);
+    return this.within(() => this.target().subscribe(listener));
   }
 
   async close(): Promise<void> {

@@ -10,14 +10,45 @@ import type { KubeApi, ObjectKind } from './kube/port.ts';
 
 export type { EvictionPolicy } from './engine/eviction.ts';
 
-/** Backoff settings for transient failures (network errors, 429, 5xx). */
+/** Backoff settings for transient failures (network errors, timeouts, 429, 5xx). */
 export interface RetryOptions {
-  /** Give up after this many milliseconds of retrying (default 30000). */
+  /**
+   * The budget of one API call, retries included (default 30000 ms): requests
+   * still running when it ends are cut, and no retry starts that could not
+   * finish its wait within it. 0 turns retries off: one attempt, limited by
+   * the request timeout alone.
+   */
   maxElapsedMs?: number;
-  /** First delay (default 100 ms); doubles up to `maxDelayMs`, with jitter. */
+  /** First delay (default 100 ms); doubles up to `maxDelayMs`, with jitter. A server's `Retry-After` asks for longer. */
   initialDelayMs?: number;
-  /** Longest delay between attempts (default 2000 ms). */
+  /** Longest delay between attempts (default 2000 ms), unless the server's `Retry-After` asks for more. */
   maxDelayMs?: number;
+  /**
+   * Called before each retry of a transient failure (the server unreachable,
+   * a timeout, 429, 5xx), e.g. for a CLI to say on a terminal that it is
+   * retrying and for how long. Must not throw (what it throws is ignored).
+   */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+/** What {@link RetryOptions.onRetry} is told. */
+export interface RetryEvent {
+  /** Attempts made so far (1 at the first retry). */
+  attempt: number;
+  /** Milliseconds until the next attempt. */
+  delayMs: number;
+  /** Milliseconds since the call started. */
+  elapsedMs: number;
+  /** The call's budget (`retry.maxElapsedMs`): it gives up when this has passed. */
+  budgetMs: number;
+  /** Why the last attempt failed, in a few words (no values or credentials). */
+  reason: string;
+  /** The API server's URL, when the failure was reaching it. */
+  server: string | undefined;
+  /** The kube context in use, when known. */
+  context: string | undefined;
+  /** The failure itself, as the port threw it. */
+  error: unknown;
 }
 
 /** What can be stored: bytes, or a string (kept as UTF-8 and marked as text). */
@@ -41,8 +72,20 @@ export interface KVOptions {
   compress?: boolean;
   /** Called for each corrupt entry that `list`, `keys`, `entries` or `getMany` skip. Default: ignore. */
   onCorruptEntry?: (error: CorruptEntryError) => void;
-  /** Backoff for transient API failures (network errors, 429, 5xx). */
+  /**
+   * Backoff for transient API failures (network errors, timeouts, 429, 5xx);
+   * `maxElapsedMs` (default 30000) is the budget of each API call, retries
+   * included; `onRetry` is told of every retry.
+   */
   retry?: RetryOptions;
+  /**
+   * Milliseconds one request to the API server may take before it is cut and
+   * retried on a new connection (default 30000; also cut where the call's
+   * `retry.maxElapsedMs` budget ends). Connections are checked with HTTP/2
+   * PINGs every third of this (1-10 s), so a silent (half-open) one is dropped
+   * within two such intervals. Ignored when `api` is given.
+   */
+  requestTimeoutMs?: number;
   /** Attempts of `update()` before it gives up with ConflictError (default 100). */
   maxUpdateAttempts?: number;
   /** Clock in ms since the epoch (default `Date.now`); for tests of expiry. */

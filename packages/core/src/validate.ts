@@ -97,6 +97,10 @@ export function checkKVOptions(options: KVOptions): { app: string } {
   if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= 1024 && maxBytes <= MAX_BUCKET_BYTES)) {
     throw new InvalidOptionError('maxBytes', `maxBytes must be a whole number of bytes from 1024 to ${MAX_BUCKET_BYTES} (1 GiB), got ${String(maxBytes)}.`);
   }
+  const timeout = options.requestTimeoutMs;
+  if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0)) {
+    throw new InvalidOptionError('requestTimeoutMs', `requestTimeoutMs must be a positive number of milliseconds, got ${String(timeout)}.`);
+  }
   const shards = options.shards;
   if (shards !== undefined && !isShardCount(shards)) {
     throw new InvalidOptionError('shards', `shards must be an integer from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${typeof shards === 'number' ? String(shards) : JSON.stringify(shards)}.`);

@@ -32,13 +32,18 @@ export interface WorkloadResult {
   keysChecked: number;
 }
 
-function runWorker(task: object, onRecord: () => void): Promise<OpRecord[]> {
+/**
+ * Runs a worker script (TypeScript, with the packages' sources) as an OS process
+ * with `task` in K8S_KV_WORKER; resolves to the JSON records it printed, one a
+ * line, once it printed {"done":true} and exited 0.
+ */
+export function runWorkerProcess<R>(script: string, task: object, onRecord: (record: R) => void = () => {}): Promise<R[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=source', WORKER], {
+    const child = spawn(process.execPath, ['--conditions=source', script], {
       env: { ...process.env, K8S_KV_WORKER: JSON.stringify(task) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const records: OpRecord[] = [];
+    const records: R[] = [];
     let buffer = '';
     let done = false;
     let stderr = '';
@@ -47,12 +52,12 @@ function runWorker(task: object, onRecord: () => void): Promise<OpRecord[]> {
       let nl: number;
       // biome-ignore lint/suspicious/noAssignInExpressions: one line of the stream per turn
       while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buffer.slice(0, nl)) as OpRecord & { done?: boolean };
+        const line = JSON.parse(buffer.slice(0, nl)) as R & { done?: boolean };
         buffer = buffer.slice(nl + 1);
         if (line.done) done = true;
         else {
           records.push(line);
-          onRecord();
+          onRecord(line);
         }
       }
     });
@@ -70,7 +75,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRes
   };
   const perProcess = await Promise.all(
     Array.from({ length: options.processes }, (_, id) =>
-      runWorker(
+      runWorkerProcess<OpRecord>(
+        WORKER,
         {
           kubeconfig: options.kubeconfig,
           namespace: options.namespace,

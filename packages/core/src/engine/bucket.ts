@@ -15,6 +15,7 @@
 import type { PreparedEntry } from '../codec/entry.ts';
 import { shardIndex, shardName } from '../codec/shard-hash.ts';
 import { ConflictError, UnsupportedFormatError, ValueTooLargeError, type KVError } from '../errors.ts';
+import { runUnder, untilDeadline } from '../kube/call-deadline.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import type { KubeObject } from '../kube/port.ts';
 import type { KVChangeEvent } from '../types.ts';
@@ -544,12 +545,15 @@ export class Bucket {
     if (target) void this.split(target).catch(() => undefined);
   }
 
-  /** Runs a split (once at a time per object in this process); reports a split it could not do once. */
+  /**
+   * Runs a split (once at a time per object in this process); reports a split it could not do once.
+   * A split is background work: it runs outside the deadline of the call that started it.
+   */
   private split(target: SplitTarget): Promise<void> {
     const running = this.splits.get(target.name);
     if (running) return running;
     const context: SplitContext = { ...this.s, beforeStep: this.s.beforeSplitStep };
-    const run = (async () => {
+    const run = runUnder(undefined, async () => {
       try {
         const result = await splitObject(context, target);
         if (result.outcome === 'split') this.gone.add(target.name);
@@ -562,7 +566,7 @@ export class Bucket {
         this.known = undefined;
         this.splits.delete(target.name);
       }
-    })();
+    });
     this.splits.set(target.name, run);
     return run;
   }
@@ -576,7 +580,7 @@ export class Bucket {
     this.activated.add(part.uid);
     const splitFrom = `${part.splitFrom.uid}@${part.splitFrom.resourceVersion}`;
     // Not awaited by anyone but close(): tidying must not slow a read down.
-    const tidy = activatePart({ ...this.s }, part.name, part.uid, splitFrom).catch(() => undefined);
+    const tidy = runUnder(undefined, () => activatePart({ ...this.s }, part.name, part.uid, splitFrom)).catch(() => undefined);
     this.splits.set(`activate:${part.uid}`, tidy);
     void tidy.finally(() => this.splits.delete(`activate:${part.uid}`));
   }
@@ -593,11 +597,12 @@ export class Bucket {
   /**
    * A write met a sealed object: wait for the process splitting it; if it is still
    * sealed after a moment (that process may have died), finish the split here.
+   * Waits no longer than the call's budget (the call then fails in time, retryably).
    */
   private async awaitSplit(name: string): Promise<void> {
     const running = this.splits.get(name);
     if (running) {
-      await running.catch(() => undefined);
+      await untilDeadline(running, 'a split of the bucket was finishing').catch(() => undefined);
       return;
     }
     await sleep(SEAL_PATIENCE_MS * (0.5 + Math.random()));
@@ -606,7 +611,7 @@ export class Bucket {
     const snapshot = await store?.read();
     if (!snapshot?.exists || !isSealed(snapshot.annotations)) return;
     const part = head ? { name, depth: 0, suffix: 0 } : partInfo({ name, uid: snapshot.uid, annotations: snapshot.annotations });
-    if (part) await this.split(part).catch(() => undefined);
+    if (part) await untilDeadline(this.split(part), 'a split of the bucket was finishing').catch(() => undefined);
   }
 
   // ---------------------------------------------------------------- events

@@ -25,6 +25,7 @@
  * The timer is unref'd (it never keeps a process alive), starts only with the
  * cache (a store that only writes never sweeps), and stops with the store.
  */
+import { runUnder } from '../kube/call-deadline.ts';
 import { expiredEntries, RemovalBatch, type Removal } from './eviction.ts';
 import type { Snapshot } from './snapshot.ts';
 
@@ -98,7 +99,8 @@ export class ExpirySweeper {
     if (!this.running) return;
     const random = this.s.random ?? Math.random;
     const delay = (this.s.periodMs / 4) * (1 + random());
-    this.timer = setTimeout(() => void this.look(), delay);
+    // Background work: outside the deadline of whatever call started the cache (kube/call-deadline.ts).
+    this.timer = setTimeout(() => void runUnder(undefined, () => this.look()), delay);
     this.timer.unref();
   }
 

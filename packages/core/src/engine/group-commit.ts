@@ -10,12 +10,22 @@ import { setImmediate } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BucketFullError } from '../errors.ts';
 import type { PreparedEntry } from '../codec/entry.ts';
+import { currentDeadline, runUnder } from '../kube/call-deadline.ts';
 import { WritePacer } from './write-pacer.ts';
 
 interface QueuedPut {
   entries: PreparedEntry[];
   resolve: () => void;
   reject: (error: unknown) => void;
+  /** The caller's deadline (kube/call-deadline.ts), if it has one. */
+  deadline: number | undefined;
+}
+
+/** The earliest of the callers' deadlines: a write for several callers never outlives any one's budget. */
+function earliest(batch: QueuedPut[]): number | undefined {
+  let deadline: number | undefined;
+  for (const b of batch) if (b.deadline !== undefined && (deadline === undefined || b.deadline < deadline)) deadline = b.deadline;
+  return deadline;
 }
 
 /** Coalesces the puts of one object into as few atomic writes as it can. */
@@ -36,7 +46,7 @@ export class GroupCommit {
   /** Resolves once `entries` are written (in one write with whatever else was queued), or rejects with this caller's own failure. */
   put(entries: PreparedEntry[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ entries, resolve, reject });
+      this.queue.push({ entries, resolve, reject, deadline: currentDeadline() });
       if (!this.flushing && !this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => {
@@ -56,7 +66,7 @@ export class GroupCommit {
         const batch = this.queue.splice(0, this.queue.length);
         try {
           const started = performance.now();
-          await this.write(batch.flatMap((b) => b.entries));
+          await runUnder(earliest(batch), () => this.write(batch.flatMap((b) => b.entries)));
           this.pacer.record(performance.now() - started);
           for (const b of batch) b.resolve();
         } catch (error) {
@@ -67,7 +77,7 @@ export class GroupCommit {
           // Together they do not fit; alone some may. Each caller gets its own outcome.
           for (const b of batch) {
             try {
-              await this.write(b.entries);
+              await runUnder(b.deadline, () => this.write(b.entries));
               b.resolve();
             } catch (own) {
               b.reject(own);

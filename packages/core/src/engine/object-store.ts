@@ -18,6 +18,7 @@
  */
 import type { PreparedEntry } from '../codec/entry.ts';
 import { BucketFullError, ConflictError, ForeignObjectError, KVError } from '../errors.ts';
+import { untilDeadline } from '../kube/call-deadline.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectKind, type ObjectMeta, type ObjectRef, type PatchOptions } from '../kube/port.ts';
 import { isStatus, TOO_LARGE_FOR_ETCD, toKVError, type CallContext } from './api-errors.ts';
@@ -158,7 +159,7 @@ export class ObjectStore implements SwapTarget {
   /** Starts the watch (if not yet); rejects with a typed error when it cannot start. */
   async startWatching(): Promise<void> {
     try {
-      await this.cache.start();
+      await untilDeadline(this.cache.start(), 'the watch cache started');
     } catch (error) {
       throw this.typed(error, 'watch');
     }
@@ -179,7 +180,7 @@ export class ObjectStore implements SwapTarget {
   async view(): Promise<Snapshot> {
     if (this.s.cache === false || this.cacheRefused) return this.read();
     try {
-      await this.cache.start();
+      await untilDeadline(this.cache.start(), 'the watch cache started');
     } catch (error) {
       if (isStatus(error, 403) || isStatus(error, 401)) {
         // No list/watch rights: serve every read with a GET from now on.

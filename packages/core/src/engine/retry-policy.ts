@@ -18,8 +18,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KVError } from '../errors.ts';
 import type { RetryOptions } from '../types.ts';
-import { KubeApiError } from '../kube/port.ts';
-import { isTransient, toKVError, type CallContext } from './api-errors.ts';
+import { currentDeadline, runWithDeadline } from '../kube/call-deadline.ts';
+import { KubeApiError, KubeConnectionError } from '../kube/port.ts';
+import { isTransient, recordRetries, toKVError, type CallContext } from './api-errors.ts';
 
 /** Defaults of {@link RetryOptions}. */
 export const DEFAULT_RETRY = { maxElapsedMs: 30_000, initialDelayMs: 100, maxDelayMs: 2_000 } as const;
@@ -39,18 +40,56 @@ export const MAX_ROUTES = 8;
 /** The longest pause between two compare-and-swap attempts of one `update`. */
 const MAX_CONFLICT_BACKOFF_MS = 100;
 
-/** Runs `call`, retrying transient failures with jittered exponential backoff. Non-transient failures are thrown unchanged. */
+/** A few words on why an attempt failed, for `RetryEvent.reason`. */
+function describeFailure(error: unknown): string {
+  if (error instanceof KubeApiError) return `HTTP ${error.status}${error.reason ? ` ${error.reason}` : ''}`;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/**
+ * Runs `call`, retrying transient failures with jittered exponential backoff,
+ * or after the delay the server asked for (`Retry-After`), within the budget
+ * `maxElapsedMs`: the port cuts requests where it ends (kube/call-deadline.ts),
+ * or where an enclosing call's budget ends, if sooner. Non-transient failures
+ * are thrown unchanged; so is the last transient one, with how the retries went
+ * recorded for `toKVError`'s message. `onRetry` is told before each retry.
+ */
 export async function withRetry<T>(call: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const maxElapsed = options.maxElapsedMs ?? DEFAULT_RETRY.maxElapsedMs;
   const maxDelay = options.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs;
   let delay = options.initialDelayMs ?? DEFAULT_RETRY.initialDelayMs;
   const started = Date.now();
-  for (;;) {
+  const outer = currentDeadline();
+  const own = maxElapsed > 0 ? started + maxElapsed : undefined;
+  const deadline = own === undefined ? outer : outer === undefined ? own : Math.min(own, outer);
+  for (let attempt = 1; ; attempt++) {
     try {
-      return await call();
+      return await (deadline === undefined ? call() : runWithDeadline(deadline, call));
     } catch (error) {
-      if (!isTransient(error) || Date.now() - started + delay > maxElapsed) throw error;
-      await sleep(delay / 2 + Math.random() * (delay / 2));
+      const elapsed = Date.now() - started;
+      const backoff = delay / 2 + Math.random() * (delay / 2);
+      const asked = error instanceof KubeApiError && error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1000 : 0;
+      const wait = Math.max(backoff, asked);
+      if (!isTransient(error) || elapsed + wait > maxElapsed || (deadline !== undefined && Date.now() + wait >= deadline)) {
+        recordRetries(error, { attempts: attempt, elapsedMs: elapsed, budgetMs: maxElapsed });
+        throw error;
+      }
+      try {
+        options.onRetry?.({
+          attempt,
+          delayMs: Math.round(wait),
+          elapsedMs: elapsed,
+          budgetMs: maxElapsed,
+          reason: describeFailure(error),
+          server: error instanceof KubeConnectionError ? error.server : undefined,
+          context: error instanceof KubeConnectionError ? error.context : undefined,
+          error,
+        });
+      } catch {
+        // A reporting hook must not fail the call.
+      }
+      await sleep(wait);
       delay = Math.min(delay * 2, maxDelay);
     }
   }

@@ -5,6 +5,7 @@
  * after errors, relist after 410 Gone. One loop feeds the caches of all the
  * objects of a bucket (one LIST and one watch by label), or one object's cache.
  */
+import { runUnder } from '../kube/call-deadline.ts';
 import { KubeApiError, type KubeApi, type KubeObject, type ObjectKind, type WatchHandle } from '../kube/port.ts';
 import { isTransient } from './api-errors.ts';
 import type { WatchCache } from './watch-cache.ts';
@@ -80,10 +81,14 @@ export class WatchLoop {
     if (this.caches.size === 0) this.close();
   }
 
-  /** Starts the loop (idempotent); resolves once the first list is in, rejects if it failed. */
+  /**
+   * Starts the loop (idempotent); resolves once the first list is in, rejects if it failed.
+   * The loop is background work: it runs outside the deadline of the call that started it
+   * (its requests are bounded by the request timeout alone).
+   */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('cache closed'));
-    this.starting ??= this.relist().catch((error: unknown) => {
+    this.starting ??= runUnder(undefined, () => this.relist()).catch((error: unknown) => {
       this.starting = undefined;
       throw error;
     });

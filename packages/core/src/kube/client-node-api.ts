@@ -10,10 +10,13 @@
  */
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { delimiter } from 'node:path';
-import { request as send, type Dispatcher } from 'undici';
+import { Agent, request as send, type Dispatcher } from 'undici';
 import { InvalidOptionError } from '../errors.ts';
+import { currentDeadline } from './call-deadline.ts';
 import {
   KubeApiError,
+  KubeConnectionError,
+  type ConnectionFailure,
   resourceOf,
   type DeletePreconditions,
   type JsonPatchOp,
@@ -30,8 +33,72 @@ import {
 
 /** Options of {@link createClientNodeApi}. */
 export interface ClientNodeApiOptions {
-  /** Abort a request that has not answered after this many milliseconds (default 30000). */
+  /**
+   * Abort a request that has not answered after this many milliseconds
+   * (default 30000). A request made inside a call with a budget (see
+   * `retry.maxElapsedMs`) is also cut when the budget runs out. The connection
+   * is checked with an HTTP/2 PING every third of this (between 1 and 10 s), so
+   * a connection that went silent is dropped within two such intervals, the
+   * watch's included.
+   */
   requestTimeoutMs?: number;
+}
+
+/** The PING interval for a request timeout: a third of it, from 1 s to 10 s. */
+export function pingIntervalFor(requestTimeoutMs: number): number {
+  return Math.round(Math.min(Math.max(requestTimeoutMs / 3, 1_000), 10_000));
+}
+
+/**
+ * Certificate verification failures (OpenSSL's names, as Node reports them, and
+ * Node's host name check), with what kubectl (Go's x509) would say.
+ */
+const UNTRUSTED: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'x509: certificate signed by unknown authority',
+  UNABLE_TO_GET_ISSUER_CERT: 'x509: certificate signed by unknown authority',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'x509: certificate signed by unknown authority',
+  SELF_SIGNED_CERT_IN_CHAIN: 'x509: certificate signed by unknown authority (a self-signed certificate in its chain)',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'x509: certificate signed by unknown authority (the certificate is self-signed)',
+  CERT_UNTRUSTED: 'x509: certificate signed by unknown authority',
+  CERT_SIGNATURE_FAILURE: 'x509: certificate signature is invalid',
+  CERT_HAS_EXPIRED: 'x509: certificate has expired',
+  CERT_NOT_YET_VALID: 'x509: certificate is not yet valid',
+  CERT_REVOKED: 'x509: certificate has been revoked',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'x509: certificate is not valid for this server name',
+};
+
+/** The first `code` along an error's cause chain, and the error that has it. */
+function codeOf(error: unknown): { code: string | undefined; carrier: unknown } {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return { code, carrier: e };
+  }
+  return { code: undefined, carrier: error };
+}
+
+/** What kind of transport failure an error from undici is, and whether it condemns the connection it happened on. */
+function classify(error: unknown): { failure: ConnectionFailure; code: string | undefined; detail: string; brokenConnection: boolean } {
+  const { code, carrier } = codeOf(error);
+  // Node appends a hint to run with --use-system-ca; the kubeconfig names the CA to trust, as for kubectl.
+  const detail = (carrier instanceof Error ? carrier.message : String(carrier)).replace(/;\s*if the root CA is installed locally.*$/s, '');
+  const name = error instanceof Error ? error.name : '';
+  if (name === 'TimeoutError' || name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    // One slow answer does not prove the connection dead; it is replaced gently (see retire()).
+    return { failure: 'timeout', code, detail, brokenConnection: false };
+  }
+  if (code !== undefined && code in UNTRUSTED) return { failure: 'untrusted', code, detail: `${UNTRUSTED[code]}: ${detail}`, brokenConnection: true };
+  // A stream reset by the server leaves the connection usable; anything else (a reset, a damaged TLS record,
+  // a destroyed HTTP/2 session) leaves it useless for every call on it.
+  return { failure: 'connection', code, detail, brokenConnection: code !== 'ERR_HTTP2_STREAM_ERROR' };
+}
+
+/** Seconds of a `Retry-After` header (delay-seconds or an HTTP date), if valid. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || text.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(text)) return Number(text);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
 }
 
 const JSON_PATCH = 'application/json-patch+json';
@@ -53,8 +120,8 @@ function objectPath(ref: ObjectRef): string {
   return `${collectionPath(ref.kind, ref.namespace)}/${encodeURIComponent(ref.name)}`;
 }
 
-/** Turns a non-2xx answer into a {@link KubeApiError}, keeping the server's Status fields. */
-function toKubeApiError(status: number, text: string): KubeApiError {
+/** Turns a non-2xx answer into a {@link KubeApiError}, keeping the server's Status fields and its Retry-After. */
+function toKubeApiError(status: number, text: string, headers: Dispatcher.ResponseData['headers']): KubeApiError {
   let body: { reason?: string; message?: string; details?: KubeApiError['details'] } | undefined;
   try {
     body = JSON.parse(text) as typeof body;
@@ -62,7 +129,7 @@ function toKubeApiError(status: number, text: string): KubeApiError {
     body = undefined;
   }
   const message = body?.message ?? (text.trim().slice(0, 300) || `HTTP ${status}`);
-  return new KubeApiError(status, body?.reason, message, body?.details);
+  return new KubeApiError(status, body?.reason, message, body?.details, parseRetryAfter(headers['retry-after']));
 }
 
 /**
@@ -101,6 +168,7 @@ export function sameTlsSetup(a: unknown, b: unknown): boolean {
 /** Creates the port to a real API server from a client-node `KubeConfig`. */
 export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeApiOptions = {}): KubeApi {
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
+  const pingInterval = pingIntervalFor(timeoutMs);
   const server = (): string => {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('The kubeconfig has no current cluster; set a current context (kubectl config use-context).');
@@ -111,44 +179,90 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
    * client-node builds a new undici Agent, hence a new TLS connection, for every
    * request (measured: a TLS handshake per call cost about 1 ms of client CPU per
    * write, and as much of the API server's). Its authentication is still applied
-   * per request (tokens refresh); its dispatcher is kept while its TLS setup is
-   * the same, so connections are reused.
+   * per request (tokens refresh); one Agent of ours, built from its TLS setup
+   * with a PING interval, is kept while that setup is the same, so connections
+   * are reused, and until a call finds its connection broken or timed out (see
+   * retire()): the next call then opens a new one.
    */
   let shared: { options: object; dispatcher: Dispatcher } | undefined;
   async function authenticated(url: string, method: HttpMethod): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
     const ctx = new RequestContext(url, method);
     await kubeConfig.applySecurityAuthentication(ctx);
     const fresh = ctx.getDispatcher() as Dispatcher | undefined;
-    const options = fresh && dispatcherOptions(fresh);
-    if (!fresh || options === undefined) return { headers: ctx.getHeaders(), dispatcher: fresh };
+    // No TLS setup at all (plain http, or undici's defaults): compare as an empty one.
+    const options = fresh ? dispatcherOptions(fresh) : {};
+    if (options === undefined) return { headers: ctx.getHeaders(), dispatcher: fresh };
     if (shared === undefined || !sameTlsSetup(shared.options, options)) {
-      // The TLS setup changed (a rotated client certificate, another context): new connections from now on.
+      // The TLS setup changed (a rotated client certificate, another context), or the connection was dropped: new connections from now on.
       const previous = shared?.dispatcher;
-      shared = { options, dispatcher: fresh };
+      shared = { options, dispatcher: new Agent({ ...(options as Agent.Options), h2Options: { pingInterval } }) };
       void previous?.close().catch(() => undefined);
     }
     return { headers: ctx.getHeaders(), dispatcher: shared.dispatcher };
   }
 
   /**
+   * Stops using a dispatcher whose connection failed: the next call opens a new
+   * one. A broken connection is destroyed (every call still on it has failed or
+   * will); after a timeout it is only closed: calls still on it may finish, and
+   * a dead one is found by its PINGs or their own timeouts.
+   */
+  function retire(dispatcher: Dispatcher | undefined, broken: boolean): void {
+    if (dispatcher === undefined || shared?.dispatcher !== dispatcher) return;
+    shared = undefined;
+    void (broken ? dispatcher.destroy() : dispatcher.close()).catch(() => undefined);
+  }
+
+  /** Turns a transport failure into a {@link KubeConnectionError} naming the server, and drops the connection it broke. */
+  function connectionFailure(error: unknown, dispatcher: Dispatcher | undefined, limitMs: number): KubeConnectionError {
+    const { failure, code, detail, brokenConnection } = classify(error);
+    retire(dispatcher, brokenConnection);
+    const message = failure === 'timeout' ? (limitMs > 0 ? `no answer within ${limitMs} ms` : detail) : detail;
+    return new KubeConnectionError(failure, server(), kubeConfig.getCurrentContext() || undefined, message, code, error);
+  }
+
+  /** This request's time limit: the request timeout, cut at the deadline of the call in progress (0 or less: none left). */
+  function attemptLimit(): number {
+    const deadline = currentDeadline();
+    return deadline === undefined ? timeoutMs : Math.min(timeoutMs, deadline - Date.now());
+  }
+
+  /**
    * One call, with undici's `request()` rather than `fetch()` (measured: about
    * half the client CPU per call; no WHATWG streams or Request objects).
-   * `timeoutMs` bounds the whole call, connecting included.
+   * The time limit bounds the whole call, connecting and reading included.
    */
   async function request<T>(method: HttpMethod, path: string, body?: unknown, contentType?: string, accept = 'application/json'): Promise<T> {
     const url = server() + path;
     const auth = await authenticated(url, method);
     const headers: Record<string, string> = { ...auth.headers, accept, 'accept-encoding': 'identity' };
     if (body !== undefined) headers['content-type'] = contentType ?? 'application/json';
-    const response = await send(url, {
-      method,
-      headers,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      ...(auth.dispatcher ? { dispatcher: auth.dispatcher } : {}),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.body.text();
-    if (response.statusCode < 200 || response.statusCode > 299) throw toKubeApiError(response.statusCode, text);
+    const limit = attemptLimit();
+    if (limit <= 0) {
+      // Nothing is sent when the call's budget is spent (e.g. it waited behind other work).
+      throw connectionFailure(new DOMException('no time was left of the call\'s budget (retry.maxElapsedMs) to send this request', 'TimeoutError'), undefined, 0);
+    }
+    let response: Dispatcher.ResponseData;
+    let text: string;
+    // A timer that keeps the process alive (AbortSignal.timeout's does not): a request stuck on a
+    // connection that died without a word must still end the call, even in a process with nothing else to do.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${limit} ms`, 'TimeoutError')), limit);
+    try {
+      response = await send(url, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(auth.dispatcher ? { dispatcher: auth.dispatcher } : {}),
+        signal: controller.signal,
+      });
+      text = await response.body.text();
+    } catch (error) {
+      throw connectionFailure(error, auth.dispatcher, limit);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (response.statusCode < 200 || response.statusCode > 299) throw toKubeApiError(response.statusCode, text, response.headers);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
@@ -203,10 +317,12 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
           signal: controller.signal,
           bodyTimeout: 0,
         });
+        if (response.statusCode !== 200) throw toKubeApiError(response.statusCode, await response.body.text(), response.headers);
+      } catch (error) {
+        throw error instanceof KubeApiError ? error : connectionFailure(error, dispatcher, timeoutMs);
       } finally {
         clearTimeout(connectTimer);
       }
-      if (response.statusCode !== 200) throw toKubeApiError(response.statusCode, await response.body.text());
 
       let stopped = false;
       let closed = false;
@@ -217,11 +333,12 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
         controller.abort();
         watchOptions.onClose(error);
       };
-      // The server ends the watch after WATCH_SECONDS; silence well past that means a dead connection.
+      // The server ends the watch after WATCH_SECONDS; silence well past that means a dead stream. (A dead
+      // connection is found sooner: unanswered PINGs make undici destroy it, which fails this stream.)
       let idleTimer: NodeJS.Timeout | undefined;
       const armIdle = (): void => {
         clearTimeout(idleTimer);
-        idleTimer = setTimeout(() => close(new DOMException('watch went silent', 'TimeoutError')), (WATCH_SECONDS + 30) * 1000);
+        idleTimer = setTimeout(() => close(connectionFailure(new DOMException('watch went silent', 'TimeoutError'), dispatcher, (WATCH_SECONDS + 30) * 1000)), (WATCH_SECONDS + 30) * 1000);
       };
       armIdle();
       void (async () => {
@@ -247,7 +364,7 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
           }
           close();
         } catch (error) {
-          close(stopped ? undefined : error);
+          close(stopped || closed ? undefined : connectionFailure(error, dispatcher, timeoutMs));
         }
       })();
       return {

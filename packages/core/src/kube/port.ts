@@ -116,7 +116,11 @@ export interface DeletePreconditions {
   resourceVersion?: string;
 }
 
-/** The port to the Kubernetes API. Every failure answered by the server is a {@link KubeApiError}. */
+/**
+ * The port to the Kubernetes API. Every failure answered by the server is a
+ * {@link KubeApiError}; a call the server did not answer may fail with a
+ * {@link KubeConnectionError}.
+ */
 export interface KubeApi {
   /** GET one object. */
   get(ref: ObjectRef): Promise<KubeObject>;
@@ -151,11 +155,51 @@ export class KubeApiError extends Error {
   /** `details` of the Status (kind, name, causes). */
   readonly details: { kind?: string; name?: string; causes?: Array<{ field?: string; message?: string; reason?: string }> } | undefined;
 
-  constructor(status: number, reason: string | undefined, message: string, details?: KubeApiError['details']) {
+  /**
+   * Seconds the server asked the client to wait before trying again (the
+   * `Retry-After` header of a 429 from API Priority and Fairness, or of a 503).
+   */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(status: number, reason: string | undefined, message: string, details?: KubeApiError['details'], retryAfterSeconds?: number) {
     super(message);
     this.status = status;
     this.reason = reason;
     this.details = details;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * What went wrong on the way to the server, for a {@link KubeConnectionError}:
+ * `timeout`: no answer within the request timeout (or the call's budget);
+ * `untrusted`: the server's TLS certificate failed verification (unknown CA,
+ * self-signed, another host name, expired): retrying cannot help;
+ * `connection`: no connection, or it broke (refused, reset, a damaged TLS record).
+ */
+export type ConnectionFailure = 'timeout' | 'untrusted' | 'connection';
+
+/**
+ * A call that got no answer from the API server (thrown by the real port; the
+ * server never answered, so there is no status). `cause` is the underlying error.
+ */
+export class KubeConnectionError extends Error {
+  override name = 'KubeConnectionError';
+  /** The server's URL, as the kubeconfig names it. */
+  readonly server: string;
+  /** The kubeconfig context in use, when known. */
+  readonly context: string | undefined;
+  /** See {@link ConnectionFailure}. */
+  readonly failure: ConnectionFailure;
+  /** The underlying error's code (ECONNREFUSED, ERR_SSL_..., UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...), when it has one. */
+  readonly code: string | undefined;
+
+  constructor(failure: ConnectionFailure, server: string, context: string | undefined, message: string, code: string | undefined, cause: unknown) {
+    super(message, { cause });
+    this.failure = failure;
+    this.server = server;
+    this.context = context;
+    this.code = code;
   }
 }
 
