@@ -220,3 +220,20 @@ describe('commands on the in-memory API', () => {
     }
   });
 });
+
+describe('retries on a terminal', () => {
+  it('says once that a call is being retried, for how long and how to change it; says nothing when stderr is not a terminal', async () => {
+    for (const tty of [true, false]) {
+      const api = createMemoryApi();
+      await createKV({ api, bucket: 'flaky', namespace: 'default', cache: false }).put('k', 'v');
+      api.injectFault({ verb: 'get', error: 503, count: 3 });
+      const { io, out, err } = streams();
+      Object.assign(io.stderr, { isTTY: tty });
+      const code = await main(['get', 'flaky', 'k', '--timeout', '20s'], io, { api, namespaceExists: async () => true });
+      expect(code).toBe(0);
+      expect(out()).toBe('v');
+      if (tty) expect(err()).toMatch(/^k8s-kv: the API server failed a call \(HTTP 503[^)]*\); retrying for up to (19|20) s more \(--timeout DURATION to change\)\n$/);
+      else expect(err()).toBe('');
+    }
+  });
+});

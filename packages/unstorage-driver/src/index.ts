@@ -36,6 +36,7 @@ export type K8sKvCoreOptions = Pick<
   | 'api'
   | 'compress'
   | 'retry'
+  | 'requestTimeoutMs'
   | 'maxUpdateAttempts'
   | 'onCorruptEntry'
   | 'now'

@@ -12,6 +12,7 @@ import { resolveNamespace } from '../kube/namespace.ts';
 import type { KubeApi } from '../kube/port.ts';
 import { CliError, HintedError, RUN } from './commands.ts';
 import { formatData, parseDuration, UsageError } from './format.ts';
+import type { RetryEvent } from '../types.ts';
 import type { CliIo } from './io.ts';
 import { buildProgram, COMMAND_NAMES, commandsWithOption, isCommanderExit, parseCommandLine, type OutputFormat } from './program.ts';
 
@@ -177,7 +178,7 @@ export async function main(argv: string[], io: CliIo = process, deps: CliDeps = 
       options,
       api,
       namespace,
-      retry: { maxElapsedMs: timeoutMs },
+      retry: { maxElapsedMs: timeoutMs, onRetry: retryNotice(io) },
       untilStopped: deps.untilStopped ?? untilSignal,
       namespaceExists: namespaceExists ?? (async () => undefined),
     });
@@ -194,4 +195,21 @@ export async function main(argv: string[], io: CliIo = process, deps: CliDeps = 
     if (failure.code === 'FAILED' && process.env.K8S_KV_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
     return failure.exitCode;
   }
+}
+
+/**
+ * On a terminal, says once per call that it is being retried, for how long, and how
+ * to change that (--timeout): a server that does not answer is not silence for half
+ * a minute. Nothing when stderr is not a terminal (scripts read the final error).
+ */
+export function retryNotice(io: CliIo): ((event: RetryEvent) => void) | undefined {
+  if (io.stderr.isTTY !== true) return undefined;
+  let told = false;
+  return (event) => {
+    if (told) return;
+    told = true;
+    const where = event.server ? ` at ${event.server}${event.context ? ` (context "${event.context}")` : ''}` : '';
+    const left = Math.max(0, Math.round((event.budgetMs - event.elapsedMs) / 1000));
+    io.stderr.write(`k8s-kv: the API server${where} failed a call (${event.reason}); retrying for up to ${left} s more (--timeout DURATION to change)\n`);
+  };
 }

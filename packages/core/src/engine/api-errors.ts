@@ -11,7 +11,7 @@ import {
   UnavailableError,
   UntrustedServerError,
 } from '../errors.ts';
-import { KubeApiError, KubeConnectionError, resourceOf, type ObjectKind } from '../kube/port.ts';
+import { KubeApiError, KubeConnectionError, NOT_SENT, resourceOf, type ObjectKind } from '../kube/port.ts';
 
 /** etcd's refusals of an object too large to store (key names and metadata count there too). */
 export const TOO_LARGE_FOR_ETCD = /request is too large|larger than max/i;
@@ -42,7 +42,7 @@ export function isTransient(error: unknown): boolean {
 }
 
 /** Transport errors raised before the request left this process: nothing reached the server. */
-const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', NOT_SENT]);
 
 /**
  * True when a write that failed with this transient error may have been applied

@@ -16,6 +16,7 @@ import { currentDeadline } from './call-deadline.ts';
 import {
   KubeApiError,
   KubeConnectionError,
+  NOT_SENT,
   type ConnectionFailure,
   resourceOf,
   type DeletePreconditions,
@@ -240,7 +241,8 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
     const limit = attemptLimit();
     if (limit <= 0) {
       // Nothing is sent when the call's budget is spent (e.g. it waited behind other work).
-      throw connectionFailure(new DOMException('no time was left of the call\'s budget (retry.maxElapsedMs) to send this request', 'TimeoutError'), undefined, 0);
+      const spent = 'no time was left of the call\'s budget (retry.maxElapsedMs) to send this request';
+      throw new KubeConnectionError('timeout', server(), kubeConfig.getCurrentContext() || undefined, spent, NOT_SENT, new DOMException(spent, 'TimeoutError'));
     }
     let response: Dispatcher.ResponseData;
     let text: string;

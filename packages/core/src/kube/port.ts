@@ -179,6 +179,9 @@ export class KubeApiError extends Error {
  */
 export type ConnectionFailure = 'timeout' | 'untrusted' | 'connection';
 
+/** {@link KubeConnectionError.code} of a request a port never sent (the call's budget was spent before it): it cannot have been applied. */
+export const NOT_SENT = 'K8S_KV_NOT_SENT';
+
 /**
  * A call that got no answer from the API server (thrown by the real port; the
  * server never answered, so there is no status). `cause` is the underlying error.

@@ -42,12 +42,17 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       }
       return model;
     };
-    /** Waits until no split of the bucket is under way (no object sealed, no part pending). */
-    const settled = async (bucket: string): Promise<void> => {
+    /**
+     * Waits until no split of the bucket is under way or due: no object sealed, no part pending,
+     * and (unless the bucket is at its maxBytes, `capped`) no object past the split threshold.
+     */
+    const settled = async (bucket: string, capped = false): Promise<void> => {
       await eventually(async () => {
         for (const object of (await objectsOf(bucket)).values()) {
           expect(object.metadata.annotations?.['k8s-kv.io/sealed'], object.metadata.name).toBeUndefined();
           expect(object.metadata.annotations?.['k8s-kv.io/split-from'], object.metadata.name).toBeUndefined();
+          const bytes = Object.values(object.binaryData ?? {}).reduce((sum, b64) => sum + Buffer.from(b64, 'base64').length, 0);
+          if (!capped) expect(bytes, object.metadata.name).toBeLessThanOrEqual(SPLIT_BYTES);
         }
       }, 30_000);
     };
@@ -200,7 +205,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       expect(full).toBeInstanceOf(BucketFullError);
       expect(full).toMatchObject({ code: 'KV_BUCKET_FULL', maxBytes });
       expect((full as Error).message).toMatch(/maxBytes/);
-      await settled(kv.bucket);
+      await settled(kv.bucket, true);
       const stats = await kv.stats();
       expect(stats.shards).toBeLessThanOrEqual(20);
       // A part may pass its share by the one write after which it would have split.
