@@ -1,6 +1,7 @@
 // The randomized model check through the fault proxy: 4 OS processes run
 // random put, putMany, delete, deleteMany, clear, update as increment and update
-// as one-time token consumption on a plain and a 4-shard bucket, while the proxy
+// as one-time token consumption on a plain bucket (with large values, so that it
+// splits into parts under the faults) and a 4-shard bucket, while the proxy
 // (test/support/fault-proxy.ts) cuts answers after the server applied the
 // request, resets connections before it saw them, and resets single streams.
 // At the end, the truth read directly from the server must equal the model of
@@ -26,6 +27,8 @@ const PROCESSES = 4;
 const OPS_PER_PROCESS = 560;
 const TOKENS = 24;
 const BUDGET_MS = 8_000;
+/** The plain bucket's values carry this much more, so that it splits (past 64 KiB) under the faults: 160 slot keys of ~2 KiB. */
+const VALUE_BYTES = 2_000;
 /** What a call may take beyond its budget: noticing the deadline, a loaded event loop. */
 const BUDGET_SLACK_MS = 2_000;
 
@@ -72,6 +75,7 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
         tokens: TOKENS,
         budgetMs: BUDGET_MS,
         requestTimeoutMs: 2_000,
+        valueBytes: VALUE_BYTES,
       } satisfies ModelTask),
     ),
   );
@@ -177,6 +181,11 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
     reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
   }
   console.log([...reasons].map(([reason, n]) => `  ${n} x ${reason}`).join('\n'));
+  const plain = createKV({ bucket: buckets.plain, namespace: ns.name, kubeConfig: adminKubeConfig(), app: 'model', cache: false });
+  const layout = await plain.stats();
+  await plain.close();
+  console.log(`model check: the plain bucket is ${layout.layout}, in ${layout.shards} ConfigMaps`);
+  expect(layout.layout, 'the plain bucket split under the faults').toBe('elastic');
   expect(all.length).toBeGreaterThanOrEqual(2_000);
   expect(injected, `lost answers and resets injected (${replay})`).toBeGreaterThanOrEqual(100);
   expect(problems, `model check failed, ${replay}`).toEqual([]);

@@ -19,6 +19,8 @@ export interface ModelTask {
   tokens: number;
   budgetMs: number;
   requestTimeoutMs: number;
+  /** Incompressible characters added to the plain bucket's values, so that it grows past the split threshold and splits under the faults. */
+  valueBytes?: number;
 }
 
 /** What the worker reports for each operation. */
@@ -97,6 +99,17 @@ async function run(record: Omit<ModelRecord, 'ok' | 'ms' | 'at'>, call: () => Pr
   emit(outcome);
 }
 
+/** `bytes` incompressible characters, deterministic per worker and operation. */
+function padding(n: number, bytes: number): string {
+  let x = (task.id * 1_000_003 + n) >>> 0;
+  const out = new Uint8Array(Math.ceil((bytes * 3) / 4));
+  for (let i = 0; i < out.length; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return Buffer.from(out).toString('base64').slice(0, bytes);
+}
+
 let issued = 0;
 async function slot(s: number): Promise<void> {
   const slotKey = (k: number): string => `p${task.id}/s${s}/k${k}`;
@@ -104,7 +117,7 @@ async function slot(s: number): Promise<void> {
     const n = issued++;
     const bucket = random(2) === 0 ? 'plain' : 'sharded';
     const kv = stores[bucket];
-    const value = `${task.id}.${n}`;
+    const value = bucket === 'plain' && task.valueBytes ? `${task.id}.${n}.${padding(n, task.valueBytes)}` : `${task.id}.${n}`;
     const pick = random(100);
     if (pick < 25) {
       const key = slotKey(random(task.keysPerSlot));
