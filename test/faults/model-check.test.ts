@@ -27,7 +27,7 @@ const PROCESSES = 4;
 const OPS_PER_PROCESS = 560;
 const TOKENS = 24;
 const BUDGET_MS = 8_000;
-/** The plain bucket's values carry this much more, so that it splits (past 64 KiB) under the faults: 160 slot keys of ~2 KiB. */
+/** The plain bucket's values carry this much more, so that it splits (past the threshold) under the faults: 160 slot keys of ~2 KiB. */
 const VALUE_BYTES = 2_000;
 /** What a call may take beyond its budget: noticing the deadline, a loaded event loop. */
 const BUDGET_SLACK_MS = 2_000;

@@ -313,7 +313,8 @@ describe('watch cache recovery', () => {
     const seed = createKV({ bucket: 'late-cache', namespace: 'default', api, cache: false });
     await seed.put('seed', 's');
     await seed.close();
-    const kv = createKV({ bucket: 'late-cache', namespace: 'default', api: held });
+    // A bucket that never splits (maxBytes of one object): only then does a write ask for a metadata-only answer.
+    const kv = createKV({ bucket: 'late-cache', namespace: 'default', api: held, maxBytes: 1_048_576 });
     open.push(kv);
     const writing = kv.put('a', '1');
     await until(() => metadataOnly !== undefined);

@@ -118,7 +118,8 @@ export class Bucket {
       maxBytes,
       watchLoop: this.loop,
       onSnapshot: (snapshot) => this.changed(this.s.bucket, snapshot),
-      afterWrite: (bytes) => this.afterWrite(this.s.bucket, bytes),
+      afterWrite: (bytes) => this.afterWrite(this.head, bytes),
+      splits: () => this.maxParts > 1,
       budget: () => this.budget(this.s.bucket),
     });
   }
@@ -142,7 +143,8 @@ export class Bucket {
       ...('shard' in role ? { beforeCreate: () => this.confirmShards(role.shard.count) } : {}),
       watchLoop: this.loop,
       onSnapshot: (snapshot) => this.changed(name, snapshot),
-      afterWrite: (bytes) => this.afterWrite(name, bytes),
+      afterWrite: (bytes) => this.afterWrite(store!, bytes),
+      splits: () => 'part' in role && this.maxParts > 1,
       budget: () => this.budget(name),
     });
     this.stores.set(name, store);
@@ -191,10 +193,18 @@ export class Bucket {
     for (const store of this.stores.values()) {
       const snapshot = watching ? store.lastWatched() : store.watched();
       if (!snapshot?.exists) continue;
-      const part = partInfo({ name: store.ref.name, uid: snapshot.uid, annotations: snapshot.annotations });
+      // Read from the annotations once per state of the object, not on every layout.
+      let part = this.partInfos.get(snapshot);
+      if (part === undefined && !this.partInfos.has(snapshot)) {
+        part = partInfo({ name: store.ref.name, uid: snapshot.uid, annotations: snapshot.annotations });
+        this.partInfos.set(snapshot, part);
+      }
       if (part) yield part;
     }
   }
+
+  /** What each snapshot of a part says of it (see partInfo). */
+  private readonly partInfos = new WeakMap<Snapshot, PartInfo | undefined>();
 
   /**
    * The layout as the cache shows it; undefined when the cache cannot tell (not running, or an
@@ -228,8 +238,27 @@ export class Bucket {
     this.version++;
   }
 
+  /** The read of the layout under way (its start, and its promise), shared by the callers that need one as fresh. */
+  private refreshing: { started: number; layout: Promise<{ layout: Layout | undefined; head: Snapshot }> } | undefined;
+
+  /**
+   * The layout from the server, read once for every caller that asks while it is under way
+   * and learned of a change before it started (`since`, from performance.now()): after a
+   * split, the writers it turned away read the new layout together, not each on its own.
+   */
+  private freshLayout(since = performance.now()): Promise<{ layout: Layout | undefined; head: Snapshot }> {
+    const running = this.refreshing;
+    if (running && running.started >= since) return running.layout;
+    const started = performance.now();
+    const layout = this.readLayout().finally(() => {
+      if (this.refreshing?.layout === layout) this.refreshing = undefined;
+    });
+    this.refreshing = { started, layout };
+    return layout;
+  }
+
   /** The layout from the server: the head (GET) and, for format 3, the parts' metadata (one LIST). */
-  private async freshLayout(): Promise<{ layout: Layout | undefined; head: Snapshot }> {
+  private async readLayout(): Promise<{ layout: Layout | undefined; head: Snapshot }> {
     const head = await this.head.read();
     this.headChecked = true;
     let parts: PartInfo[] = [];
@@ -250,14 +279,14 @@ export class Bucket {
    * else from the server. `fresh`: from the server. `read`: a read is asking (the
    * cache is started for it).
    */
-  private async layout(fresh: boolean, read: boolean): Promise<{ layout: Layout | undefined; head?: Snapshot }> {
+  private async layout(fresh: boolean, read: boolean, since?: number): Promise<{ layout: Layout | undefined; head?: Snapshot }> {
     if (!fresh && this.caching) {
       if (read) await this.startCache();
       const cached = this.cachedLayout();
       if (cached) return cached;
     }
     if (!fresh && this.known && (!read || !this.caching || this.cacheBehind())) return { layout: this.known };
-    return this.freshLayout();
+    return this.freshLayout(since);
   }
 
   /** Starts the cache (idempotent); a refusal (no list/watch rights) leaves reads to GET. */
@@ -319,8 +348,10 @@ export class Bucket {
     const results: R[] = [];
     let pending = items;
     let last: LayoutChanged | undefined;
+    /** When the groups to route again learned that the layout changed. */
+    let since: number | undefined;
     for (let route = 0; route < MAX_ROUTES && pending.length > 0; route++) {
-      const { layout } = await this.layout(route > 0, false);
+      const { layout } = await this.layout(route > 0, false, since);
       const shards = this.s.shards ?? 1;
       if (!layout && options.creating && shards > 1) {
         // This process creates the bucket: its head first. Created, or someone else was first: route again.
@@ -342,6 +373,7 @@ export class Bucket {
       }
       const entries = [...groups];
       const settled = await Promise.allSettled(entries.map(([store, group]) => run(store, group)));
+      since = performance.now();
       pending = [];
       let failure: { reason: unknown } | undefined;
       for (const [i, outcome] of settled.entries()) {
@@ -526,48 +558,86 @@ export class Bucket {
     return bytes === undefined && entries === undefined ? undefined : { bytes: bytes ?? MAX_OBJECT_DATA_BYTES, entries };
   }
 
+  /** Objects a split left as they were, and the size they must pass before the next try (see afterWrite). */
+  private readonly splitFloor = new Map<string, number>();
+
+  /** True when one more split keeps the bucket within maxBytes' number of parts (the splits under way count: each adds an object). */
+  private mayAddPart(): boolean {
+    const splitting = [...this.splits.keys()].filter((key) => !key.startsWith('activate:')).length;
+    return this.partsCount() + splitting < this.maxParts;
+  }
+
   /** Objects holding entries, as this process knows the layout. */
   private partsCount(): number {
     const layout = this.cachedLayout()?.layout ?? this.known;
-    if (!layout || layout.kind === 'single') return 1;
-    return layout.kind === 'sharded' ? layout.count : layout.parts.size;
+    if (layout) this.lastPartsCount = !layout || layout.kind === 'single' ? 1 : layout.kind === 'sharded' ? layout.count : layout.parts.size;
+    // No layout at hand (forgotten after a split, until the next read of it): the last one known, and the splits done since.
+    return this.lastPartsCount;
   }
 
+  /** The objects holding entries when a layout was last at hand, plus one for each split this process finished since. */
+  private lastPartsCount = 1;
+
   /** After an acknowledged put: an object past the split threshold is split, in the background (not a format-2 shard). */
-  private afterWrite(name: string, bytes: number): void {
-    // Splits under way count: each adds an object.
-    const splitting = [...this.splits.keys()].filter((key) => !key.startsWith('activate:')).length;
-    if (bytes <= SPLIT_BYTES || this.splits.has(name) || this.partsCount() + splitting >= this.maxParts) return;
-    const layout = this.cachedLayout()?.layout ?? this.known ?? (this.head.owning ? { kind: 'single' as const } : undefined);
-    let target: SplitTarget | undefined;
-    if (name === this.s.bucket && layout?.kind === 'single') target = { name, depth: 0, suffix: 0 };
-    else if (layout?.kind === 'elastic') target = layout.parts.live.get(name);
-    if (target) void this.split(target).catch(() => undefined);
+  private afterWrite(store: ObjectStore, bytes: number): void {
+    const name = store.ref.name;
+    if (bytes <= (this.splitFloor.get(name) ?? SPLIT_BYTES) || this.splits.has(name) || !this.mayAddPart()) return;
+    // The object the write went to, as its store knows it (the layout this process knows may be older or newer);
+    // splitObject checks it is still what it was. A write to the head went to a bucket of one object (format 1).
+    const target: SplitTarget | undefined = store.part ? { name, ...store.part } : store === this.head ? { name, depth: 0, suffix: 0 } : undefined;
+    if (target) void this.split(target, SPLIT_BYTES).catch(() => undefined);
   }
 
   /**
-   * Runs a split (once at a time per object in this process); reports a split it could not do once.
-   * A split is background work: it runs outside the deadline of the call that started it.
+   * Runs a split (once at a time per object in this process); reports a split it could not
+   * do once. A split is background work: it runs outside the deadline of the call that
+   * started it. `unlessUnder`: see split.ts (a split this process decided on an estimate).
    */
-  private split(target: SplitTarget): Promise<void> {
+  private split(target: SplitTarget, unlessUnder?: number): Promise<void> {
     const running = this.splits.get(target.name);
     if (running) return running;
     const context: SplitContext = { ...this.s, beforeStep: this.s.beforeSplitStep };
+    const writes = (target.name === this.s.bucket ? this.head : this.stores.get(target.name))?.writesSince(0) ?? 0;
     const run = runUnder(undefined, async () => {
       try {
-        const result = await splitObject(context, target);
-        if (result.outcome === 'split') this.gone.add(target.name);
-        this.version++;
+        const result = await splitObject(context, target, unlessUnder);
+        if (result.outcome === 'kept') {
+          const store = target.name === this.s.bucket ? this.head : this.stores.get(target.name);
+          if (result.bytes > SPLIT_BYTES) {
+            // Past the threshold but not made smaller by a split (one large value): not again before it has grown by half a threshold.
+            this.splitFloor.set(target.name, result.bytes + SPLIT_BYTES / 2);
+          } else if (store && store.writesSince(writes) === 0) {
+            // Below the threshold after all (an estimate was high): its size, unless writes landed since it was read.
+            store.knownSize(result.bytes);
+          }
+          return;
+        }
         if (result.outcome === 'rolled-back') this.report(result.cause);
+        this.known = undefined;
+        if (result.outcome === 'split') {
+          this.gone.add(target.name);
+          this.lastPartsCount += 1;
+          // A child still past the threshold (an object filled by large batches) is split in turn.
+          for (const child of result.children) if (child.bytes > SPLIT_BYTES && this.mayAddPart()) void this.split(child, SPLIT_BYTES).catch(() => undefined);
+        }
+        this.version++;
       } catch (error) {
+        this.known = undefined;
         this.report(error);
         throw error;
       } finally {
-        this.known = undefined;
         this.splits.delete(target.name);
       }
     });
     this.splits.set(target.name, run);
+    // Writes that landed while the split was looking at the object: look again once it is done.
+    void run.then(
+      () => {
+        const store = target.name === this.s.bucket ? this.head : this.stores.get(target.name);
+        if (store && store.writesSince(writes) > 0) this.afterWrite(store, store.estimatedBytes);
+      },
+      () => undefined,
+    );
     return run;
   }
 

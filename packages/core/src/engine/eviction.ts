@@ -215,7 +215,10 @@ export function planWrite(input: PlanInput): WritePlan {
       }
     }
     // Not even every removal the rules allow makes room, or those it needs do not fit in one patch.
-    if (over(limitBytes, limitEntries)) return { fits: false, why: patchFull ? 'patch' : 'budget', usage };
+    // A write that does not grow the object is never refused for the budget: an object can be over
+    // it already (it passed its share by the write after which it would have split).
+    const grows = bytes > usage.currentBytes || entries > currentEntries;
+    if (over(limitBytes, limitEntries) && (grows || bytes > MAX_OBJECT_DATA_BYTES)) return { fits: false, why: patchFull ? 'patch' : 'budget', usage };
     return { fits: true, removals: batch.removals, usage };
   }
 

@@ -19,7 +19,7 @@
 import type { PreparedEntry } from '../codec/entry.ts';
 import { BucketFullError, ConflictError, ForeignObjectError, KVError } from '../errors.ts';
 import { untilDeadline } from '../kube/call-deadline.ts';
-import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
+import { MAX_OBJECT_DATA_BYTES, objectDataBytes } from '../kube/object-rules.ts';
 import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectKind, type ObjectMeta, type ObjectRef, type PatchOptions } from '../kube/port.ts';
 import { isStatus, TOO_LARGE_FOR_ETCD, toKVError, type CallContext } from './api-errors.ts';
 import { compareAndSwap, pointer, RaceLost, type SwapState, type SwapTarget, type SwapWrite, type UpdateDecision } from './compare-and-swap.ts';
@@ -59,6 +59,8 @@ export interface ObjectStoreSettings extends BucketIdentity {
   part?: { depth: number; suffix: number; headUid: string } | undefined;
   /** Told, after each acknowledged put, how many bytes of entries the object holds (exact, or estimated from what was written). */
   afterWrite?: ((bytes: number) => void) | undefined;
+  /** True when the object splits as it grows (its exact size matters after each write). */
+  splits?: (() => boolean) | undefined;
   /** The bucket's `maxBytes`, for the message of a write refused by the budget. */
   maxBytes?: number | undefined;
   /** Called before a shard object is created; throws {@link LayoutChanged} if the bucket is no longer laid out as assumed. */
@@ -170,6 +172,11 @@ export class ObjectStore implements SwapTarget {
     return this.s.part !== undefined;
   }
 
+  /** The part of an elastic bucket this store writes (its depth and suffix), if it is one. */
+  get part(): { depth: number; suffix: number } | undefined {
+    return this.s.part;
+  }
+
   /** Stops the watch, the sweep and their timers. */
   close(): void {
     this.sweeper?.stop();
@@ -250,6 +257,22 @@ export class ObjectStore implements SwapTarget {
     this.owned = undefined;
     this.cache.offer(undefined, emptySnapshot());
   }
+
+  /** The object's exact size, learned elsewhere (a split that found it below the threshold): replaces this store's estimate. */
+  knownSize(bytes: number): void {
+    this.knownBytes = bytes;
+  }
+
+  /** Bytes the object holds as this store last saw it, plus what it wrote since (see afterWrite). */
+  get estimatedBytes(): number {
+    return this.knownBytes;
+  }
+
+  /** Acknowledged puts of this store since it had made `count` of them (`writesSince(0)`: all of them). */
+  writesSince(count: number): number {
+    return this.acknowledgedPuts - count;
+  }
+  private acknowledgedPuts = 0;
 
   /** Throws {@link LayoutChanged} when the snapshot is a head without entries (a read must go to other objects). */
   readable(snapshot: Snapshot): void {
@@ -349,16 +372,23 @@ export class ObjectStore implements SwapTarget {
       return;
     }
     if (this.cache.active) this.cache.offer(object, this.decode(object));
-    else if (this.cache.listing) this.cache.offer(object, emptySnapshot()); // kept until the first list is in
+    else {
+      // The size is all this store needs of an answer it asked for whole (see answerOptions).
+      this.knownBytes = objectDataBytes(this.s.kind, object);
+      if (this.cache.listing) this.cache.offer(object, emptySnapshot()); // kept until the first list is in
+    }
   }
 
   /**
    * Whether a write's answer may be metadata only: when no cache wants the new
-   * state. A process that only writes then never receives, parses or decodes
-   * whole objects (and the server does not encode them).
+   * state, and the object's size does not matter (it never splits). A process
+   * that only writes a large object then never receives, parses or decodes it
+   * whole (and the server does not encode it). An object that splits keeps small,
+   * and its exact size after each write decides when it splits: every writer
+   * writes it, so what one writer wrote says little of its size.
    */
   private answerOptions(): PatchOptions | undefined {
-    return this.cache.active || this.cache.listing ? undefined : { metadataOnly: true };
+    return this.cache.active || this.cache.listing || this.s.splits?.() === true ? undefined : { metadataOnly: true };
   }
 
   // ---------------------------------------------------------------- calls

@@ -5,8 +5,9 @@
  * process began to split and left sealed: every step is idempotent, and two
  * processes running it at once produce the same children.
  */
-import { hashSuffix, partName, shardHash } from '../codec/shard-hash.ts';
+import { hashSuffix, MAX_PART_DEPTH, partName, shardHash } from '../codec/shard-hash.ts';
 import { KVError } from '../errors.ts';
+import { objectDataBytes } from '../kube/object-rules.ts';
 import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectRef } from '../kube/port.ts';
 import type { RetryOptions } from '../types.ts';
 import { isStatus } from './api-errors.ts';
@@ -28,10 +29,12 @@ import { rvNumber } from './watch-loop.ts';
 /**
  * The split threshold: an object whose entries pass this many bytes is split.
  * Chosen from the API server's cost of a patch against the size of the object
- * (docs/PERFORMANCE.md): below it a write costs about what it costs on a small
- * object, and every write leaves at most this much in etcd's history.
+ * (docs/PERFORMANCE.md: a one-key JSON patch of a 16 KiB object costs 1.25x what
+ * it costs on 5 KiB, 1.46x at 24 KiB, 1.71x at 32 KiB, 2.7x at 64 KiB): parts
+ * hold 12 to 24 KiB, so a write costs about what it costs on a small bucket, and
+ * every write leaves at most this much in etcd's history.
  */
-export const SPLIT_BYTES = 64 * 1024;
+export const SPLIT_BYTES = 24 * 1024;
 
 /** The steps of a split, in order (a test hook may stop a split before any of them). */
 export const SPLIT_STEPS = ['seal', 'copy', 'switch', 'activate'] as const;
@@ -60,15 +63,29 @@ export interface SplitTarget {
  * someone else, or it changed), `rolled-back` (this call could not copy it and
  * unsealed it; `cause` says why).
  */
-export type SplitOutcome = { outcome: 'split' | 'gone' | 'changed' } | { outcome: 'rolled-back'; cause: unknown };
+export type SplitOutcome =
+  /** The children are live; each with the bytes it was created with (a child past the threshold is split in turn). */
+  | { outcome: 'split'; children: Array<SplitTarget & { bytes: number }> }
+  | { outcome: 'gone' | 'changed' }
+  | { outcome: 'rolled-back'; cause: unknown }
+  /**
+   * Not split: not past `unlessUnder` bytes (an estimate was high), or splitting would not
+   * make it smaller (every entry hashes to one side: one large value, or the deepest
+   * part). `bytes` is its exact size.
+   */
+  | { outcome: 'kept'; bytes: number };
 
 /** JSON pointer of an annotation. */
 function annotationPath(key: string): string {
   return `/metadata/annotations/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
 }
 
-/** Runs the split of `target` as far as it can go. */
-export async function splitObject(ctx: SplitContext, target: SplitTarget): Promise<SplitOutcome> {
+/**
+ * Runs the split of `target` as far as it can go. `unlessUnder`: leave an object that
+ * is not sealed and holds no more than this many bytes alone (a writer that only sees
+ * metadata in its answers estimates an object's size from what it wrote).
+ */
+export async function splitObject(ctx: SplitContext, target: SplitTarget, unlessUnder?: number): Promise<SplitOutcome> {
   const field = entryField(ctx.kind);
   const ref: ObjectRef = { kind: ctx.kind, namespace: ctx.namespace, name: target.name };
   const call = <T>(verb: string, fn: () => Promise<T>, expected: (refusal: KubeApiError) => boolean): Promise<T | KubeApiError> =>
@@ -84,6 +101,14 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget): Promi
   const role = checkOwnership(object, ctx);
   const isRoot = target.depth === 0;
   if (isRoot ? role.role !== 'bucket' : role.role !== 'part' || role.depth !== target.depth || role.suffix !== target.suffix) return { outcome: 'gone' };
+  if (!isSealed(object.metadata.annotations)) {
+    const bytes = objectDataBytes(ctx.kind, object);
+    if (unlessUnder !== undefined && bytes <= unlessUnder) return { outcome: 'kept', bytes };
+    // Nothing to gain when every entry would go to one child (one large value; keys whose hashes agree in every bit).
+    const keys = [...Object.keys(object[field] ?? {}), ...(ctx.kind === 'ConfigMap' ? Object.keys(object.data ?? {}) : [])];
+    const sides = new Set(keys.map((dataKey) => hashSuffix(shardHash(dataKey), target.depth + 1)));
+    if (target.depth + 1 > MAX_PART_DEPTH || sides.size < 2) return { outcome: 'kept', bytes };
+  }
   if (!isSealed(object.metadata.annotations)) {
     await step('seal');
     const sealOps: JsonPatchOp[] = [
@@ -159,7 +184,9 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget): Promi
   // 4. Activate (tidying: the children are live either way).
   await step('activate');
   for (const child of children) await activatePart(ctx, child.metadata.name, child.metadata.uid!, splitFrom);
-  return { outcome: 'split' };
+  const bytes = (half: { entries: Record<string, string>; data: Record<string, string> }): number =>
+    objectDataBytes(ctx.kind, { metadata: { name: '' }, [field]: half.entries, ...(ctx.kind === 'ConfigMap' ? { data: half.data } : {}) });
+  return { outcome: 'split', children: children.map((child, i) => ({ name: child.metadata.name, depth, suffix: suffixes[i]!, bytes: bytes(halves[i]!) })) };
 }
 
 /**

@@ -70,13 +70,13 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       await Promise.all(open.splice(0).map((kv) => kv.close()));
     });
 
-    it('starts as one ConfigMap, splits in two past 64 KiB, and the parts split on as it grows; every key stays readable', async () => {
+    it('starts as one ConfigMap, splits in two past 24 KiB, and the parts split on as it grows; every key stays readable', async () => {
       const kv = make();
       await kv.put('first', 'small');
       let objects = await objectsOf(kv.bucket);
       expect([...objects.keys()]).toEqual([kv.bucket]);
       expect(objects.get(kv.bucket)!.metadata.annotations?.['k8s-kv.io/format']).toBe('1');
-      // ~180 KiB of entries: the root splits, and its children split again.
+      // ~180 KiB of entries (7x the split threshold): the root splits, and its children split again.
       const model = await fill(kv, 'k', 400, new Map([['first', 'small']]));
       await settled(kv.bucket);
       objects = await objectsOf(kv.bucket);
@@ -151,10 +151,11 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
         });
         const bucket = crashing.bucket;
         await crashing.put('deleted-before', 'x');
-        const model = await fill(crashing, 'k', 100); // ~45 KiB: below the threshold
+        const below = Math.floor((SPLIT_BYTES * 0.6) / 450); // keys of ~450 bytes that stay below the threshold
+        const model = await fill(crashing, 'k', below);
         await crashing.delete('deleted-before');
         // Past the threshold: the split starts after the write that crossed it, and stops.
-        for (let i = 100; !crashed && i < 600; i += 20) await fill(crashing, 'k', 20, model, i);
+        for (let i = below; !crashed && i < 600; i += 20) await fill(crashing, 'k', 20, model, i);
         await eventually(() => expect(crashed).toBe(true));
         await crashing.close();
         // What a crash at this step leaves: the head sealed (after "seal"), pending children (after "copy").
@@ -194,7 +195,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
     });
 
     it('stops growing at maxBytes, then refuses writes that would grow it with BucketFullError', async () => {
-      const maxBytes = 20 * SPLIT_BYTES; // 1.25 MiB: up to 20 parts of 64 KiB
+      const maxBytes = Math.ceil(1_310_720 / SPLIT_BYTES) * SPLIT_BYTES; // over 1 MiB (a bucket that splits), in whole parts
       const kv = make({ maxBytes });
       const batchBytes = 10 * 4100;
       let full: unknown;
@@ -207,7 +208,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       expect((full as Error).message).toMatch(/maxBytes/);
       await settled(kv.bucket, true);
       const stats = await kv.stats();
-      expect(stats.shards).toBeLessThanOrEqual(20);
+      expect(stats.shards).toBeLessThanOrEqual(maxBytes / SPLIT_BYTES);
       // A part may pass its share by the one write after which it would have split.
       expect(stats.bytes).toBeLessThanOrEqual(maxBytes + stats.shards * batchBytes);
       expect(stats.limitBytes).toBe(maxBytes);
