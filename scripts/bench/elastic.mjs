@@ -18,7 +18,7 @@
 // its result into report lines and rows of the target table (bench.mjs).
 import { loadavg } from 'node:os';
 import { createKV, LABEL_BUCKET, ANNOTATION_FORMAT } from '@k8s-kv/core';
-import { SPLIT_BYTES } from '@k8s-kv/core/testing';
+import { countingApi, SPLIT_BYTES } from '@k8s-kv/core/testing';
 import { BaselineBucket } from './baseline.mjs';
 import { medianRun, procsLine, runWorkers } from './procs.mjs';
 import { appValue, benchKey, measure, median, randomValue, sleep, summarize } from './util.mjs';
@@ -321,7 +321,8 @@ async function smallBuckets(ctx, rounds = ctx.quick ? 4 : 8) {
  * A fresh default bucket grows from 0 to 2,000 keys of 450 random bytes, put by 16
  * concurrent callers of one store that only writes (no cache), every put timed. A watch
  * of the bucket's objects times each split (splitsOf). Puts that overlapped a split (ran
- * while some object was sealed) are also summarized apart.
+ * while some object was sealed) are also summarized apart, and the store's API calls are
+ * counted (what the splits cost the writers beyond their patches: layout reads).
  */
 async function writesDuringSplits(ctx, callers = 16) {
   const count = ctx.n(2000);
@@ -329,7 +330,8 @@ async function writesDuringSplits(ctx, callers = 16) {
   const bucket = 'bench-e-grow';
   await teardown(ctx, bucket);
   const watch = await watchBucket(ctx, bucket);
-  const kv = open(ctx, bucket);
+  const counting = countingApi(ctx.api);
+  const kv = open(ctx, bucket, { api: counting.api });
   const puts = [];
   let next = 0;
   const started = performance.now();
@@ -366,6 +368,7 @@ async function writesDuringSplits(ctx, callers = 16) {
     rolledBack: splits.filter((s) => s.rolledBack).length,
     sealToSwitch: summarize(done.map((s) => s.switchedAt - s.sealedAt)),
     sealToActive: summarize(done.filter((s) => s.doneAt !== undefined).map((s) => s.doneAt - s.sealedAt)),
+    calls: { ...counting.counts },
   };
   console.error(
     `  0 -> ${count} keys, ${callers} callers: ${result.ops.toFixed(0)} puts/s, put p50 ${result.put.p50.toFixed(2)} ms, p99 ${result.put.p99.toFixed(2)} ms, max ${result.put.max.toFixed(1)} ms; ` +
@@ -578,7 +581,10 @@ export function elasticLines(r) {
       `Elastic growth 0 -> ${g.keys} keys of ${g.valueSize} random bytes, ${g.callers} callers, ${g.ops.toFixed(0)} puts/s: put p50 ${ms(g.put.p50)}, p99 ${ms(g.put.p99)}, max ${ms(g.put.max)}; ` +
         `${g.overlapped.count} puts overlapped a split: p50 ${ms(g.overlapped.p50)}, p99 ${ms(g.overlapped.p99)}. ` +
         `${g.splits} splits into ${g.parts} parts${g.rolledBack ? ` (${g.rolledBack} rolled back)` : ''}, one split (seal -> switch, from the watch) p50 ${ms(g.sealToSwitch.p50)}, max ${ms(g.sealToSwitch.max)}; ` +
-        `seal -> both children active p50 ${ms(g.sealToActive.p50)}, max ${ms(g.sealToActive.max)}.`,
+        `seal -> both children active p50 ${ms(g.sealToActive.p50)}, max ${ms(g.sealToActive.max)}. ` +
+        `The store's API calls: ${Object.entries(g.calls)
+          .map(([method, count]) => `${count} ${method}`)
+          .join(', ')}.`,
     );
   }
   if (r.procs) {
