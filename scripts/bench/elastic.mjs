@@ -21,9 +21,9 @@ import { createKV, LABEL_BUCKET, ANNOTATION_FORMAT } from '@k8s-kv/core';
 import { countingApi, SPLIT_BYTES } from '@k8s-kv/core/testing';
 import { BaselineBucket } from './baseline.mjs';
 import { medianRun, procsLine, runWorkers } from './procs.mjs';
-import { appValue, benchKey, measure, median, randomValue, sleep, summarize } from './util.mjs';
+import { appValue, benchKey, measure, median, randomValue, sleep, summarize, withCallers } from './util.mjs';
 
-/** The parts, in the order they run (`--elastic size,procs` runs some). */
+/** The parts, in the order they run (`--elastic size,procs` runs some; PART_RUNS below runs them). */
 export const ELASTIC_PARTS = ['size', 'baseline', 'small', 'growth', 'procs', 'patch'];
 
 // Annotations of docs/FORMAT.md section 9.1.
@@ -360,19 +360,13 @@ async function writesDuringSplits(ctx, callers = 16) {
   const counting = countingApi(ctx.api);
   const kv = open(ctx, bucket, { api: counting.api });
   const puts = [];
-  let next = 0;
   const started = performance.now();
-  await Promise.all(
-    Array.from({ length: callers }, async () => {
-      while (next < count) {
-        const i = next++;
-        const value = randomValue(valueSize);
-        const start = performance.now();
-        await kv.put(benchKey(i), value);
-        puts.push({ start, end: performance.now() });
-      }
-    }),
-  );
+  await withCallers(count, callers, async (i) => {
+    const value = randomValue(valueSize);
+    const start = performance.now();
+    await kv.put(benchKey(i), value);
+    puts.push({ start, end: performance.now() });
+  });
   const ms = performance.now() - started;
   await kv.close();
   const layout = await settle(ctx, bucket);
@@ -538,33 +532,23 @@ async function patchCost(ctx, rounds = ctx.quick ? 3 : 6, perRound = ctx.quick ?
 
 // ------------------------------------------------------------------ run and report
 
-/** Runs the chosen parts of the elastic benchmark (all by default); `procs` needs the local API server. */
+/** The parts by name, in the order they run: what the run prints before each, and the function. */
+const PART_RUNS = {
+  size: { title: 'put p50 by bucket size, interleaved rounds', run: (ctx) => bySize(ctx) },
+  baseline: { title: 'put p50 at 1,900 keys of 400 random bytes against the baseline, interleaved rounds', run: (ctx) => versusBaseline(ctx) },
+  small: { title: '10 keys: default options against maxBytes 1 MiB, interleaved rounds', run: (ctx) => smallBuckets(ctx) },
+  growth: { title: 'puts while the bucket grows and splits', run: (ctx) => writesDuringSplits(ctx) },
+  procs: { title: '4 processes writing one bucket against 4 processes writing a bucket each, alternating rounds', run: (ctx) => severalProcesses(ctx) },
+  patch: { title: "the API server's time for a one-key patch against the object's size, alternating rounds", run: (ctx) => patchCost(ctx) },
+};
+
+/** Runs the chosen parts of the elastic benchmark (all by default); `procs` needs the local API server (its processes load its kubeconfig). */
 export async function runElastic(ctx, parts = ELASTIC_PARTS) {
   const result = { load: { before: loadavg() } };
-  const section = (title) => console.error(`\nelastic buckets (default options): ${title}`);
-  if (parts.includes('size')) {
-    section('put p50 by bucket size, interleaved rounds');
-    result.size = await bySize(ctx);
-  }
-  if (parts.includes('baseline')) {
-    section('put p50 at 1,900 keys of 400 random bytes against the baseline, interleaved rounds');
-    result.baseline = await versusBaseline(ctx);
-  }
-  if (parts.includes('small')) {
-    section('10 keys: default options against maxBytes 1 MiB, interleaved rounds');
-    result.small = await smallBuckets(ctx);
-  }
-  if (parts.includes('growth')) {
-    section('puts while the bucket grows and splits');
-    result.growth = await writesDuringSplits(ctx);
-  }
-  if (parts.includes('procs') && ctx.kubeconfigFile) {
-    section('4 processes writing one bucket against 4 processes writing a bucket each, alternating rounds');
-    result.procs = await severalProcesses(ctx);
-  }
-  if (parts.includes('patch')) {
-    section("the API server's time for a one-key patch against the object's size, alternating rounds");
-    result.patch = await patchCost(ctx);
+  for (const [name, { title, run }] of Object.entries(PART_RUNS)) {
+    if (!parts.includes(name) || (name === 'procs' && !ctx.kubeconfigFile)) continue;
+    console.error(`\nelastic buckets (default options): ${title}`);
+    result[name] = await run(ctx);
   }
   result.load.after = loadavg();
   return result;

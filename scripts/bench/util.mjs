@@ -19,21 +19,25 @@ export function median(values) {
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Calls `op(i)` for i from 0 to `count - 1` with `concurrency` callers, each waiting for its call before taking the next i. */
+export async function withCallers(count, concurrency, op) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) await op(next++);
+    }),
+  );
+}
+
 /** Runs `op` `count` times with `concurrency` callers; returns ops/s and latency percentiles (ms). */
 export async function measure(count, op, concurrency = 1) {
   const latencies = [];
-  let next = 0;
   const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const i = next++;
-        const t0 = performance.now();
-        await op(i);
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
+  await withCallers(count, concurrency, async (i) => {
+    const t0 = performance.now();
+    await op(i);
+    latencies.push(performance.now() - t0);
+  });
   const elapsed = performance.now() - started;
   latencies.sort((a, b) => a - b);
   return { ops: (count / elapsed) * 1000, p50: percentile(latencies, 50), p99: percentile(latencies, 99), count };

@@ -7,7 +7,7 @@
 //                         value starts with `r<round>-p<id>-<i>:` so that the caller can check it
 //   mode 'memory'         the memory a fully cached bucket costs, in a fresh process
 import { createKV, KubeConfig } from '@k8s-kv/core';
-import { benchKey, randomValue } from './util.mjs';
+import { benchKey, randomValue, withCallers } from './util.mjs';
 
 const task = JSON.parse(process.env.K8S_KV_BENCH_WORKER ?? '{}');
 const kubeConfig = new KubeConfig();
@@ -57,12 +57,7 @@ process.stdout.write('ready\n');
 await new Promise((resolve) => process.stdin.once('data', resolve));
 const started = performance.now();
 const cpuBefore = process.cpuUsage();
-let next = 0;
-await Promise.all(
-  Array.from({ length: task.concurrency }, async () => {
-    while (next < task.count) await write(next++);
-  }),
-);
+await withCallers(task.count, task.concurrency, write);
 const ms = performance.now() - started;
 const cpu = process.cpuUsage(cpuBefore);
 await kv.close();
