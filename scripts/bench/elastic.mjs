@@ -129,9 +129,9 @@ async function fill(ctx, bucket, count, valueFor) {
 /**
  * Watches a bucket's objects and keeps every event with the time it arrived, from
  * before the first write; `splits()` turns them into the splits that happened. The API
- * server may end a watch whose client falls behind (every event carries a whole
- * object): it is started again from the last resourceVersion seen, and `restarts`
- * counts that; `lost` is set if it could not be.
+ * server may end a watch at any time (it did, seconds into a run, while every event
+ * carried a whole part): it is started again from the last resourceVersion seen, and
+ * `restarts` counts that; `lost` is set if it could not be.
  */
 async function watchBucket(ctx, bucket) {
   const labelSelector = `${LABEL_BUCKET}=${bucket}`;
@@ -179,7 +179,7 @@ async function watchBucket(ctx, bucket) {
  * root's format set to 3) and to the activation of its two children (their
  * `split-from` removed), in ms. A split rolled back has no switch.
  */
-export function splitsOf(events) {
+function splitsOf(events) {
   const splits = new Map(); // uid of the object split -> its split
   const parentOf = new Map(); // uid of a child -> uid of the object it was copied from
   const activeAt = new Map(); // uid of a child -> when it was first seen without split-from
