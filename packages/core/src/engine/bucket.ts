@@ -25,6 +25,7 @@ import type { ObjectBudget } from './eviction.ts';
 import { ElasticLayout, partInfo, type PartInfo } from './elastic-layout.ts';
 import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
 import { ObjectStore, type ObjectStoreSettings } from './object-store.ts';
+import { ANNOTATION_FORMAT, ANNOTATION_HEAD_UID, ANNOTATION_PART, ANNOTATION_SEALED, ANNOTATION_SHARDS, ANNOTATION_SPLIT_FROM } from './labels.ts';
 import { bucketSelector, checkOwnership, isSealed, parseRole } from './ownership.ts';
 import { callApi, MAX_ROUTES } from './retry-policy.ts';
 import { mergeSnapshots, type Snapshot } from './snapshot.ts';
@@ -49,6 +50,9 @@ const SEAL_PATIENCE_MS = 50;
 
 /** How the bucket is laid out, as its head says. */
 type Layout = { kind: 'single' } | { kind: 'sharded'; count: number } | { kind: 'elastic'; parts: ElasticLayout };
+
+/** A group routed again because it waited for a split this process ran (nothing else to learn). */
+class SplitWaited extends LayoutChanged {}
 
 /** A listener of per-key changes. */
 export type ChangeListener = (event: KVChangeEvent) => void;
@@ -83,7 +87,10 @@ export class Bucket {
   private freshRv = -1;
   /** Changes with every state the cached layout depends on (an object's snapshot, `gone`, `headChecked`). */
   private version = 0;
-  private memo: { key: string; value: { layout: Layout | undefined; head: Snapshot } | undefined } | undefined;
+  /** The cached layout (null: incomplete) for a state of the objects' metadata. */
+  private memo: { key: string; layout: Layout | undefined | null } | undefined;
+  /** Per object, what its metadata said when the layout was last computed (see changed()). */
+  private readonly signatures = new Map<string, string>();
   /** The last merged view of a bucket of several objects, reused while none changed. */
   private merged: Snapshot | undefined;
   /** `kv.watch()` listeners, and the live objects' snapshots their last events were computed from. */
@@ -213,18 +220,16 @@ export class Bucket {
   private cachedLayout(watching = false): { layout: Layout | undefined; head: Snapshot } | undefined {
     if (!watching && !this.caching) return undefined;
     if (!watching && this.cacheBehind()) return undefined;
-    // Computed once per state of the objects (every write and watch event is one), not per call.
-    const key = `${this.version}/${this.loop.connected}/${watching}`;
-    if (this.memo?.key !== key) this.memo = { key, value: this.computeCachedLayout(watching) };
-    return this.memo.value;
-  }
-
-  private computeCachedLayout(watching: boolean): { layout: Layout | undefined; head: Snapshot } | undefined {
     const head = watching ? this.head.lastWatched() : this.head.watched();
     if (!head || (!head.exists && !this.headChecked && !watching)) return undefined;
-    const layout = this.layoutOf(head, () => this.cachedParts(watching));
-    if (layout?.kind === 'elastic' && !layout.parts.complete()) return undefined;
-    return { layout, head };
+    // The layout is computed again only when an object's metadata changed (see changed()), not on
+    // every write: a bucket of many parts would pay for all of them on each put.
+    const key = `${this.version}/${this.loop.connected}/${watching}`;
+    if (this.memo?.key !== key) {
+      const layout = this.layoutOf(head, () => this.cachedParts(watching));
+      this.memo = { key, layout: layout?.kind === 'elastic' && !layout.parts.complete() ? null : layout };
+    }
+    return this.memo.layout === null ? undefined : { layout: this.memo.layout, head };
   }
 
   /** True while the watch has not caught up with the layout this process read from the server. */
@@ -238,8 +243,9 @@ export class Bucket {
     this.version++;
   }
 
-  /** The read of the layout under way (its start, and its promise), shared by the callers that need one as fresh. */
+  /** The read of the layout under way (its start, and its promise), shared by the callers that need one as fresh; and the last one that ended. */
   private refreshing: { started: number; layout: Promise<{ layout: Layout | undefined; head: Snapshot }> } | undefined;
+  private refreshed: { started: number; layout: Promise<{ layout: Layout | undefined; head: Snapshot }> } | undefined;
 
   /**
    * The layout from the server, read once for every caller that asks while it is under way
@@ -249,11 +255,20 @@ export class Bucket {
   private freshLayout(since = performance.now()): Promise<{ layout: Layout | undefined; head: Snapshot }> {
     const running = this.refreshing;
     if (running && running.started >= since) return running.layout;
+    // One that ended since is fresh enough too, for a caller that learned of a change (`since`); a
+    // caller that knows of none takes only a read under way (one that ended may be long past).
+    if (since > 0 && this.refreshed && this.refreshed.started >= since) return this.refreshed.layout;
     const started = performance.now();
     const layout = this.readLayout().finally(() => {
       if (this.refreshing?.layout === layout) this.refreshing = undefined;
     });
     this.refreshing = { started, layout };
+    void layout.then(
+      () => {
+        this.refreshed = { started, layout };
+      },
+      () => undefined,
+    );
     return layout;
   }
 
@@ -286,7 +301,9 @@ export class Bucket {
       if (cached) return cached;
     }
     if (!fresh && this.known && (!read || !this.caching || this.cacheBehind())) return { layout: this.known };
-    return this.freshLayout(since);
+    // A caller that knows of no change takes any layout read under way or just read (a stale one
+    // only costs it a route again); one that learned of a change needs one read since.
+    return this.freshLayout(fresh ? since : 0);
   }
 
   /** Starts the cache (idempotent); a refusal (no list/watch rights) leaves reads to GET. */
@@ -322,6 +339,7 @@ export class Bucket {
 
   /** After an object answered that the layout changed: what this process learned from it. */
   private async learnFrom(error: LayoutChanged, store: ObjectStore): Promise<void> {
+    if (error instanceof SplitWaited) return; // the split this process ran told it all (see split())
     this.known = undefined;
     if (error instanceof SplitInProgress) {
       await this.awaitSplit(error.objectName);
@@ -372,7 +390,17 @@ export class Bucket {
         continue;
       }
       const entries = [...groups];
-      const settled = await Promise.allSettled(entries.map(([store, group]) => run(store, group)));
+      const settled = await Promise.allSettled(
+        entries.map(async ([store, group]) => {
+          // An object this process is splitting: wait for the split instead of meeting its seal.
+          const splitting = this.splits.get(store.ref.name);
+          if (splitting) {
+            await splitting.catch(() => undefined);
+            throw new SplitWaited(`${store.ref.name} was being split`);
+          }
+          return run(store, group);
+        }),
+      );
       since = performance.now();
       pending = [];
       let failure: { reason: unknown } | undefined;
@@ -716,7 +744,15 @@ export class Bucket {
 
   /** An object's cached state changed (a watch event, or this process's write): per-key events for the bucket. */
   private changed(name: string, snapshot: Snapshot): void {
-    this.version++;
+    // The layout depends on which objects exist and what their annotations say, not on their entries.
+    const a = snapshot.annotations;
+    const signature = snapshot.exists
+      ? `${snapshot.uid}|${a[ANNOTATION_FORMAT]}|${a[ANNOTATION_SHARDS]}|${a[ANNOTATION_PART]}|${a[ANNOTATION_HEAD_UID]}|${a[ANNOTATION_SPLIT_FROM]}|${a[ANNOTATION_SEALED]}`
+      : '';
+    if (this.signatures.get(name) !== signature) {
+      this.signatures.set(name, signature);
+      this.version++;
+    }
     if (!snapshot.exists) this.gone.delete(name);
     if (this.listeners.size === 0) return;
     // Computing events may make stores for objects the layout names, whose caches report at
