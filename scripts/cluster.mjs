@@ -9,6 +9,7 @@
 //   node scripts/cluster.mjs kubeconfig   print the admin kubeconfig path
 //   node scripts/cluster.mjs build     build the binary if its sources changed
 //   node scripts/cluster.mjs versions  list the Kubernetes releases test/cluster builds
+//   node scripts/cluster.mjs modfile v1.37.2   write (and tidy) the module file of a release
 //
 // Every command takes --k8s <version> (1.34, v1.34, v1.34.4): which release to
 // build and run. Default: the one pinned in test/cluster/go.mod. The other
@@ -22,7 +23,7 @@
 // kubeconfig-alice, kubeconfig-bob.
 //
 // Also a module: ensureCluster(), stopCluster(), restartCluster(),
-// clusterStatus(), buildBinary(), k8sVersions(), clusterPathsFor(),
+// clusterStatus(), buildBinary(), k8sVersions(), clusterPathsFor(), writeModfile(),
 // clusterPaths (the default release's). No dependencies.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -307,6 +308,50 @@ function build(c, { log, force = false }) {
   const buildMs = Date.now() - t0;
   log(`built ${c.binary} in ${seconds(buildMs)}`);
   return { built: true, buildMs, hash };
+}
+
+// ---------------------------------------------------------------- module files
+
+/**
+ * Writes the module file of a Kubernetes release into test/cluster and tidies
+ * it: go.mod when the release has go.mod's minor (a patch bump of the
+ * default), else go.<minor>.mod (a new or bumped release of the matrix). It
+ * requires k8s.io/kubernetes at the release and etcd's server at the version
+ * that release's own go.mod requires, and replaces every staging module it
+ * requires at v0.0.0 (k8s.io/api, apiserver, client-go, ...: about 30) with the
+ * release's v0.<minor>.<patch>, as `go get k8s.io/kubernetes` cannot.
+ * @param {string} version  e.g. v1.37.2
+ * @returns {string} the module file's name
+ */
+export function writeModfile(version, { log = defaultLog } = {}) {
+  const m = /^v1\.(\d+)\.(\d+)$/.exec(version);
+  if (!m) throw new Error(`not a Kubernetes release: ${version} (expected v1.<minor>.<patch>)`);
+  const minor = `1.${m[1]}`;
+  const listed = spawnSync('go', ['list', '-m', '-json', `k8s.io/kubernetes@${version}`], { cwd: SOURCE, encoding: 'utf8' });
+  if (listed.status !== 0) throw new Error(`go list -m k8s.io/kubernetes@${version} failed: ${listed.stderr.trim()}`);
+  const upstream = fs.readFileSync(JSON.parse(listed.stdout).GoMod, 'utf8');
+  const staging = [...upstream.matchAll(/^\s+(k8s\.io\/[\w.-]+) v0\.0\.0$/gm)].map((s) => s[1]).sort();
+  const etcd = /^\s+go\.etcd\.io\/etcd\/server\/v3 (v\S+)/m.exec(upstream)?.[1];
+  if (staging.length === 0 || !etcd) throw new Error(`k8s.io/kubernetes@${version}'s go.mod has no staging modules or no etcd server`);
+  const goLine = /^go \S+$/m.exec(fs.readFileSync(join(SOURCE, 'go.mod'), 'utf8'))[0]; // our toolchain floor
+  const modfile = releaseOf('go.mod').minor === minor ? 'go.mod' : `go.${minor}.mod`;
+  const text = [
+    'module k8s-kv.dev/test/cluster',
+    '',
+    goLine,
+    '',
+    `require (\n\tgo.etcd.io/etcd/server/v3 ${etcd}\n\tk8s.io/kubernetes ${version}\n)`,
+    '',
+    '// k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with',
+    '// local directories; a consumer must pin each one to the matching published tag.',
+    `replace (\n${staging.map((mod) => `\t${mod} => ${mod} v0.${m[1]}.${m[2]}`).join('\n')}\n)`,
+    '',
+  ].join('\n');
+  fs.writeFileSync(join(SOURCE, modfile), text);
+  log(`wrote test/cluster/${modfile} (${staging.length} staging modules, etcd ${etcd}); go mod tidy...`);
+  const tidy = spawnSync('go', ['mod', 'tidy', ...(modfile === 'go.mod' ? [] : [`-modfile=${modfile}`])], { cwd: SOURCE, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (tidy.status !== 0) throw new Error(`go mod tidy -modfile=${modfile} failed`);
+  return modfile;
 }
 
 // ---------------------------------------------------------------- ports
@@ -627,7 +672,7 @@ export async function clusterStatus({ k8s } = {}) {
 
 // ---------------------------------------------------------------- CLI
 
-const USAGE = 'usage: node scripts/cluster.mjs up|down [--all]|restart [--kill]|status|kubeconfig [user]|build|versions [--k8s <version>]';
+const USAGE = 'usage: node scripts/cluster.mjs up|down [--all]|restart [--kill]|status|kubeconfig [user]|build|versions [--k8s <version>] | modfile <v1.x.y>';
 
 /** Splits argv into positional words and the flags --k8s <v> / --k8s=<v>, --kill, --all. */
 function parseArgs(argv) {
@@ -688,6 +733,12 @@ async function main(argv) {
     case 'build': {
       const { built, buildMs } = buildBinary({ k8s });
       defaultLog(built ? `built in ${seconds(buildMs)}` : `binary for Kubernetes ${resolveK8sVersion(k8s).version} up to date`);
+      return 0;
+    }
+    case 'modfile': {
+      if (!words[1]) throw new Error('usage: node scripts/cluster.mjs modfile v1.<minor>.<patch>');
+      const modfile = writeModfile(words[1]);
+      defaultLog(`test/cluster/${modfile} is ready: build it with node scripts/cluster.mjs build --k8s ${words[1]}`);
       return 0;
     }
     case 'versions':

@@ -143,6 +143,8 @@ require (
 	sigs.k8s.io/yaml v1.4.0 // indirect
 )
 
+// k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with
+// local directories; a consumer must pin each one to the matching published tag.
 replace (
 	k8s.io/api => k8s.io/api v0.33.13
 	k8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.33.13
