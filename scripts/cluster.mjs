@@ -7,11 +7,11 @@
 //   node scripts/cluster.mjs restart   stop and start again on the same ports, etcd data kept
 //   node scripts/cluster.mjs status    print the state; exit 0 when ready, 3 when not running
 //   node scripts/cluster.mjs kubeconfig   print the admin kubeconfig path
-//   node scripts/cluster.mjs build     build the binary if its sources changed
+//   node scripts/cluster.mjs build     build the binary if its sources changed (--all: of every release)
 //   node scripts/cluster.mjs versions  list the Kubernetes releases test/cluster builds
 //   node scripts/cluster.mjs modfile v1.37.2   write (and tidy) the module file of a release
 //
-// Every command takes --k8s <version> (1.34, v1.34, v1.34.4): which release to
+// Every command takes --k8s <version> (1.33, v1.33, v1.33.13): which release to
 // build and run. Default: the one pinned in test/cluster/go.mod. The other
 // releases have their own module file there (go.<minor>.mod + go.<minor>.sum,
 // built with `go build -modfile`), binary, state directory and ports, so that
@@ -69,7 +69,7 @@ export function k8sVersions() {
 }
 
 /**
- * Finds a release by minor (1.34, v1.34) or full version (v1.34.4); undefined
+ * Finds a release by minor (1.33, v1.33) or full version (v1.33.13); undefined
  * or '' means the default.
  * @param {string | undefined} k8s
  * @returns {K8sVersion}
@@ -672,7 +672,7 @@ export async function clusterStatus({ k8s } = {}) {
 
 // ---------------------------------------------------------------- CLI
 
-const USAGE = 'usage: node scripts/cluster.mjs up|down [--all]|restart [--kill]|status|kubeconfig [user]|build|versions [--k8s <version>] | modfile <v1.x.y>';
+const USAGE = 'usage: node scripts/cluster.mjs up|down [--all]|restart [--kill]|status|kubeconfig [user]|build [--all]|versions [--k8s <version>] | modfile <v1.x.y>';
 
 /** Splits argv into positional words and the flags --k8s <v> / --k8s=<v>, --kill, --all. */
 function parseArgs(argv) {
@@ -731,8 +731,12 @@ async function main(argv) {
       return 0;
     }
     case 'build': {
-      const { built, buildMs } = buildBinary({ k8s });
-      defaultLog(built ? `built in ${seconds(buildMs)}` : `binary for Kubernetes ${resolveK8sVersion(k8s).version} up to date`);
+      // Under each cluster's lock, so that a build running beside a test run never races its ensureCluster().
+      for (const release of flags.all ? k8sVersions().map((v) => v.version) : [k8s]) {
+        const c = clusterPathsFor(release);
+        const { built, buildMs } = await withLock(c, async () => build(c, { log: defaultLog }), defaultLog);
+        defaultLog(built ? `built in ${seconds(buildMs)}` : `binary for Kubernetes ${c.release.version} up to date`);
+      }
       return 0;
     }
     case 'modfile': {
