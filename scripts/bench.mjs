@@ -174,7 +174,7 @@ if (process.env.K8S_KV_BENCH_CONTEXT === '1') {
   const info = await ensureCluster({ log: (m) => console.error(`[cluster] ${m}`) });
   kubeconfigFile = info.kubeconfig;
   kubeConfig.loadFromFile(kubeconfigFile);
-  if (info.started) stopAfter = () => stopCluster({ log: () => {} });
+  if (info.started) stopAfter = async () => { await stopCluster({ log: () => {} }); };
 }
 if (pin) pinCpus();
 const api = createClientNodeApi(kubeConfig);
@@ -196,7 +196,7 @@ function row(operation, size, ours, base) {
  */
 async function scenario(label, keyCount, valueSize, shards = 1, bases = undefined) {
   console.error(`\n${label}: ${keyCount} keys of ~${valueSize} bytes${shards > 1 ? `, ${shards} shards` : ''}`);
-  const entries = Array.from({ length: keyCount }, (_, i) => [`key-${String(i).padStart(5, '0')}`, appValue(i, valueSize)]);
+  const entries = Array.from({ length: keyCount }, (_, i) => /** @type {[string, string]} */ ([`key-${String(i).padStart(5, '0')}`, appValue(i, valueSize)]));
   const bucket = shards > 1 ? `bench-${keyCount}-s${shards}` : `bench-${keyCount}`;
   const ours = createKV({ bucket, namespace, kubeConfig, app: 'bench', shards });
   const uncached = createKV({ bucket, namespace, kubeConfig, app: 'bench', cache: false });
@@ -417,7 +417,7 @@ if (!procsOnly) {
   bySize = [await putBySize(1), await putBySize(SHARDS)];
 }
 const memory = procsOnly ? undefined : await memoryWithFullBucket();
-let procs = [];
+const procs = [];
 if (kubeconfigFile) {
   // The same number of puts into the same bucket size, by one process or shared by four;
   // into a one-object bucket, then into a sharded one. Then the control: four processes,

@@ -122,6 +122,7 @@ const LOCK_TIMEOUT_MS = 20 * 60_000; // a cold build holds the lock for minutes
 const LOG_ROTATE_BYTES = 20 * 1024 * 1024;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** @type {(msg: string) => unknown} */
 const defaultLog = (msg) => process.stderr.write(`[cluster] ${msg}\n`);
 const seconds = (ms) => `${(ms / 1000).toFixed(1)}s`;
 
@@ -641,7 +642,7 @@ export async function restartCluster({ k8s, signal = 'SIGTERM', downMs = 0, log 
 
 /**
  * @param {{ k8s?: string }} [opts]
- * @returns {Promise<{ version: string, running: boolean, ready: boolean, pid?: number, server?: string, kubeconfig: string, rssKiB?: number }>}
+ * @returns {Promise<{ version: string, running: boolean, ready: boolean, pid?: number, server?: string, ports: { securePort?: number, etcdClientPort?: number, etcdPeerPort?: number }, kubeconfig: string, log: string, rssKiB?: number }>}
  */
 export async function clusterStatus({ k8s } = {}) {
   const c = clusterPathsFor(k8s);

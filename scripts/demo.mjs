@@ -1,22 +1,44 @@
 #!/usr/bin/env node
 // The main job, end to end: a k8s-kv bucket in a real Kubernetes API server.
-// Uses the current kube context when one is configured and reachable;
-// otherwise builds and starts the local test API server (test/cluster) and
-// stops it afterwards. Everything it writes lives in the ConfigMap
-// "k8s-kv-demo" (and the sharded bucket "k8s-kv-demo-sharded"), which it deletes at the end.
+//
+//   ./dev demo                    against the local test API server (test/cluster), built and
+//                                 started if it is not running; cleans up afterwards
+//   ./dev demo --keep             leaves the buckets and the local API server running, and
+//                                 prints how to look at them (KUBECONFIG, the CLI, kubectl)
+//   ./dev demo --current-context  against the current kube context instead (KUBECONFIG or
+//                                 ~/.kube/config): it writes the buckets "k8s-kv-demo" and
+//                                 "k8s-kv-demo-sharded" there, so only when you ask
+//
+// Everything it writes lives in the ConfigMap "k8s-kv-demo" and the sharded bucket
+// "k8s-kv-demo-sharded" (app "k8s-kv-demo"), which a run deletes first and, without --keep, last.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { createKV, KubeConfig, KVError } from '@k8s-kv/core';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createKV, KVError, loadKubeConfig } from '@k8s-kv/core';
 import { ensureCluster, stopCluster } from './cluster.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(ROOT, 'packages', 'core', 'bin', 'k8s-kv.mjs');
+const USAGE = 'usage: ./dev demo [--keep] [--current-context]';
+const args = process.argv.slice(2);
+for (const arg of args) {
+  if (arg === '--help' || arg === '-h') {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  if (arg !== '--keep' && arg !== '--current-context') {
+    console.error(`demo: unknown option ${arg}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const keep = args.includes('--keep');
+const useCurrentContext = args.includes('--current-context');
 
 const step = (text) => console.log(`\n== ${text}`);
 const decoder = new TextDecoder();
 
 async function reachable(kubeConfig) {
-  const cluster = kubeConfig.getCurrentCluster();
-  if (!cluster) return false;
   const probe = createKV({ bucket: 'k8s-kv-demo-probe', kubeConfig, cache: false, retry: { maxElapsedMs: 0 } });
   try {
     await probe.get('x');
@@ -29,26 +51,46 @@ async function reachable(kubeConfig) {
   }
 }
 
+/** The cluster to use: the local test API server unless --current-context. */
 async function chooseCluster() {
-  const configured = process.env.KUBECONFIG || existsSync(join(homedir(), '.kube', 'config'));
-  if (configured) {
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromDefault();
-    if (await reachable(kubeConfig)) {
-      console.log(`Using the current kube context "${kubeConfig.getCurrentContext()}" (${kubeConfig.getCurrentCluster()?.server}).`);
-      return { kubeConfig, stop: async () => {} };
+  if (useCurrentContext) {
+    const kubeConfig = loadKubeConfig();
+    const where = `the current kube context "${kubeConfig.getCurrentContext()}" (${kubeConfig.getCurrentCluster()?.server})`;
+    if (!(await reachable(kubeConfig))) {
+      console.error(`demo: ${where} does not answer. Run ./dev demo without --current-context to use a local API server.`);
+      process.exit(1);
     }
-    console.log(`The current kube context "${kubeConfig.getCurrentContext()}" does not answer; starting the local API server instead.`);
-  } else {
-    console.log('No kube context configured: starting the local test API server (the first build takes a few minutes).');
+    console.log(`Using ${where}, as --current-context asked.`);
+    return { kubeConfig, kubeconfigFile: process.env.KUBECONFIG || undefined, local: false, stop: async () => {} };
   }
+  console.log('Using the local test API server (test/cluster; --current-context uses your kube context instead).');
   const info = await ensureCluster({ log: (m) => console.log(`  [cluster] ${m}`) });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(info.kubeconfig);
-  return { kubeConfig, stop: async () => { if (info.started) await stopCluster({ log: () => {} }); } };
+  console.log(
+    info.started
+      ? `Started the local API server at ${info.server}${info.built ? ` (built in ${(info.buildMs / 1000).toFixed(0)} s)` : ''}.`
+      : `Reusing the local API server already running at ${info.server} (pid ${info.pid}).`,
+  );
+  const kubeConfig = loadKubeConfig(info.kubeconfig);
+  return {
+    kubeConfig,
+    kubeconfigFile: info.kubeconfig,
+    local: true,
+    // Stop only what this run started, and only when the state is not kept.
+    stop: async () => {
+      if (info.started && !keep) await stopCluster({ log: () => {} });
+    },
+  };
 }
 
-const { kubeConfig, stop } = await chooseCluster();
+/** Runs the k8s-kv CLI as a user would, and prints the line and its output. */
+function showCli(line, env) {
+  console.log(`$ ./dev k8s-kv ${line.join(' ')}`);
+  const run = spawnSync(process.execPath, [CLI, ...line], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  const output = `${run.stdout}${run.stderr}`.trimEnd();
+  if (output) console.log(output.replace(/^/gm, '  '));
+}
+
+const { kubeConfig, kubeconfigFile, local, stop } = await chooseCluster();
 const podA = createKV({ bucket: 'k8s-kv-demo', app: 'k8s-kv-demo', kubeConfig });
 const podB = createKV({ bucket: 'k8s-kv-demo', app: 'k8s-kv-demo', kubeConfig });
 const big = createKV({ bucket: 'k8s-kv-demo-sharded', app: 'k8s-kv-demo', kubeConfig, shards: 16 });
@@ -79,7 +121,11 @@ try {
   const increment = (v) => String(Number(v ? decoder.decode(v) : '0') + 1);
   const started = Date.now();
   await Promise.all([podA, podB].map(async (pod) => { for (let i = 0; i < 100; i++) await pod.update('counter', increment); }));
-  console.log(`counter           = ${await podA.getText('counter')} (expected 200) in ${Date.now() - started} ms`);
+  const elapsed = Date.now() - started;
+  // Read it straight from the API server: pod A's watch cache may not have B's last increment yet.
+  const fresh = createKV({ bucket: podA.bucket, app: 'k8s-kv-demo', kubeConfig, cache: false });
+  console.log(`counter           = ${await fresh.getText('counter')} (expected 200) in ${elapsed} ms`);
+  await fresh.close();
 
   step('batch: 500 keys in one atomic patch, read back in one call');
   await podA.putMany(Array.from({ length: 500 }, (_, i) => ({ key: `batch/${String(i).padStart(3, '0')}`, value: `value ${i}` })));
@@ -114,18 +160,30 @@ try {
   const { keys, shards, bytes, limitBytes } = await big.stats();
   console.log(`stats             = ${keys} keys, ${bytes} bytes in ${shards} shards (limit ${limitBytes} bytes)`);
   console.log(`put p50           = ${times[25].toFixed(1)} ms (50 puts)`);
-  console.log(`kubectl get configmaps -l k8s-kv.io/bucket=${big.bucket}   # the head and its 16 shards`);
-  await big.teardown();
+  if (!keep) await big.teardown();
 
-  step('what kubectl sees');
-  console.log(`kubectl get configmap ${podA.bucket} -n ${podA.namespace} --show-labels`);
-  console.log(`kubectl get configmaps -l app.kubernetes.io/managed-by=k8s-kv,k8s-kv.io/app=k8s-kv-demo`);
+  const env = kubeconfigFile ? { KUBECONFIG: kubeconfigFile } : {};
+  const ns = podA.namespace;
+  step('the k8s-kv CLI reads the same bucket');
+  showCli(['list', podA.bucket, 'users/', '-n', ns, '--app', 'k8s-kv-demo', '--values'], env);
+  showCli(['buckets', '-n', ns], env);
 
-  step('teardown');
-  await podA.teardown();
-  // Pod B learns of the deletion from its watch (milliseconds).
-  for (let i = 0; i < 100 && (await podB.keys()).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
-  console.log('bucket deleted; keys seen by pod B =', await podB.keys());
+  if (keep) {
+    step('kept: look at it yourself (from the repository root)');
+    if (kubeconfigFile) console.log(`export KUBECONFIG=${kubeconfigFile}`);
+    console.log(`./dev k8s-kv keys ${podA.bucket} -n ${ns} --app k8s-kv-demo`);
+    console.log(`./dev k8s-kv stats ${big.bucket} -n ${ns} --app k8s-kv-demo`);
+    console.log(`./dev k8s-kv watch ${podA.bucket} -n ${ns} --app k8s-kv-demo     # and put keys from another terminal`);
+    console.log(`kubectl get configmaps -n ${ns} -l app.kubernetes.io/managed-by=k8s-kv --show-labels`);
+    console.log(local ? './dev cluster:down    # stops the local API server when you are done' : `./dev k8s-kv teardown ${podA.bucket} -n ${ns} --app k8s-kv-demo --yes    # when you are done (and ${big.bucket})`);
+  } else {
+    step('teardown');
+    await podA.teardown();
+    // Pod B learns of the deletion from its watch (milliseconds).
+    for (let i = 0; i < 100 && (await podB.keys()).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    console.log('bucket deleted; keys seen by pod B =', await podB.keys());
+    console.log('(./dev demo --keep keeps the buckets and the local API server, to look at them with the CLI or kubectl)');
+  }
 } finally {
   await podA.close();
   await podB.close();

@@ -64,7 +64,7 @@ async function http(method: string, url: string, body?: unknown) {
     ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
   });
   const text = await response.text();
-  return { status: response.status, json: text ? (JSON.parse(text) as any) : undefined };
+  return { status: response.status, json: text ? JSON.parse(text) : undefined };
 }
 
 /** The entries of a bucket's ConfigMap, decoded with core's codecs, read straight from the API server. */
@@ -172,6 +172,12 @@ describe('Nitro app with the k8s-kv driver mounted by package name', () => {
     expect((await http('GET', `${a.url}/api/visits`)).json).toEqual({ visits: 1 });
     expect((await http('GET', `${a.url}/api/visits`)).json).toEqual({ visits: 2 });
     expect((await configMapEntries(DATA_BUCKET)).entries.get('visits')?.text).toBe('2');
+    // 50 concurrent requests over the two instances: every one counts, each answer is distinct.
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => http('GET', `${(i % 2 ? a : b).url}/api/visits`)));
+    expect(answers.every((answer) => answer.status === 200)).toBe(true);
+    expect(answers.map((answer) => answer.json.visits as number).sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 3));
+    expect((await configMapEntries(DATA_BUCKET)).entries.get('visits')?.text).toBe('52');
+    await expect.poll(async () => (await http('GET', `${b.url}/kv/visits`)).json?.value, { timeout: 15_000 }).toBe(52);
 
     // routes/items/[key].put.ts: stored with a TTL of 3600 s
     expect((await http('PUT', `${a.url}/items/cart-7`, { items: ['tea'] })).json).toEqual({ stored: 'cart-7' });

@@ -1,6 +1,6 @@
 // The k8s-kv command-line tool, run as an OS process (Node strips the types of
 // packages/core/src/cli.ts) against the real API server.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -102,33 +102,35 @@ describe('help, version and usage errors (exit code 2)', () => {
       const own = await cli([command, '--help'], { user: null, namespace: null });
       expect(own.code, command).toBe(0);
       expect(own.stdout).toMatch(new RegExp(`^Usage: k8s-kv ${command}`));
-      expect(own.stdout).toContain('--kubeconfig FILE');
+      expect(own.stdout).toContain('--kubeconfig <file>');
     }
-    expect((await cli(['help', 'put'], { user: null, namespace: null })).stdout).toContain('--ttl DURATION');
-    expect((await cli([], { user: null, namespace: null })).stdout).toContain('Usage: k8s-kv COMMAND');
+    expect((await cli(['help', 'put'], { user: null, namespace: null })).stdout).toContain('--ttl <duration>');
+    expect((await cli([], { user: null, namespace: null })).stdout).toContain('Usage: k8s-kv <command>');
     const version = await cli(['--version'], { user: null, namespace: null });
     expect(version).toMatchObject({ code: 0, stdout: `${VERSION}\n` });
   });
 
   it.each([
-    [['frobnicate'], /unknown command "frobnicate"/],
-    [['get', 'b'], /"get" needs KEY/],
-    [['get'], /"get" needs BUCKET/],
-    [['get', 'b', 'k', 'extra'], /"get" takes at most 2 arguments/],
-    [['delete', 'b'], /"delete" needs KEY/],
-    [['get', 'b', 'k', '--bogus'], /unknown option --bogus for "get"/],
-    [['get', 'b', '-x'], /unknown option -x/],
-    [['get', 'b', 'k', '--yes'], /"get" does not take --yes/],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+    [['get', 'b'], /missing required argument 'key'/],
+    [['get'], /missing required argument 'bucket'/],
+    [['get', 'b', 'k', 'extra'], /too many arguments for 'get'\. Expected 2 arguments but got 3/],
+    [['delete', 'b'], /missing required argument 'keys'/],
+    [['get', 'b', 'k', '--bogus'], /unknown option '--bogus'/],
+    [['get', 'b', '-x'], /unknown option '-x' \(put -- before a key or value that starts with "-"\)/],
+    [['get', 'b', 'k', '--yes'], /unknown option '--yes' for "get" \(--yes is an option of "clear", "teardown"\)/],
     [['put', 'b', 'k', 'v', '--ttl', '10'], /invalid --ttl "10": use a number with a unit/],
     [['put', 'b', 'k', 'v', '--ttl', 'soon'], /invalid --ttl "soon"/],
+    [['put', 'b', 'k', 'v', '--ttl', '-5s'], /invalid --ttl "-5s": a duration cannot be negative; give a positive one/],
     [['put', 'b', 'k', 'v', '--file', 'f'], /either as VALUE or with --file/],
-    [['put', 'b', 'k', '--ttl'], /option --ttl needs a value/],
+    [['put', 'b', 'k', '--ttl'], /option '--ttl <duration>' argument missing/],
+    [['get', 'b', 'k', '-o', 'xml'], /Allowed choices are json, yaml/],
     [['get', 'b', 'k', '--timeout', '5'], /invalid --timeout "5": use a number with a unit/],
     [['clear', 'b'], /"clear" deletes every key of bucket "b".*add --yes/],
     [['teardown', 'b'], /"teardown" deletes bucket "b".*add --yes/],
     [['get', 'Not_A_Bucket', 'k'], /Invalid bucket name "Not_A_Bucket"/],
     [['get', 'b', 'k', '-n', 'Bad_NS'], /Invalid namespace "Bad_NS"/],
-    [['get', 'b', 'k', '--context', 'no-such-context'], /context "no-such-context" is not in the kubeconfig; it has: /],
+    [['get', 'b', 'k', '--context', 'no-such-context'], /Context "no-such-context" is not in the kubeconfig; it has: /],
   ])('k8s-kv %j exits with 2', async (args, message) => {
     const run = await cli(args);
     expect(run.code).toBe(2);
@@ -195,8 +197,8 @@ describe.concurrent('commands against the API server', () => {
     expect(run.stderr).toBe(`k8s-kv: key "not-there" not found in bucket "missing" in namespace "${ns.name}"\n`);
     const json = await cli(['get', 'missing', 'not-there', '--json']);
     expect(json).toMatchObject({ code: 1, stdout: '' });
-    // A bucket that does not exist has no keys either.
-    expect((await cli(['get', 'no-such-bucket', 'k'])).code).toBe(1);
+    // A bucket that does not exist: it says so.
+    expect(await cli(['get', 'no-such-bucket', 'k'])).toMatchObject({ code: 1, stderr: `k8s-kv: bucket "no-such-bucket" in namespace "${ns.name}" does not exist\nk8s-kv: list the buckets with "k8s-kv buckets" (-A for every namespace)\n` });
   });
 
   it('global options after the command and --context work like before it', async ({ expect }) => {
@@ -294,12 +296,12 @@ describe.concurrent('commands against the API server', () => {
       await kv.put('gone', 'x', { ttl: 1 });
       await new Promise((r) => setTimeout(r, 20));
       const stats = JSON.parse((await cli(['stats', 'tidy', '--json'])).stdout) as Record<string, number>;
-      expect(stats).toMatchObject({ bucket: 'tidy', namespace: ns.name, keys: 3, expired: 1, corrupt: 0, limitBytes: 1048576 });
+      expect(stats).toMatchObject({ bucket: 'tidy', namespace: ns.name, keys: 3, expired: 1, corrupt: 0, limitBytes: 67108864, layout: 'single' });
       expect(stats.bytes).toBeGreaterThan(0);
       const text = (await cli(['stats', 'tidy'])).stdout;
       expect(text).toMatch(/^keys:\s+3$/m);
       expect(text).toMatch(/^expired:\s+1$/m);
-      expect(text).toMatch(new RegExp(`^bytes:\\s+${stats.bytes} of 1048576 \\(${stats.bytes} B / 1 MiB, 0\\.0%\\)$`, 'm'));
+      expect(text).toMatch(new RegExp(`^bytes:\\s+${stats.bytes} of 67108864 \\(${stats.bytes} B / 64 MiB, 0\\.0%\\)$`, 'm'));
 
       const refused = await cli(['clear', 'tidy', 'tmp/']);
       expect(refused.code).toBe(2);
@@ -328,6 +330,21 @@ describe.concurrent('commands against the API server', () => {
       expect(refused.stderr).toMatch(/--shards needs a whole number from 1 to 256/);
     }
     expect(await cli(['teardown', 'spread', '--yes'])).toMatchObject({ code: 0 });
+  });
+
+  it('stats and buckets show a bucket that split into parts as one bucket; teardown deletes every part', async ({ expect }) => {
+    const kv = openKV('grown');
+    for (let i = 0; i < 10; i++) await kv.putMany(Array.from({ length: 30 }, (_, j) => [`k${i}-${j}`, randomBytes(330).toString('base64')] as [string, string]));
+    await kv.close();
+    const stats = JSON.parse((await cli(['stats', 'grown', '--json'])).stdout) as Record<string, unknown>;
+    expect(stats).toMatchObject({ keys: 300, layout: 'elastic', limitBytes: 64 * 1048576 });
+    expect(stats.shards as number).toBeGreaterThan(1);
+    expect((await cli(['stats', 'grown'])).stdout).toMatch(/^parts:\s+\d+ ConfigMaps \(grown\.p<depth>-<suffix>\), split as the bucket grows$/m);
+    const listed = JSON.parse((await cli(['buckets', '--json'])).stdout) as Array<{ name: string; shards: number; keys: number }>;
+    expect(listed.filter((b) => b.name.startsWith('grown'))).toEqual([expect.objectContaining({ name: 'grown', keys: 300, shards: stats.shards })]);
+    expect((await cli(['teardown', 'grown', '--yes'])).code).toBe(0);
+    const api = createClientNodeApi(adminKubeConfig());
+    expect((await api.list('ConfigMap', ns.name, { labelSelector: 'k8s-kv.io/bucket=grown' })).items).toEqual([]);
   });
 
   it('teardown refuses without --yes, deletes with it, and exits with 1 when there is nothing to delete', async ({ expect }) => {
@@ -361,8 +378,8 @@ describe.concurrent('commands against the API server', () => {
     const badKubeconfig = join(tmp, 'broken-kubeconfig');
     writeFileSync(badKubeconfig, `apiVersion: v1\nusers:\n- name: x\n  user:\n    token: ${token}\n  : : [unclosed\n`);
     const broken = await cli(['--kubeconfig', badKubeconfig, 'get', 'b', 'k'], { user: null });
-    expect(broken.code).toBe(1);
-    expect(broken.stderr).toMatch(/^k8s-kv: cannot load --kubeconfig ".*broken-kubeconfig": it is not a valid kubeconfig file\n$/);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toMatch(/^k8s-kv: Cannot load kubeconfig ".*broken-kubeconfig": it is not a valid kubeconfig file\. /);
     expect(broken.stderr).not.toContain(token);
 
     // Random base64 text: too large for a bucket even compressed.
@@ -371,6 +388,97 @@ describe.concurrent('commands against the API server', () => {
     expect(tooLarge.code).toBe(1);
     expect(tooLarge.stderr).toMatch(/^k8s-kv: Value for key "huge" is \d+ bytes once encoded; a bucket holds at most 1048576 bytes/);
     expect(tooLarge.stderr).not.toContain(value.slice(0, 16));
+  });
+});
+
+describe.concurrent('the first hour: missing buckets and namespaces, -o, wide keys, foreign objects', () => {
+  it('keys, list, stats and get on a missing bucket, and -n on a missing namespace, say so and exit with 1', async ({ expect }) => {
+    const bucketMissing = `k8s-kv: bucket "nosuch" in namespace "${ns.name}" does not exist\nk8s-kv: list the buckets with "k8s-kv buckets" (-A for every namespace)\n`;
+    for (const args of [['keys', 'nosuch'], ['list', 'nosuch'], ['stats', 'nosuch'], ['get', 'nosuch', 'k']]) {
+      expect(await cli(args), args.join(' ')).toMatchObject({ code: 1, stdout: '', stderr: bucketMissing });
+    }
+    const json = await cli(['stats', 'nosuch', '-o', 'json']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: 'BUCKET_NOT_FOUND' } });
+    // An empty bucket is not a missing one.
+    expect((await cli(['put', 'emptied', 'k', 'v'])).code).toBe(0);
+    expect((await cli(['delete', 'emptied', 'k'])).code).toBe(0);
+    expect(await cli(['keys', 'emptied'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
+
+    const noNamespace = await cli(['keys', 'b'], { namespace: 'nosuchns' });
+    expect(noNamespace).toMatchObject({ code: 1, stdout: '' });
+    expect(noNamespace.stderr).toMatch(/^k8s-kv: Namespace "nosuchns" does not exist\. .*\nk8s-kv: pass the namespace with -n NAMESPACE\n$/);
+    // alice may not read namespaces: the CLI cannot tell which is missing, and names the bucket.
+    const alice = await cli(['keys', 'b'], { namespace: 'nosuchns', user: 'alice' });
+    expect(alice.code).toBe(1);
+  });
+
+  it('-o yaml and -o json print data and errors in that format', async ({ expect }) => {
+    expect((await cli(['put', 'formats', 'greeting', 'hello'])).code).toBe(0);
+    const yaml = await cli(['get', 'formats', 'greeting', '-o', 'yaml']);
+    expect(yaml.code).toBe(0);
+    expect(yaml.stdout).toMatch(/^key: greeting\nvalue: hello\ntext: true\nmodifiedAt: '\S+Z'\nexpiresAt: null\nsize: \d+\n$/);
+    expect((await cli(['keys', 'formats', '-o', 'json'])).stdout).toBe('[\n  "greeting"\n]\n');
+    const missing = await cli(['get', 'formats', 'nope', '--json']);
+    expect(missing.code).toBe(1);
+    expect(JSON.parse(missing.stderr)).toEqual({ error: { code: 'KEY_NOT_FOUND', message: `key "nope" not found in bucket "formats" in namespace "${ns.name}"` } });
+    const forbidden = await cli(['get', 'formats', 'greeting', '-o', 'yaml'], { user: 'alice' });
+    expect(forbidden.code).toBe(1);
+    expect(forbidden.stderr).toMatch(/^error:\n  code: KV_FORBIDDEN\n  message: 'Forbidden: user "alice" may not "get" configmaps/);
+  });
+
+  it('list aligns CJK and emoji keys by their width on the terminal', async ({ expect }) => {
+    const kv = openKV('wide-keys');
+    try {
+      await kv.putMany([['日本語のキー', 'a'], ['ascii', 'b'], ['한국어', 'c'], ['🙂', 'd']]);
+    } finally {
+      await kv.close();
+    }
+    const lines = (await cli(['list', 'wide-keys'])).stdout.trimEnd().split('\n');
+    const wide = (ch: string): boolean => /[\u1100-\u11ff\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]|\p{Extended_Pictographic}/u.test(ch);
+    const sizeColumn = (line: string): number => [...line.slice(0, line.search(/\d+ B/))].reduce((w, ch) => w + (wide(ch) ? 2 : 1), 0);
+    expect(new Set(lines.slice(1).map(sizeColumn))).toEqual(new Set([14]));
+  });
+
+  it('get on a ConfigMap k8s-kv did not create does not speak of modifying it', async ({ expect }) => {
+    await createClientNodeApi(adminKubeConfig()).create('ConfigMap', ns.name, { metadata: { name: 'someone-elses' }, data: { k: 'v' } });
+    const run = await cli(['get', 'someone-elses', 'k']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^k8s-kv: ConfigMap "someone-elses" in namespace ".*" was not created by k8s-kv for this bucket \(.*\); k8s-kv neither reads nor changes it, and changed nothing\./);
+    expect(run.stderr).not.toContain('modify');
+  });
+});
+
+describe('running the CLI from a clone', () => {
+  const BIN = join(ROOT, 'packages', 'core', 'bin', 'k8s-kv.mjs');
+
+  it('the bin launcher runs the built CLI (pnpm links it as node_modules/.bin/k8s-kv)', async () => {
+    const run = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
+    expect(run).toMatchObject({ status: 0, stdout: `${VERSION}\n` });
+    const linked = spawnSync(join(ROOT, 'node_modules', '.bin', 'k8s-kv'), ['--kubeconfig', kubeconfigPath(), '-n', ns.name, 'buckets', '-o', 'json'], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` },
+    });
+    expect(linked.status, linked.stderr).toBe(0);
+    expect(Array.isArray(JSON.parse(linked.stdout))).toBe(true);
+  });
+
+  it('on a Node.js older than the engines field, it says what is needed before loading anything', () => {
+    const run = spawnSync(process.execPath, ['--import', 'data:text/javascript,Object.defineProperty(process.versions,"node",{value:"20.20.2"})', BIN, '--help'], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^k8s-kv: Node\.js 22\.19\.0 or newer is needed; this is Node\.js 20\.20\.2 \(.*\)\.\nk8s-kv: install a current Node\.js/);
+  });
+
+  it('./dev k8s-kv runs it from the sources, in the caller\'s directory', () => {
+    const dir = join(tmp, 'dev-cwd');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'value.txt'), 'from the caller\'s directory');
+    const globals = ['--kubeconfig', kubeconfigPath(), '-n', ns.name];
+    const put = spawnSync(join(ROOT, 'dev'), ['k8s-kv', ...globals, 'put', 'dev-bucket', 'k', '--file', 'value.txt'], { cwd: dir, encoding: 'utf8' });
+    expect(put.status, put.stderr).toBe(0);
+    const get = spawnSync(join(ROOT, 'dev'), ['k8s-kv', ...globals, 'get', 'dev-bucket', 'k'], { cwd: dir, encoding: 'utf8' });
+    expect(get).toMatchObject({ status: 0, stdout: "from the caller's directory" });
   });
 });
 
@@ -393,18 +501,18 @@ describe.concurrent('buckets', () => {
 
     const json = JSON.parse((await cli(['buckets', '--json'], { namespace: own.name })).stdout) as Array<Record<string, unknown>>;
     expect(json.map((x) => x.name)).toEqual(['alpha', 'beta']);
-    expect(json[0]).toMatchObject({ name: 'alpha', namespace: own.name, app: 'default', keys: 2, expired: 1, corrupt: 0, limitBytes: 1048576 });
+    expect(json[0]).toMatchObject({ name: 'alpha', namespace: own.name, app: 'default', keys: 2, expired: 1, corrupt: 0, limitBytes: 67108864 });
     expect(json[1]).toMatchObject({ name: 'beta', app: 'shop', keys: 1, expired: 0 });
     expect(json[1]!.bytes).toBeGreaterThan(2048);
-    expect(json[1]!.percent).toBeCloseTo(((json[1]!.bytes as number) / 1048576) * 100, 1);
+    expect(json[1]!.percent).toBeCloseTo(((json[1]!.bytes as number) / 67108864) * 100, 1);
     // creationTimestamp has whole seconds.
     expect(Date.parse(json[0]!.createdAt as string)).toBeGreaterThanOrEqual(started - 2000);
     expect(Date.parse(json[0]!.createdAt as string)).toBeLessThanOrEqual(Date.now());
 
     const table = (await cli(['buckets'], { namespace: own.name })).stdout.split('\n');
     expect(table[0]).toMatch(/^NAME\s+APP\s+KEYS\s+EXPIRED\s+CORRUPT\s+BYTES\s+USED\s+CREATED$/);
-    expect(table[1]).toMatch(/^alpha\s+default\s+2\s+1\s+0\s+\d+ B \/ 1 MiB\s+0\.0%\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    expect(table[2]).toMatch(/^beta\s+shop\s+1\s+0\s+0\s+2(\.\d)? KiB \/ 1 MiB\s+0\.2%\s+\S+Z$/);
+    expect(table[1]).toMatch(/^alpha\s+default\s+2\s+1\s+0\s+\d+ B \/ 64 MiB\s+0\.0%\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(table[2]).toMatch(/^beta\s+shop\s+1\s+0\s+0\s+2(\.\d)? KiB \/ 64 MiB\s+0\.0%\s+\S+Z$/);
 
     const shop = JSON.parse((await cli(['buckets', '--app', 'shop', '--json'], { namespace: own.name })).stdout) as Array<{ name: string }>;
     expect(shop.map((x) => x.name)).toEqual(['beta']);
@@ -444,7 +552,7 @@ describe.concurrent('buckets', () => {
 
     const refused = await cli(['buckets', '-A'], { user: 'alice' });
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/^k8s-kv: Forbidden: this identity may not "list" configmaps in every namespace \(cluster-wide\)\. Grant a ClusterRole with verb list on configmaps/);
+    expect(refused.stderr).toMatch(/^k8s-kv: Forbidden: user "alice" may not "list" configmaps in every namespace \(cluster-wide\)\. Grant a ClusterRole with verb list on configmaps/);
   });
 });
 
@@ -594,7 +702,7 @@ describe('an identity without rights', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(
-      new RegExp(`^k8s-kv: Forbidden: this identity may not "${verb}" configmaps in namespace "${ns.name}"\\. Grant a Role with verbs get, list, watch, create, patch, delete on configmaps`),
+      new RegExp(`^k8s-kv: Forbidden: user "alice" may not "${verb}" configmaps in namespace "${ns.name}"\\. Grant a Role with verbs get, list, watch, create, patch, delete on configmaps`),
     );
   });
 });

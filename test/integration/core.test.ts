@@ -1,7 +1,8 @@
-// The core behaviour suite against the real API server (on a bucket of one ConfigMap and on a
-// sharded one), and what is particular to sharded buckets.
+// The core behaviour suite against the real API server (on a default bucket and on a sharded
+// one), and what is particular to sharded and to elastic buckets.
 import { afterAll, beforeAll } from 'vitest';
 import { describeKvBehaviour, type KvTestEnv } from '../../packages/core/test/behaviour/kv-behaviour.ts';
+import { describeElasticBucket } from '../../packages/core/test/behaviour/elastic-behaviour.ts';
 import { describeShardedBucket } from '../../packages/core/test/behaviour/sharded-behaviour.ts';
 import type { TestNamespace } from '../setup/cluster.ts';
 import { realServerEnv } from '../setup/kv-env.ts';
@@ -18,3 +19,4 @@ afterAll(async () => {
 describeKvBehaviour('real API server', () => env);
 describeKvBehaviour('real API server, 4 shards', () => env, { shards: 4 });
 describeShardedBucket('real API server', () => env);
+describeElasticBucket('real API server', () => env);

@@ -1,5 +1,6 @@
 // Keyv 6 (installed as "keyv6") over the adapter, against the real API server:
-// the adapter opts in through `capabilities`, takes absolute expiries, answers
+// an adapter built for Keyv 6 (contract "keyv6") is used directly through
+// `capabilities`, takes absolute expiries, answers
 // batches with arrays, and its errors never crash the process.
 import { afterAll, beforeAll } from 'vitest';
 import { Keyv as Keyv6 } from 'keyv6';

@@ -51,7 +51,7 @@ function expectClean(error: unknown): void {
 
 describe('no values or tokens in errors or logs', () => {
   it('in every error a write or read can raise', async () => {
-    const kv = make();
+    const kv = make({ maxBytes: 1_048_576 }); // one object that does not split: its 1 MiB limit
     await kv.put('k', SECRET);
     const failures: unknown[] = [];
     const big = Buffer.concat([Buffer.from(SECRET), randomBytes(1_100_000)]);

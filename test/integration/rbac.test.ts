@@ -23,7 +23,7 @@ const kvAs = (user: 'alice' | 'bob', namespace: string, extra: Partial<Parameter
 };
 
 beforeAll(async () => {
-  [mine, other, limited, noDelete] = await Promise.all(['mine', 'other', 'limited', 'nodelete'].map((n) => createTestNamespace(`rbac-${n}`)));
+  [mine, other, limited, noDelete] = await Promise.all([createTestNamespace('rbac-mine'), createTestNamespace('rbac-other'), createTestNamespace('rbac-limited'), createTestNamespace('rbac-nodelete')]);
   await grantRole(mine.name, 'alice', rules);
   await grantRole(limited.name, 'alice', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'patch'] }]);
   await grantRole(noDelete.name, 'alice', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch'] }]);

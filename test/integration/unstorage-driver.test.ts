@@ -2,9 +2,10 @@
 // conformance suite as the in-memory unit test, then what only a real server
 // shows: the ConfigMap it writes, and the RBAC its README documents.
 import { CoreV1Api } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createStorage } from 'unstorage';
-import { decodeEnvelope, decodeKey, decodeKeyFull, LABEL_BUCKET, LABEL_MANAGED_BY } from '@k8s-kv/core';
+import { createKV, decodeEnvelope, decodeKey, decodeKeyFull, ForbiddenError, LABEL_BUCKET, LABEL_MANAGED_BY } from '@k8s-kv/core';
 import k8sKvDriver from '@k8s-kv/unstorage-driver';
 import { describeDriverConformance } from '../../packages/unstorage-driver/test/conformance.ts';
 import { adminKubeConfig, createTestNamespace, grantRole, kubeconfigPath, userKubeConfig, type TestNamespace } from '../setup/cluster.ts';
@@ -22,6 +23,30 @@ describeDriverConformance('real API server, cache off', (bucket) => ({ bucket, n
 describeDriverConformance('real API server, 4 shards', (bucket) => ({ bucket, namespace: ns.name, kubeconfig: adminKubeConfig(), shards: 4 }));
 
 describe('unstorage driver on a real API server', () => {
+  it('follows a bucket that splits as it grows: every item, and one watch event per write, none for a split', async () => {
+    const driver = k8sKvDriver({ bucket: 'grows', namespace: ns.name, kubeconfig: kubeconfigPath('admin') });
+    const storage = createStorage({ driver });
+    const events: string[] = [];
+    const unwatch = await storage.watch((event, key) => events.push(`${event} ${key}`));
+    const items = Array.from({ length: 300 }, (_, i) => ({ key: `cache:page:${i}`, value: { html: randomBytes(330).toString('base64'), i } }));
+    for (let i = 0; i < items.length; i += 30) await storage.setItems(items.slice(i, i + 30));
+    await storage.removeItem('cache:page:7');
+    const kv = createKV({ bucket: 'grows', namespace: ns.name, kubeConfig: adminKubeConfig(), cache: false });
+    expect((await kv.stats()).layout).toBe('elastic');
+    expect((await kv.stats()).shards).toBeGreaterThan(1);
+    await kv.close();
+    expect((await storage.getKeys('cache:page')).length).toBe(299);
+    expect(await storage.getItem('cache:page:42')).toEqual(items[42]!.value);
+    await vi.waitFor(() => expect(events.length).toBe(301), { timeout: 15_000 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(events.filter((e) => e.startsWith('update ')).length).toBe(300);
+    expect(events.filter((e) => e.startsWith('remove '))).toEqual(['remove cache:page:7']);
+    await unwatch();
+    await storage.clear();
+    expect(await storage.getKeys()).toEqual([]);
+    await storage.dispose();
+  });
+
   it('keeps the items in one labelled ConfigMap named after the bucket, binary values as bytes', async () => {
     const driver = k8sKvDriver({ bucket: 'cm-contents', namespace: ns.name, kubeconfig: kubeconfigPath('admin') });
     const storage = createStorage({ driver });
@@ -72,7 +97,8 @@ describe('unstorage driver on a real API server', () => {
 
     const bob = createStorage({ driver: k8sKvDriver({ bucket: 'rbac-bob', namespace: ns.name, kubeconfig: userKubeConfig('bob') }) });
     const error = await bob.setItem('x', 'y').catch((e: unknown) => e);
-    expect((error as Error).message).toMatch(/^\[unstorage\] \[k8s-kv\] Forbidden: .*may not "\w+" configmaps in namespace/);
+    expect(error).toBeInstanceOf(ForbiddenError);
+    expect((error as Error).message).toMatch(/^\[unstorage\] \[k8s-kv\] bucket "rbac-bob": Forbidden: user "bob" may not "\w+" configmaps in namespace/);
     expect(error).toMatchObject({ code: 'KV_FORBIDDEN', cause: expect.objectContaining({ code: 'KV_FORBIDDEN' }) });
     await bob.dispose();
   });

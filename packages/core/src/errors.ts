@@ -106,30 +106,53 @@ export class ValueTooLargeError extends KVError {
 export class BucketFullError extends KVError {
   /** The bucket's name. */
   readonly bucket: string;
-  /** Bytes the bucket holds now (sum of entry sizes, as the API server counts them); of the full shard, in a sharded bucket. */
+  /** Bytes the bucket holds now (sum of entry sizes, as the API server counts them); of the full object (shard or part), in a bucket of several. */
   readonly currentBytes: number;
-  /** Bytes the bucket (or shard) would hold after the write. */
+  /** Bytes the bucket (or object) would hold after the write. */
   readonly attemptedBytes: number;
-  /** The limit in bytes (of one ConfigMap or Secret). */
+  /** The limit in bytes: of one ConfigMap or Secret, or the object's share of the bucket's `maxBytes`. */
   readonly limitBytes: number;
   /** In a sharded bucket: the shard that is full (index, the bucket's shard count, object name). */
   readonly shard: { index: number; count: number; name: string } | undefined;
-  constructor(bucket: string, currentBytes: number, attemptedBytes: number, limitBytes: number, cause?: unknown, shard?: { index: number; count: number; name: string }) {
-    super(
-      'KV_BUCKET_FULL',
-      `${shard ? `Shard ${shard.index} of ${shard.count} ("${shard.name}") of bucket` : 'Bucket'} ${JSON.stringify(bucket)} is full: ` +
-        `it holds ${currentBytes} bytes and the write would make it ${attemptedBytes} bytes, over the ${limitBytes}-byte ConfigMap limit. Nothing was written. ` +
-        (shard
+  /** Set when the bucket reached its `maxBytes` (it may not split any more): the option's value. */
+  readonly maxBytes: number | undefined;
+  constructor(
+    bucket: string,
+    currentBytes: number,
+    attemptedBytes: number,
+    limitBytes: number,
+    cause?: unknown,
+    shard?: { index: number; count: number; name: string },
+    maxBytes?: number,
+  ) {
+    const where = shard ? `Shard ${shard.index} of ${shard.count} ("${shard.name}") of bucket` : 'Bucket';
+    const over = maxBytes !== undefined ? `over its share (${limitBytes} bytes per ConfigMap) of the bucket's maxBytes (${maxBytes})` : `over the ${limitBytes}-byte ConfigMap limit`;
+    const advice =
+      maxBytes !== undefined
+        ? 'The bucket has as many ConfigMaps as maxBytes allows. Create the store with a larger maxBytes (at most 1 GiB), delete keys, or set TTLs.'
+        : shard
           ? 'Keys are spread over the shards by a hash of the key; a bucket keeps the shard count it was created with. Delete keys, set TTLs, or move the data to a bucket with more shards.'
-          : 'Delete keys, set TTLs, or spread data over several buckets, or over shards: a bucket created with the `shards` option holds that many MiB.'),
-      { cause },
-    );
+          : 'Delete keys or set TTLs; a bucket created without `shards` and with a maxBytes over 1 MiB splits into more ConfigMaps as it grows.';
+    super('KV_BUCKET_FULL', `${where} ${JSON.stringify(bucket)} is full: it holds ${currentBytes} bytes and the write would make it ${attemptedBytes} bytes, ${over}. Nothing was written. ${advice}`, {
+      cause,
+    });
     this.shard = shard;
     this.bucket = bucket;
     this.currentBytes = currentBytes;
     this.attemptedBytes = attemptedBytes;
     this.limitBytes = limitBytes;
+    this.maxBytes = maxBytes;
   }
+}
+
+/**
+ * The user the API server named in a refusal: "alice" from a Status message
+ * such as `... is forbidden: User "alice" cannot get resource ...` (service
+ * accounts appear as `system:serviceaccount:NAMESPACE:NAME`).
+ */
+function refusedUser(cause: unknown): string | undefined {
+  const message = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : '';
+  return /\bUser "([^"]+)" cannot\b/.exec(message)?.[1];
 }
 
 /** The identity in use may not perform an API call the store needs. */
@@ -140,19 +163,24 @@ export class ForbiddenError extends KVError {
   readonly resource: string;
   /** The namespace ("" for a cluster-wide call). */
   readonly namespace: string;
+  /** The user the API server named in its refusal (e.g. "system:serviceaccount:shop:web"), if it named one. */
+  readonly user: string | undefined;
   constructor(verb: string, resource: string, namespace: string, cause?: unknown) {
+    const user = refusedUser(cause);
+    const who = user === undefined ? 'this identity' : `user ${JSON.stringify(user)}`;
     super(
       'KV_FORBIDDEN',
       namespace === ''
-        ? `Forbidden: this identity may not "${verb}" ${resource} in every namespace (cluster-wide). ` +
+        ? `Forbidden: ${who} may not "${verb}" ${resource} in every namespace (cluster-wide). ` +
             `Grant a ClusterRole with verb ${verb} on ${resource}, or name one namespace (${RBAC_DOC_POINTER}).`
-        : `Forbidden: this identity may not "${verb}" ${resource} in namespace "${namespace}". ` +
+        : `Forbidden: ${who} may not "${verb}" ${resource} in namespace "${namespace}". ` +
             `Grant a Role with verbs get, list, watch, create, patch, delete on ${resource} (${RBAC_DOC_POINTER}).`,
       { cause },
     );
     this.verb = verb;
     this.resource = resource;
     this.namespace = namespace;
+    this.user = user;
   }
 }
 
@@ -196,7 +224,7 @@ export class ForeignObjectError extends KVError {
     super(
       'KV_FOREIGN_OBJECT',
       `${kind} "${name}" in namespace "${namespace}" was not created by k8s-kv for this bucket (${why}); ` +
-        'k8s-kv refuses to modify it and changed nothing. ' +
+        'k8s-kv neither reads nor changes it, and changed nothing. ' +
         (ownerApp === undefined ? 'Choose another bucket name.' : `If the bucket is yours, use app "${ownerApp}"; otherwise choose another bucket name.`),
     );
     this.kind = kind;
@@ -273,4 +301,25 @@ export class ApiError extends KVError {
     this.status = status;
     this.reason = reason;
   }
+}
+
+/**
+ * A copy of a k8s-kv error whose message starts with `prefix` (e.g. a driver's
+ * `[unstorage] [k8s-kv] bucket "x": `): the same class, so `instanceof` and
+ * `code` keep working, the same fields, and the original as `cause`. Drivers
+ * use it to say where an error comes from. An error whose message already
+ * starts with `prefix`, and anything that is not a KVError, is returned as is.
+ */
+export function withMessagePrefix<T>(error: T, prefix: string): T {
+  if (!(error instanceof KVError) || error.message.startsWith(prefix)) return error;
+  const copy = Object.create(Object.getPrototypeOf(error) as object) as KVError;
+  Object.assign(copy, error);
+  const message = prefix + error.message;
+  const frames = error.stack?.split('\n').slice(1).join('\n');
+  Object.defineProperties(copy, {
+    message: { value: message, writable: true, configurable: true },
+    cause: { value: error, writable: true, configurable: true },
+    stack: { value: `${error.name}: ${message}${frames ? `\n${frames}` : ''}`, writable: true, configurable: true },
+  });
+  return copy as T;
 }

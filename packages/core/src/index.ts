@@ -3,12 +3,24 @@
  * @packageDocumentation
  */
 export { createKV, validateBucketName } from './kv.ts';
-export type { KV, KVOptions, KVValue, KVEntry, KVPutEntry, KVStats, KVChangeEvent, PutOptions, UpdateResult } from './kv.ts';
-export { listBuckets, type BucketInfo, type ListBucketsOptions } from './buckets.ts';
+export type {
+  KV,
+  KVOptions,
+  KVValue,
+  KVEntry,
+  KVPutEntry,
+  KVStats,
+  KVChangeEvent,
+  PutOptions,
+  UpdateResult,
+  RetryOptions,
+  BucketInfo,
+  ListBucketsOptions,
+} from './types.ts';
+export { listBuckets } from './buckets.ts';
 export * from './errors.ts';
-export type { RetryOptions } from './engine/api-errors.ts';
 export { LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_APP, LABEL_BUCKET, ANNOTATION_FORMAT, ANNOTATION_SHARDS, ANNOTATION_SHARD } from './engine/labels.ts';
-export { createClientNodeApi, loadDefaultKubeConfig, loadKubeConfig } from './kube/client-node-api.ts';
+export { createClientNodeApi, loadDefaultKubeConfig, loadKubeConfig, type LoadKubeConfigOptions } from './kube/client-node-api.ts';
 export type { ClientNodeApiOptions } from './kube/client-node-api.ts';
 export { KubeApiError } from './kube/port.ts';
 export type {
@@ -24,6 +36,7 @@ export type {
   WatchOptions,
   DeletePreconditions,
   PatchOptions,
+  ListOptions,
   Selectors,
 } from './kube/port.ts';
 export { MAX_OBJECT_DATA_BYTES } from './kube/object-rules.ts';

@@ -14,3 +14,6 @@ export type { CountingApi } from './kube/counting-api.ts';
 export type { MemoryApi, MemoryApiOptions, InjectedFault, ApiVerb } from './kube/memory-api.ts';
 export { applyJsonPatch, applyMergePatch, PatchError } from './kube/patch-ops.ts';
 export { validateObject, dataKeyError, dns1123SubdomainError, objectDataBytes } from './kube/object-rules.ts';
+export { SPLIT_HOOK } from './engine/test-hooks.ts';
+export { SPLIT_STEPS, SPLIT_BYTES } from './engine/split.ts';
+export type { SplitStep } from './engine/split.ts';

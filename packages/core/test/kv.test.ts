@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { createKV, listBuckets } from '@k8s-kv/core';
 import { countingApi, createMemoryApi } from '@k8s-kv/core/testing';
 import { describeKvBehaviour } from './behaviour/kv-behaviour.ts';
+import { describeElasticBucket } from './behaviour/elastic-behaviour.ts';
 import { describeShardedBucket } from './behaviour/sharded-behaviour.ts';
 
 const api = createMemoryApi({ namespaces: ['default', 'team-a'] });
@@ -11,6 +12,7 @@ for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete'] as cons
 describeKvBehaviour('in-memory port', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }));
 describeKvBehaviour('in-memory port, 4 shards', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }), { shards: 4 });
 describeShardedBucket('in-memory port', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }));
+describeElasticBucket('in-memory port', () => ({ api, namespace: 'team-a', missingNamespace: 'no-such-namespace', forbiddenApi }));
 
 describe('listBuckets (in-memory port)', () => {
   it('lists one namespace, or every namespace sorted by namespace and name', async () => {
@@ -68,9 +70,9 @@ describe('contention backoff (in-memory port)', () => {
     let slow = false;
     const counted = countingApi({
       ...memory,
-      async strategicMergePatch(...args: Parameters<typeof memory.strategicMergePatch>) {
+      async jsonPatch(...args: Parameters<typeof memory.jsonPatch>) {
         if (slow) await new Promise((resolve) => setTimeout(resolve, 300)); // as if other writers held the object
-        return memory.strategicMergePatch(...args);
+        return memory.jsonPatch(...args);
       },
     });
     const kv = createKV({ api: counted.api, bucket: 'paced', cache: false });
@@ -83,10 +85,10 @@ describe('contention backoff (in-memory port)', () => {
       counted.reset();
       const first = kv.put('first', 'v');
       for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
-      expect(counted.counts.strategicMergePatch ?? 0).toBe(0); // pausing (for MAX_PACING_MS), nothing sent
+      expect(counted.counts.jsonPatch ?? 0).toBe(0); // pausing (for MAX_PACING_MS), nothing sent
       const second = kv.put('second', 'v');
       await Promise.all([first, second]);
-      expect(counted.counts.strategicMergePatch).toBe(1); // one patch for both
+      expect(counted.counts.jsonPatch).toBe(1); // one patch for both
       expect((await kv.keys()).sort()).toEqual(['first', 'second', 'slow', 'usual-0', 'usual-1', 'usual-2']);
     } finally {
       random.mockRestore();
@@ -100,9 +102,9 @@ describe('contention backoff (in-memory port)', () => {
     const kv = createKV({
       api: {
         ...memory,
-        async strategicMergePatch(...args: Parameters<typeof memory.strategicMergePatch>) {
+        async jsonPatch(...args: Parameters<typeof memory.jsonPatch>) {
           if (slow) await new Promise((resolve) => setTimeout(resolve, 300));
-          return memory.strategicMergePatch(...args);
+          return memory.jsonPatch(...args);
         },
       },
       bucket: 'paced-fake-timers',
@@ -121,5 +123,42 @@ describe('contention backoff (in-memory port)', () => {
       vi.useRealTimers();
       await kv.close();
     }
+  });
+});
+
+describe('elastic bucket with a watch that lags (in-memory port)', () => {
+  it('reads its own writes, and every key, after a split its watch has not shown yet', async () => {
+    const memory = createMemoryApi();
+    const held: Array<() => void> = [];
+    let holding = false;
+    const lagging = {
+      ...memory,
+      watch: (kind: Parameters<typeof memory.watch>[0], namespace: string, options: Parameters<typeof memory.watch>[2]) =>
+        memory.watch(kind, namespace, {
+          ...options,
+          onEvent: (event) => (holding ? held.push(() => options.onEvent(event)) : options.onEvent(event)),
+        }),
+    };
+    const reader = createKV({ bucket: 'lag', api: lagging, namespace: 'default' });
+    const writer = createKV({ bucket: 'lag', api: memory, namespace: 'default', cache: false });
+    await writer.put('before', 'b');
+    expect(await reader.getText('before')).toBe('b'); // the reader's cache is running
+    holding = true;
+    const values = new Map<string, string>();
+    for (let i = 0; i < 400; i += 20) {
+      const batch = Array.from({ length: 20 }, (_, j) => [`w${i + j}`, `${'v'.repeat(300)}${i + j}`.replace(/v/g, () => String.fromCharCode(97 + Math.floor(Math.random() * 26)))] as [string, string]);
+      await writer.putMany(batch);
+      for (const [k, v] of batch) values.set(k, v);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await writer.stats()).layout).toBe('elastic');
+    await reader.put('mine', 'written after the split');
+    expect(await reader.getText('mine')).toBe('written after the split');
+    for (const [k, v] of [...values].slice(0, 50)) expect(await reader.getText(k)).toBe(v);
+    holding = false;
+    for (const release of held.splice(0)) release();
+    expect(await reader.getText('mine')).toBe('written after the split');
+    expect((await reader.keys()).length).toBe(values.size + 2);
+    await Promise.all([reader.close(), writer.close()]);
   });
 });

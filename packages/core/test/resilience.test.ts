@@ -18,19 +18,28 @@ function setup(options: Partial<KVOptions> = {}): { api: MemoryApi; kv: KV; make
   return { api, kv: make(), make };
 }
 const networkError = (): Error => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' }) });
+/** The connection broke after the request was sent: the server may have applied it. */
+const connectionReset = (): Error => Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
 const until = async (check: () => boolean | Promise<boolean>): Promise<void> => {
   for (let i = 0; i < 400 && !(await check()); i++) await new Promise((r) => setTimeout(r, 5));
 };
 
-/**
- * Breaks the connection of the next JSON patch or create: `applied` says whether the
- * server applied it first (the answer is lost) or never saw it; `meanwhile` runs in
- * between, as another writer would.
- */
 const decode = (v: Uint8Array | undefined): string => new TextDecoder().decode(v);
 const increment = (v: Uint8Array | undefined): string => String(Number(decode(v)) + 1);
 
-function breakNext(api: MemoryApi, verb: 'jsonPatch' | 'create', applied: boolean, meanwhile?: () => Promise<unknown>): void {
+/**
+ * Breaks the connection of the next JSON patch or create: `applied` says whether the
+ * server applied it first (the answer is lost) or never saw it; `meanwhile` runs in
+ * between, as another writer would; `error` is what the caller sees (by default a
+ * reset after an applied call, a refused connection otherwise).
+ */
+function breakNext(
+  api: MemoryApi,
+  verb: 'jsonPatch' | 'create',
+  applied: boolean,
+  meanwhile?: () => Promise<unknown>,
+  error: () => Error = applied ? connectionReset : networkError,
+): void {
   const original = api[verb].bind(api) as (...args: unknown[]) => Promise<never>;
   let armed = true;
   (api as unknown as Record<string, unknown>)[verb] = async (...args: unknown[]) => {
@@ -38,7 +47,7 @@ function breakNext(api: MemoryApi, verb: 'jsonPatch' | 'create', applied: boolea
     armed = false;
     if (applied) await original(...args);
     await meanwhile?.();
-    throw networkError();
+    throw error();
   };
 }
 
@@ -95,9 +104,10 @@ describe('retries', () => {
     const { api, kv, make } = setup({ cache: false, now: clock });
     const other = make({ cache: false, now: clock });
     await kv.put('n', '0');
-    // Our patch never reaches the server; meanwhile the other writer makes the same increment
-    // in the same millisecond, so the plain value and time are identical.
-    breakNext(api, 'jsonPatch', false, () => other.update('n', increment));
+    // Our patch is not applied, but the connection breaks as if its answer were lost; meanwhile
+    // the other writer makes the same increment in the same millisecond, so the plain value and
+    // time are identical.
+    breakNext(api, 'jsonPatch', false, () => other.update('n', increment), connectionReset);
     const error = await kv.update('n', increment).catch((e: unknown) => e);
     // Counting it as done would lose an increment; trying again could apply it twice.
     expect(error).toBeInstanceOf(UnavailableError);
@@ -122,6 +132,56 @@ describe('retries', () => {
     breakNext(api, 'jsonPatch', true);
     expect(await kv.delete('a')).toBe(false);
     expect(await kv.keys()).toEqual(['b']);
+  });
+
+  it('a lost answer to the write of a new key, then the key deleted by another writer: reported as unknown, never applied twice', async () => {
+    const { api, kv, make } = setup({ cache: false });
+    const other = make();
+    await kv.put('other-key', 'x'); // the bucket exists: the update's write is a JSON patch
+    breakNext(api, 'jsonPatch', true, () => other.delete('token'));
+    let calls = 0;
+    const error = await kv
+      .update('token', () => {
+        calls += 1;
+        return 'issued';
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as Error).message).toMatch(/may or may not have been applied/);
+    expect(calls).toBe(1);
+    expect(await kv.has('token')).toBe(false);
+  });
+
+  it('a lost answer to the create of the bucket, then another writer\'s increment: reported as unknown, never applied twice', async () => {
+    const { api, kv, make } = setup({ cache: false });
+    const other = make();
+    breakNext(api, 'create', true, () => other.update('n', increment));
+    let calls = 0;
+    const error = await kv
+      .update('n', (v) => {
+        calls += 1;
+        return increment(v);
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect(calls).toBe(1);
+    expect(await kv.getText('n')).toBe('2');
+  });
+
+  it('a write that never reached the server (connection refused, 429) is planned again, not reported as unknown', async () => {
+    const { api, kv, make } = setup({ cache: false });
+    const other = make();
+    await kv.put('other-key', 'x');
+    for (const error of [networkError(), 429]) {
+      await other.put('other-key', `changed by ${String(error)}`); // the object moves on between the plan and the retry
+      api.injectFault({ verb: 'patch', error, count: 1 });
+      let calls = 0;
+      await kv.update(`new-${String(error)}`, () => {
+        calls += 1;
+        return 'v';
+      });
+      expect(calls).toBe(2);
+    }
   });
 
   it('a create whose answer was lost is recognised as its own', async () => {
@@ -241,10 +301,10 @@ describe('watch cache recovery', () => {
     const held = {
       ...api,
       // The put leaves before any cache runs (so it asks for metadata only), and lands after the cache is up.
-      strategicMergePatch: async (...args: Parameters<MemoryApi['strategicMergePatch']>) => {
+      jsonPatch: async (...args: Parameters<MemoryApi['jsonPatch']>) => {
         metadataOnly = args[2]?.metadataOnly;
         await gate;
-        return api.strategicMergePatch(...args);
+        return api.jsonPatch(...args);
       },
       // No watch event ever arrives: only the write's own path can show the write.
       watch: (kind: Parameters<MemoryApi['watch']>[0], namespace: string, options: Parameters<MemoryApi['watch']>[2]) =>

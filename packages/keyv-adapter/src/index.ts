@@ -5,9 +5,7 @@
  * @packageDocumentation
  */
 export { KeyvK8sKv } from './adapter.ts';
-export type { KeyvContract, KeyvK8sKvEntry, KeyvK8sKvOptions, KeyvK8sKvOpts } from './adapter.ts';
+export type { KeyvContract, KeyvK8sKvCapabilities, KeyvK8sKvCoreOptions, KeyvK8sKvEntry, KeyvK8sKvOptions, KeyvK8sKvOpts } from './adapter.ts';
 export { createKeyv, enableIterator } from './create.ts';
 export type { CreateKeyvOptions } from './create.ts';
-export { AdapterEmitter } from './emitter.ts';
-export type { Listener } from './emitter.ts';
 export { KeyvK8sKv as default } from './adapter.ts';

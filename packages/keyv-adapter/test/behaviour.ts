@@ -240,7 +240,7 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
           { key: 'b', value: 2, ttl: 60_000 },
           { key: 'c', value: 3 },
         ])).toEqual([true, true, true]);
-        expect(counted.counts).toEqual({ strategicMergePatch: 1 });
+        expect(counted.counts).toEqual({ jsonPatch: 1 });
 
         counted.reset();
         expect(await keyv.get(['a', 'b', 'x'])).toEqual([1, 2, undefined]);
@@ -424,20 +424,34 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
 export function describeKeyv6Contract(label: string, Keyv6: Keyv6Class, getEnv: () => KeyvAdapterTestEnv): void {
   const opened = tracker();
   afterAll(opened.closeAll);
+  // This package resolves Keyv 5 (its dev dependency), so adapters for Keyv 6 say so.
   const adapter = (bucket: string, extra: Partial<KeyvK8sKvOptions> = {}, api = getEnv().api): KeyvK8sKv =>
-    opened.track(new KeyvK8sKv({ bucket, api, kubeNamespace: getEnv().kubeNamespace, ...extra }));
+    opened.track(new KeyvK8sKv({ bucket, api, kubeNamespace: getEnv().kubeNamespace, contract: 'keyv6', ...extra }));
   const inspect = (bucket: string): KV => opened.track(createKV({ bucket, api: getEnv().api, namespace: getEnv().kubeNamespace, cache: false }));
 
   describe(`Keyv 6 over the adapter (${label})`, () => {
     afterEach(opened.closeAll);
 
-    it('is used directly (capabilities.expires), and switches to the Keyv 6 contract', () => {
+    it('an adapter built for Keyv 6 is used directly (capabilities.expires); reading capabilities changes nothing', () => {
       const store = adapter(bucketName('v6-caps'));
-      expect(store.contract).toBe('keyv5');
+      expect(store.contract).toBe('keyv6');
       const keyv = new Keyv6({ store });
       expect(keyv.store).toBe(store);
-      expect(store.contract).toBe('keyv6');
       expect(store.capabilities).toMatchObject({ compatible: true, expires: true, methods: { getMany: { exists: true }, iterator: { exists: true } } });
+      expect(store.contract).toBe('keyv6');
+
+      // Built for Keyv 5 (the default here): Keyv 6 reading capabilities leaves it a Keyv 5 adapter.
+      const five = adapter(bucketName('v6-caps5'), { contract: 'keyv5' });
+      expect(five.capabilities.expires).toBe(false);
+      expect(five.contract).toBe('keyv5');
+      expect(new KeyvK8sKv({ bucket: 'x', api: getEnv().api, kubeNamespace: getEnv().kubeNamespace }).contract).toBe('keyv5');
+    });
+
+    it('an adapter built for Keyv 6 but called by Keyv 5 (a relative ttl) fails with a message that says what to do', async () => {
+      const keyv5 = new Keyv({ store: adapter(bucketName('v6-mismatch')) });
+      keyv5.on('error', () => {});
+      const store = keyv5.store as KeyvK8sKv;
+      await expect(store.set('k', 'v', 60_000)).rejects.toThrow(/follows Keyv 6's contract .* build the adapter with \{ contract: "keyv5" \}/);
     });
 
     it('round-trips values; the adapter prefixes keys with the namespace', async () => {

@@ -11,38 +11,34 @@
  * await storage.setItem('user:42', { name: 'Ada' }, { ttl: 3600 });
  * @packageDocumentation
  */
-import { defineDriver, type Driver, type StorageMeta, type TransactionOptions, type WatchCallback } from 'unstorage';
+import { defineDriver, normalizeBaseKey, normalizeKey, type Driver, type Storage, type StorageMeta, type TransactionOptions, type WatchCallback } from 'unstorage';
 import {
   createKV,
   InvalidOptionError,
   InvalidValueError,
   loadKubeConfig,
   validateBucketName,
-  type CorruptEntryError,
-  type KubeApi,
+  withMessagePrefix,
   type KV,
   type KVOptions,
   type KVPutEntry,
-  type RetryOptions,
 } from '@k8s-kv/core';
 
 /** A `KubeConfig` of `@kubernetes/client-node` (the type core takes). */
 export type KubeConfig = NonNullable<KVOptions['kubeConfig']>;
 
-/** Options of the driver. Nitro copies them from `nitro.config` (JSON), so keep them serializable there. */
-export interface K8sKvDriverOptions {
-  /**
-   * Bucket name = name of the ConfigMap that holds the data: 1-63 lowercase
-   * letters, digits, "-" or ".". Required.
-   */
-  bucket: string;
-  /** App the bucket belongs to (label `k8s-kv.io/app`). Default "default". */
-  app?: string;
-  /**
-   * Namespace of the ConfigMap. Default: the pod's own namespace in a
-   * cluster, else the kubeconfig context's, else "default".
-   */
-  namespace?: string;
+/** The options of core's `createKV` that the driver takes as they are and passes through unchanged. */
+export type K8sKvCoreOptions = Pick<
+  KVOptions,
+  'bucket' | 'app' | 'namespace' | 'api' | 'compress' | 'retry' | 'maxUpdateAttempts' | 'onCorruptEntry' | 'now' | 'cache' | 'onError' | 'shards'
+>;
+
+/**
+ * Options of the driver: core's (see `@k8s-kv/core`'s `KVOptions`), plus the
+ * driver's own `ttl`, `base` and `kubeconfig`. Nitro copies them from
+ * `nitro.config` (JSON), so keep them serializable there.
+ */
+export interface K8sKvDriverOptions extends K8sKvCoreOptions {
   /**
    * Default time to live of written items, in SECONDS (like unstorage's redis
    * driver). A write's own `{ ttl }` wins; `{ ttl: 0 }` writes without expiry.
@@ -51,7 +47,8 @@ export interface K8sKvDriverOptions {
   ttl?: number;
   /**
    * Prefix of every key inside the bucket, so that several mounts can share
-   * one bucket (e.g. `base: "cache"`). Default: none.
+   * one bucket (e.g. `base: "cache"`), normalized as unstorage normalizes a
+   * mount's base. Default: none.
    */
   base?: string;
   /**
@@ -60,74 +57,50 @@ export interface K8sKvDriverOptions {
    * Default: KUBECONFIG, then ~/.kube/config, then the pod's service account.
    */
   kubeconfig?: string | KubeConfig;
-  /** The Kubernetes API port; `createMemoryApi()` of `@k8s-kv/core/testing` for tests. Overrides `kubeconfig`. */
-  api?: KubeApi;
-  /** Compress values with DEFLATE when it saves space. Default true. */
-  compress?: boolean;
-  /** Backoff for transient API failures (network errors, 429, 5xx). */
-  retry?: RetryOptions;
-  /** Attempts of a compare-and-swap before giving up (core's `maxUpdateAttempts`). */
-  maxUpdateAttempts?: number;
-  /** Called for each corrupt entry that listings skip. */
-  onCorruptEntry?: (error: CorruptEntryError) => void;
-  /** Clock in milliseconds since the epoch (default `Date.now`); for tests of expiry. */
-  now?: () => number;
+}
+
+/**
+ * The driver: unstorage's driver contract, plus the atomic read-modify-write
+ * that unstorage has no method for. Reach it from a storage with
+ * {@link k8sKvDriverOf}. Keys are relative to the mount, as in `storage.getItem`.
+ */
+export interface K8sKvDriver extends Driver<K8sKvDriverOptions, KV> {
   /**
-   * Serve reads from core's list+watch cache of the bucket (default true):
-   * this process's writes are visible at once, other pods' within the watch
-   * latency. `false` reads from the API server on every call.
+   * Atomic read-modify-write of one key, across every process and pod:
+   * `fn` gets the stored text (what the driver's `getItem` returns; `null`
+   * when missing) and returns the new text, `undefined` to keep it, or `null`
+   * to delete the key. `fn` may run more than once (a concurrent write made it
+   * start over) and must not have side effects. Resolves to the text stored
+   * afterwards (`null` when none). `opts.ttl` in seconds, as for `setItem`.
    */
-  cache?: boolean;
-  /** Called with errors of core's background work (the watch, which retries by itself). */
-  onError?: (error: unknown) => void;
+  update(key: string, fn: (current: string | null) => string | null | undefined, opts?: TransactionOptions): Promise<string | null>;
   /**
-   * Spread the bucket over this many ConfigMaps (1-256, default 1) when the
-   * driver creates it: up to `shards` MiB, and writes that stay fast as the
-   * bucket grows; batches are then atomic per shard. An existing bucket keeps
-   * its layout (core's `shards`).
+   * Adds `by` (default 1) to the number stored at `key` (0 when missing)
+   * atomically, across every process and pod; resolves to the new number.
+   * `storage.getItem(key)` reads it back as a number. Rejects with
+   * `InvalidValueError` when the key holds something that is not a number.
    */
-  shards?: number;
+  increment(key: string, by?: number, opts?: TransactionOptions): Promise<number>;
 }
 
 /** The name the driver reports (`driver.name`) and puts in its error messages. */
 export const DRIVER_NAME = 'k8s-kv';
 
 /**
- * An error raised by the driver: `[unstorage] [k8s-kv] message`, with core's
- * error as `cause` and its stable `code` (e.g. "KV_FORBIDDEN") copied.
+ * Core's error as the driver reports it: the same class (so `instanceof
+ * ForbiddenError` and `error.code` work) and fields, its message prefixed in
+ * unstorage's style, `[unstorage] [k8s-kv] bucket "NAME": ...`, and the
+ * original as `cause`. Other errors pass through unchanged.
  */
-export class K8sKvDriverError extends Error {
-  /** Core's error code (`KVError.code`), when the cause has one. */
-  readonly code: string | undefined;
-  constructor(message: string, options?: { cause?: unknown; code?: string | undefined }) {
-    super(`[unstorage] [${DRIVER_NAME}] ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'K8sKvDriverError';
-    this.code = options?.code;
-  }
-}
-
-function wrapError(error: unknown): K8sKvDriverError {
-  if (error instanceof K8sKvDriverError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  const code = (error as { code?: unknown } | null)?.code;
-  const wrapped = new K8sKvDriverError(message, { cause: error, code: typeof code === 'string' ? code : undefined });
-  return wrapped;
-}
-
-/** Runs `fn`, turning anything it throws into a {@link K8sKvDriverError}. */
-async function guard<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    throw wrapError(error);
-  }
+function driverError(error: unknown, bucket?: string): unknown {
+  return withMessagePrefix(error, `[unstorage] [${DRIVER_NAME}] ${bucket === undefined ? '' : `bucket ${JSON.stringify(bucket)}: `}`);
 }
 
 /** Validates a TTL in seconds; undefined and 0 mean "no expiry". */
 function ttlSeconds(ttl: unknown, option: string): number | undefined {
   if (ttl === undefined || ttl === null) return undefined;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-    throw wrapError(new InvalidOptionError(option, `${option} must be a finite number of seconds >= 0, got ${typeof ttl === 'string' ? JSON.stringify(ttl) : String(ttl)}.`));
+    throw new InvalidOptionError(option, `${option} must be a finite number of seconds >= 0, got ${typeof ttl === 'string' ? JSON.stringify(ttl) : String(ttl)}.`);
   }
   return ttl;
 }
@@ -149,18 +122,19 @@ const textDecoder = new TextDecoder();
  * call; the core store is created on the first call. The options object is
  * never modified.
  */
-const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptions) => {
+const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptions): K8sKvDriver => {
   if (!opts || typeof opts !== 'object' || opts.bucket === undefined || opts.bucket === '') {
-    throw new K8sKvDriverError('Missing required option `bucket`.', { code: 'KV_INVALID_OPTION' });
+    throw driverError(new InvalidOptionError('bucket', 'Missing required option `bucket`.'));
   }
+  let defaultTtl: number | undefined;
   try {
     validateBucketName(opts.bucket);
+    defaultTtl = ttlSeconds(opts.ttl, 'ttl');
   } catch (error) {
-    throw wrapError(error);
+    throw driverError(error);
   }
-  const defaultTtl = ttlSeconds(opts.ttl, 'ttl');
-  const base = (opts.base ?? '').replace(/^:+|:+$/g, '');
-  const prefix = base ? `${base}:` : '';
+  const { bucket } = opts;
+  const prefix = normalizeBaseKey(opts.base);
   const now = opts.now ?? Date.now;
 
   let kv: KV | undefined;
@@ -168,12 +142,20 @@ const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptio
   const watches = new Set<() => Promise<void>>();
   const store = (): KV => {
     if (kv) return kv;
-    // createKV treats an option given as undefined as not given.
-    const { bucket, app, namespace, api, compress, retry, maxUpdateAttempts, onCorruptEntry, cache, onError, shards } = opts;
+    // Core's options pass through as they are (createKV treats undefined as not given).
+    const { ttl: _ttl, base: _base, kubeconfig, ...core } = opts;
     // With an `api`, no kubeconfig is read (not even for its context's namespace).
-    const kubeConfig = api !== undefined ? undefined : typeof opts.kubeconfig === 'string' ? loadKubeConfig(opts.kubeconfig) : opts.kubeconfig;
-    kv = createKV({ bucket, app, namespace, api, kubeConfig, compress, retry, maxUpdateAttempts, onCorruptEntry, now: opts.now, cache, onError, shards });
+    const kubeConfig = core.api !== undefined ? undefined : typeof kubeconfig === 'string' ? loadKubeConfig(kubeconfig) : kubeconfig;
+    kv = createKV({ ...core, kubeConfig });
     return kv;
+  };
+  /** Runs `fn`, reporting core's errors as the driver's (see driverError). */
+  const guard = async <T>(fn: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (error) {
+      throw driverError(error, bucket);
+    }
   };
 
   /** Key inside the bucket. */
@@ -184,7 +166,18 @@ const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptio
     return ttl ? ttl * 1000 : undefined;
   };
 
-  const driver: Driver<K8sKvDriverOptions, KV> = {
+  const update: K8sKvDriver['update'] = (key, fn, topts) =>
+    guard(async () => {
+      const ttl = ttlMs(topts);
+      const stored = await store().update(
+        k(normalizeKey(key)),
+        (current) => fn(current === undefined ? null : textDecoder.decode(current)),
+        ttl === undefined ? undefined : { ttl },
+      );
+      return stored === undefined ? null : textDecoder.decode(stored);
+    });
+
+  const driver: K8sKvDriver = {
     name: DRIVER_NAME,
     options: opts,
     // TTL is native (expiry is kept per entry). maxDepth is left to the
@@ -194,8 +187,28 @@ const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptio
       try {
         return store();
       } catch (error) {
-        throw wrapError(error);
+        throw driverError(error, bucket);
       }
+    },
+
+    update,
+
+    increment: async (key, by = 1, topts) => {
+      if (typeof by !== 'number' || !Number.isFinite(by)) {
+        throw driverError(new InvalidValueError(key, `increment(${JSON.stringify(key)}, by) needs a finite number, got ${String(by)}.`), bucket);
+      }
+      const stored = await update(
+        key,
+        (current) => {
+          const value = current === null ? 0 : Number(current);
+          if (current !== null && (current.trim() === '' || !Number.isFinite(value))) {
+            throw new InvalidValueError(key, `Key ${JSON.stringify(key)} holds ${JSON.stringify(current.slice(0, 40))}, not a number: increment() cannot add to it.`);
+          }
+          return String(value + by);
+        },
+        topts,
+      );
+      return Number(stored);
     },
 
     hasItem: (key) => guard(() => store().has(k(key))),
@@ -281,7 +294,30 @@ const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptio
       }),
   };
   return driver;
-});
+}) as (opts: K8sKvDriverOptions) => K8sKvDriver;
+
+/**
+ * The k8s-kv driver mounted at `mountpoint` of `storage` (e.g. Nitro's
+ * `useStorage()` and "data"), for its {@link K8sKvDriver.update} and
+ * {@link K8sKvDriver.increment}, which unstorage's storage has no method for.
+ * Throws `InvalidOptionError` when no k8s-kv driver is mounted exactly there.
+ *
+ * @example
+ * const visits = await k8sKvDriverOf(useStorage(), 'data').increment('visits');
+ */
+export function k8sKvDriverOf(storage: Pick<Storage, 'getMount'>, mountpoint: string): K8sKvDriver {
+  const { base, driver } = storage.getMount(mountpoint);
+  if (driver.name !== DRIVER_NAME || base !== normalizeBaseKey(mountpoint) || typeof (driver as Partial<K8sKvDriver>).update !== 'function') {
+    throw driverError(
+      new InvalidOptionError(
+        'mountpoint',
+        `No ${DRIVER_NAME} driver is mounted at ${JSON.stringify(mountpoint)}: the mount there is driver ${JSON.stringify(driver.name ?? 'unknown')} at ${JSON.stringify(base)}. ` +
+          'Mount @k8s-kv/unstorage-driver there (e.g. storage: { data: { driver: "@k8s-kv/unstorage-driver", bucket } } in nitro.config).',
+      ),
+    );
+  }
+  return driver as K8sKvDriver;
+}
 
 export default k8sKvDriver;
 export { k8sKvDriver };

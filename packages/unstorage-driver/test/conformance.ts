@@ -11,7 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createStorage, restoreSnapshot, type Driver, type Storage, type WatchEvent } from 'unstorage';
-import k8sKvDriver, { type K8sKvDriverOptions } from '../src/index.ts';
+import { InvalidOptionError, InvalidValueError, KVError, ValueTooLargeError } from '@k8s-kv/core';
+import k8sKvDriver, { k8sKvDriverOf, type K8sKvDriverOptions } from '../src/index.ts';
 
 /**
  * Driver options for a bucket. Two calls with the same bucket must reach the
@@ -466,7 +467,7 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
         await unwatch();
       });
 
-      it('errors: "[unstorage] [k8s-kv] ..." with core\'s error as cause and its code', async () => {
+      it('errors: core\'s typed errors, their message "[unstorage] [k8s-kv] bucket ...: ..." naming the bucket, the original as cause', async () => {
         const thrown = (fn: () => unknown) => {
           try {
             fn();
@@ -485,19 +486,58 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
         });
         expect(thrown(() => k8sKvDriver({ bucket: 'ok', ttl: -5 }))).toMatchObject({ code: 'KV_INVALID_OPTION' });
 
-        const storage = await makeStorage(bucketName('errors'));
+        const bucket = bucketName('errors');
+        const storage = await makeStorage(bucket);
         const badTtl = await storage.setItem('k', 'v', { ttl: -1 }).catch((error: unknown) => error);
-        expect(badTtl).toBeInstanceOf(Error);
-        expect((badTtl as Error).message).toMatch(/^\[unstorage\] \[k8s-kv\] ttl must be a finite number of seconds/);
-        expect(badTtl).toMatchObject({ code: 'KV_INVALID_OPTION', cause: expect.objectContaining({ code: 'KV_INVALID_OPTION' }) });
+        expect(badTtl).toBeInstanceOf(InvalidOptionError);
+        expect((badTtl as Error).message).toBe(`[unstorage] [k8s-kv] bucket "${bucket}": ttl must be a finite number of seconds >= 0, got -1.`);
+        expect(badTtl).toMatchObject({ code: 'KV_INVALID_OPTION', option: 'ttl', cause: expect.objectContaining({ message: 'ttl must be a finite number of seconds >= 0, got -1.' }) });
 
         const tooLarge = await storage.setItemRaw('huge', randomBytes(1536 * 1024)).catch((error: unknown) => error);
-        expect((tooLarge as Error).message).toMatch(/^\[unstorage\] \[k8s-kv\] Value for key "huge" is \d+ bytes/);
-        expect(tooLarge).toMatchObject({ code: 'KV_VALUE_TOO_LARGE', cause: expect.objectContaining({ name: 'ValueTooLargeError' }) });
+        expect(tooLarge).toBeInstanceOf(KVError);
+        expect(tooLarge).toBeInstanceOf(ValueTooLargeError);
+        expect((tooLarge as Error).message).toMatch(new RegExp(`^\\[unstorage\\] \\[k8s-kv\\] bucket "${bucket}": Value for key "huge" is \\d+ bytes`));
+        expect(tooLarge).toMatchObject({ name: 'ValueTooLargeError', code: 'KV_VALUE_TOO_LARGE', key: 'huge', cause: expect.any(ValueTooLargeError) });
+        expect((tooLarge as Error).stack).toContain(`bucket "${bucket}"`);
 
         const badRaw = await storage.setItemRaw('obj', { not: 'bytes' }).catch((error: unknown) => error);
         expect(badRaw).toMatchObject({ code: 'KV_INVALID_VALUE' });
         expect(await storage.getKeys()).toEqual([]);
+      });
+
+      it('update and increment are atomic: 50 concurrent increments over two drivers (two pods) count exactly', async () => {
+        const bucket = bucketName('counter');
+        const a = await makeDriver(bucket, { base: 'app' });
+        const b = await makeDriver(bucket, { base: 'app' });
+        const storageA = createStorage();
+        storageA.mount('data', a);
+        const storageB = createStorage();
+        storageB.mount('data', b);
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => k8sKvDriverOf(i % 2 ? storageA : storageB, 'data').increment('visits')),
+        );
+        expect([...results].sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+        expect(await storageA.getItem('data:visits')).toBe(50);
+        await eventually(async () => expect(await storageB.getItem('data:visits')).toBe(50));
+        // Keys are normalized as the storage layer normalizes them, and the mount's base applies.
+        expect(await k8sKvDriverOf(storageA, 'data').increment('users/42/visits', 5, { ttl: 60 })).toBe(5);
+        expect(await storageA.getItem('data:users:42:visits')).toBe(5);
+        expect((await storageA.getMeta('data:users:42:visits')).ttl).toBeGreaterThan(50);
+        const kv = a.getInstance!() as import('@k8s-kv/core').KV;
+        expect(await kv.getText('app:visits')).toBe('50');
+
+        const updated = await k8sKvDriverOf(storageA, 'data').update('profile', (current) => JSON.stringify({ ...JSON.parse(current ?? '{}'), seen: true }));
+        expect(updated).toBe('{"seen":true}');
+        expect(await storageA.getItem('data:profile')).toEqual({ seen: true });
+        expect(await k8sKvDriverOf(storageA, 'data').update('profile', () => null)).toBeNull();
+        expect(await storageA.hasItem('data:profile')).toBe(false);
+
+        await storageA.setItem('data:word', 'hello');
+        const notNumber = await k8sKvDriverOf(storageA, 'data').increment('word').catch((error: unknown) => error);
+        expect(notNumber).toBeInstanceOf(InvalidValueError);
+        expect((notNumber as Error).message).toBe(`[unstorage] [k8s-kv] bucket "${bucket}": Key "word" holds "hello", not a number: increment() cannot add to it.`);
+        expect(() => k8sKvDriverOf(storageA, 'cache')).toThrow(/^\[unstorage\] \[k8s-kv\] No k8s-kv driver is mounted at "cache": the mount there is driver "memory" at ""/);
+        await Promise.all([storageA.dispose(), storageB.dispose()]);
       });
 
       it('creating a driver does not touch or mutate its options; dispose lets the process go and a later call starts again', async () => {

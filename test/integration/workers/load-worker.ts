@@ -14,6 +14,8 @@ interface Task {
   slots: number;
   keysPerSlot: number;
   sharedCounters: number;
+  /** Incompressible bytes added to every value written (default none): to grow a bucket. */
+  valueBytes?: number;
 }
 
 /** What the worker reports for each operation. */
@@ -45,13 +47,25 @@ const emit = (record: OpRecord): void => {
   process.stdout.write(JSON.stringify(record) + '\n');
 };
 
+/** `bytes` incompressible, deterministic characters for operation `n` (a value is still told apart by its prefix). */
+function padding(n: number, bytes: number): string {
+  if (!bytes) return '';
+  let x = (task.id * 1_000_003 + n) >>> 0;
+  const out = new Uint8Array(Math.ceil((bytes * 3) / 4));
+  for (let i = 0; i < out.length; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return `.${Buffer.from(out).toString('base64').slice(0, bytes)}`;
+}
+
 let issued = 0;
 async function slot(s: number): Promise<void> {
   const key = (k: number): string => `p${task.id}/s${s}/k${k}`;
   while (issued < task.ops) {
     const n = issued++;
     const pick = random(100);
-    const value = `${task.id}.${n}`;
+    const value = `${task.id}.${n}${padding(n, task.valueBytes ?? 0)}`;
     let op: OpRecord['op'];
     let effects: Array<[string, string | null]>;
     let run: () => Promise<Array<[string, string | null]> | void>;

@@ -14,6 +14,10 @@ export interface WorkloadOptions {
   bucket: string;
   processes: number;
   opsPerProcess: number;
+  /** Keys each of a process's 8 operation slots works on (default 6). */
+  keysPerSlot?: number;
+  /** Incompressible bytes added to each value (default none), to grow the bucket. */
+  valueBytes?: number;
   /** Called once this many operations (all processes together) have completed. */
   onProgress?: { after: number; run: () => Promise<void> };
 }
@@ -41,6 +45,7 @@ function runWorker(task: object, onRecord: () => void): Promise<OpRecord[]> {
     child.stdout.on('data', (chunk: Buffer) => {
       buffer += chunk;
       let nl: number;
+      // biome-ignore lint/suspicious/noAssignInExpressions: one line of the stream per turn
       while ((nl = buffer.indexOf('\n')) >= 0) {
         const line = JSON.parse(buffer.slice(0, nl)) as OpRecord & { done?: boolean };
         buffer = buffer.slice(nl + 1);
@@ -66,7 +71,18 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRes
   const perProcess = await Promise.all(
     Array.from({ length: options.processes }, (_, id) =>
       runWorker(
-        { kubeconfig: options.kubeconfig, namespace: options.namespace, bucket: options.bucket, id, ops: options.opsPerProcess, seed: 1000 + id, slots: 8, keysPerSlot: 6, sharedCounters: 3 },
+        {
+          kubeconfig: options.kubeconfig,
+          namespace: options.namespace,
+          bucket: options.bucket,
+          id,
+          ops: options.opsPerProcess,
+          seed: 1000 + id,
+          slots: 8,
+          keysPerSlot: options.keysPerSlot ?? 6,
+          sharedCounters: 3,
+          valueBytes: options.valueBytes ?? 0,
+        },
         onRecord,
       ),
     ),

@@ -7,23 +7,31 @@ import { readFile } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import { listBuckets } from '../buckets.ts';
-import { isStatus, toKVError, withRetry, type RetryOptions } from '../engine/api-errors.ts';
-import { ForeignObjectError, KVError, type CorruptEntryError } from '../errors.ts';
+import { isStatus, toKVError } from '../engine/api-errors.ts';
+import { withRetry } from '../engine/retry-policy.ts';
+import { ForeignObjectError, KVError, NamespaceNotFoundError, type CorruptEntryError } from '../errors.ts';
 import { isShardCount, MAX_SHARDS, MIN_SHARDS } from '../codec/shard-hash.ts';
 import type { KubeApi } from '../kube/port.ts';
-import { createKV, type KV, type KVPutEntry, type KVValue } from '../kv.ts';
-import { UsageError, type CommandName, type ParsedOptions } from './args.ts';
-import { base64, formatBytes, formatPercent, formatTime, parseDuration, printable, table, utf8OrUndefined } from './format.ts';
+import { createKV } from '../kv.ts';
+import type { KV, KVPutEntry, KVValue, RetryOptions } from '../types.ts';
+import { base64, formatBytes, formatData, formatPercent, formatTime, parseDuration, printable, table, UsageError, utf8OrUndefined } from './format.ts';
 import { Progress, readAll, write, type CliIo } from './io.ts';
+import type { CommandName, OutputFormat, ParsedOptions } from './program.ts';
+
+/** Codes of the CLI's own failures (besides core's KVError codes). */
+export type CliErrorCode = 'KEY_NOT_FOUND' | 'BUCKET_NOT_FOUND' | 'FAILED';
 
 /** A failure the CLI reports as is (exit code 1), e.g. a missing key. */
 export class CliError extends Error {
   override name = 'CliError';
   /** A second line telling what to do, if any. */
   readonly hint: string | undefined;
-  constructor(message: string, hint?: string) {
+  /** Stable code, printed under -o json|yaml. */
+  readonly code: CliErrorCode;
+  constructor(message: string, hint?: string, code: CliErrorCode = 'FAILED') {
     super(message);
     this.hint = hint;
+    this.code = code;
   }
 }
 
@@ -50,6 +58,8 @@ export interface CommandContext {
   retry: RetryOptions;
   /** Starts listening for SIGINT and SIGTERM; resolves with the first one that arrives. */
   untilStopped: () => Promise<string>;
+  /** Whether a namespace exists (undefined: cannot tell); asked when a bucket is not found. */
+  namespaceExists: (namespace: string) => Promise<boolean | undefined>;
 }
 
 /** Size of one import batch (one atomic patch), estimated from keys and values before compression. */
@@ -118,8 +128,27 @@ async function bucketExists(ctx: CommandContext, bucket: string): Promise<boolea
   }
 }
 
-async function printJson(ctx: CommandContext, value: unknown): Promise<void> {
-  await write(ctx.io.stdout, JSON.stringify(value, null, 2) + '\n');
+/**
+ * Throws when the bucket does not exist: NamespaceNotFoundError when its
+ * namespace does not exist either, else a BUCKET_NOT_FOUND CliError. Called
+ * when a read found nothing, to tell a missing bucket from an empty one.
+ */
+async function requireBucket(ctx: CommandContext, bucket: string): Promise<void> {
+  if (await bucketExists(ctx, bucket)) return;
+  if ((await ctx.namespaceExists(ctx.namespace)) === false) {
+    throw new HintedError(new NamespaceNotFoundError(ctx.namespace), 'pass the namespace with -n NAMESPACE');
+  }
+  throw new CliError(`${where(ctx, bucket)} does not exist`, 'list the buckets with "k8s-kv buckets" (-A for every namespace)', 'BUCKET_NOT_FOUND');
+}
+
+/** The -o format asked for, if any. */
+function formatOf(ctx: CommandContext): OutputFormat | undefined {
+  return ctx.options.output;
+}
+
+/** Prints `value` as -o json|yaml asks. */
+async function printData(ctx: CommandContext, value: unknown): Promise<void> {
+  await write(ctx.io.stdout, formatData(value, formatOf(ctx) ?? 'json'));
 }
 
 function progressEnabled(ctx: CommandContext): boolean {
@@ -131,15 +160,15 @@ function requireYes(ctx: CommandContext, command: CommandName, what: string): vo
 }
 
 async function buckets(ctx: CommandContext): Promise<void> {
-  const all = ctx.options['all-namespaces'] === true;
+  const all = ctx.options.allNamespaces === true;
   const list = await listBuckets({
     api: ctx.api,
     retry: ctx.retry,
     ...(all ? { allNamespaces: true } : { namespace: ctx.namespace }),
     ...(ctx.options.app !== undefined ? { app: ctx.options.app } : {}),
   });
-  if (ctx.options.json) {
-    await printJson(
+  if (formatOf(ctx)) {
+    await printData(
       ctx,
       list.map((b) => ({ ...b, percent: Number(((b.bytes / b.limitBytes) * 100).toFixed(2)), createdAt: b.createdAt?.toISOString() ?? null, app: b.app ?? null })),
     );
@@ -167,9 +196,12 @@ async function get(ctx: CommandContext): Promise<void> {
   const [bucket, key] = ctx.args as [string, string];
   await withKV(ctx, bucket, async (kv) => {
     const entry = await kv.getEntry(key);
-    if (!entry) throw new CliError(`key ${quoteKey(key)} not found in ${where(ctx, bucket)}`);
-    if (ctx.options.json) {
-      await printJson(ctx, {
+    if (!entry) {
+      await requireBucket(ctx, bucket);
+      throw new CliError(`key ${quoteKey(key)} not found in ${where(ctx, bucket)}`, undefined, 'KEY_NOT_FOUND');
+    }
+    if (formatOf(ctx)) {
+      await printData(ctx, {
         key: entry.key,
         value: entry.text ? Buffer.from(entry.value).toString('utf8') : base64(entry.value),
         text: entry.text,
@@ -214,9 +246,9 @@ async function put(ctx: CommandContext): Promise<void> {
   const value = await readValue(ctx);
   await withKV(ctx, bucket, async (kv) => {
     await kv.put(key, value, ttl === undefined ? undefined : { ttl });
-    if (ctx.options.json) {
+    if (formatOf(ctx)) {
       const entry = await kv.getEntry(key);
-      await printJson(ctx, {
+      await printData(ctx, {
         key,
         text: typeof value === 'string',
         size: entry?.size ?? null,
@@ -230,15 +262,16 @@ async function del(ctx: CommandContext): Promise<void> {
   const [bucket, ...keys] = ctx.args as [string, ...string[]];
   await withKV(ctx, bucket, async (kv) => {
     const deleted = await kv.deleteMany(keys);
-    if (ctx.options.json) await printJson(ctx, keys.map((key, i) => ({ key, deleted: deleted[i] })));
+    if (formatOf(ctx)) await printData(ctx, keys.map((key, i) => ({ key, deleted: deleted[i] })));
     const seen = new Set<string>();
     const missing = keys.filter((key, i) => {
       const first = !seen.has(key);
       seen.add(key);
       return first && !deleted[i];
     });
-    if (missing.length === 1) throw new CliError(`key ${quoteKey(missing[0]!)} not found in ${where(ctx, bucket)}`);
-    if (missing.length > 1) throw new CliError(`${missing.length} keys not found in ${where(ctx, bucket)}: ${missing.map(quoteKey).join(', ')}`);
+    if (missing.length > 0 && missing.length === new Set(keys).size) await requireBucket(ctx, bucket);
+    if (missing.length === 1) throw new CliError(`key ${quoteKey(missing[0]!)} not found in ${where(ctx, bucket)}`, undefined, 'KEY_NOT_FOUND');
+    if (missing.length > 1) throw new CliError(`${missing.length} keys not found in ${where(ctx, bucket)}: ${missing.map(quoteKey).join(', ')}`, undefined, 'KEY_NOT_FOUND');
   });
 }
 
@@ -246,7 +279,8 @@ async function keys(ctx: CommandContext): Promise<void> {
   const [bucket, prefix = ''] = ctx.args as [string, string?];
   await withKV(ctx, bucket, async (kv) => {
     const list = await kv.keys(prefix);
-    if (ctx.options.json) return printJson(ctx, list);
+    if (list.length === 0) await requireBucket(ctx, bucket);
+    if (formatOf(ctx)) return printData(ctx, list);
     if (list.length > 0) await write(ctx.io.stdout, list.map(printable).join('\n') + '\n');
   });
 }
@@ -261,8 +295,9 @@ async function list(ctx: CommandContext): Promise<void> {
   const withValues = ctx.options.values === true;
   await withKV(ctx, bucket, async (kv) => {
     const entries = await kv.entries(prefix);
-    if (ctx.options.json) {
-      return printJson(
+    if (entries.length === 0) await requireBucket(ctx, bucket);
+    if (formatOf(ctx)) {
+      return printData(
         ctx,
         entries.map((e) => ({
           key: e.key,
@@ -294,8 +329,9 @@ async function stats(ctx: CommandContext): Promise<void> {
   const [bucket] = ctx.args as [string];
   await withKV(ctx, bucket, async (kv) => {
     const s = await kv.stats();
-    if (ctx.options.json) {
-      return printJson(ctx, { bucket, namespace: ctx.namespace, ...s, percent: Number(((s.bytes / s.limitBytes) * 100).toFixed(2)) });
+    if (s.keys + s.expired + s.corrupt === 0) await requireBucket(ctx, bucket);
+    if (formatOf(ctx)) {
+      return printData(ctx, { bucket, namespace: ctx.namespace, ...s, percent: Number(((s.bytes / s.limitBytes) * 100).toFixed(2)) });
     }
     const rows = [
       ['bucket', bucket],
@@ -304,7 +340,8 @@ async function stats(ctx: CommandContext): Promise<void> {
       ['expired', String(s.expired)],
       ['corrupt', String(s.corrupt)],
       ['bytes', `${s.bytes} of ${s.limitBytes} (${formatBytes(s.bytes)} / ${formatBytes(s.limitBytes)}, ${formatPercent(s.bytes, s.limitBytes)})`],
-      ...(s.shards > 1 ? [['shards', `${s.shards} ConfigMaps (${bucket}.shard-0 .. ${bucket}.shard-${s.shards - 1}), 1 MiB each`]] : []),
+      ...(s.layout === 'sharded' ? [['shards', `${s.shards} ConfigMaps (${bucket}.shard-0 .. ${bucket}.shard-${s.shards - 1}), 1 MiB each`]] : []),
+      ...(s.layout === 'elastic' ? [['parts', `${s.shards} ConfigMaps (${bucket}.p<depth>-<suffix>), split as the bucket grows`]] : []),
     ];
     await write(ctx.io.stdout, rows.map(([k, v]) => `${(k + ':').padEnd(11)}${v}`).join('\n') + '\n');
   });
@@ -315,7 +352,8 @@ async function clear(ctx: CommandContext): Promise<void> {
   requireYes(ctx, 'clear', prefix ? `deletes every key starting with ${quoteKey(prefix)} in ${where(ctx, bucket)}` : `deletes every key of ${where(ctx, bucket)}`);
   await withKV(ctx, bucket, async (kv) => {
     const count = await kv.clear(prefix);
-    if (ctx.options.json) return printJson(ctx, { bucket, namespace: ctx.namespace, prefix, deleted: count });
+    if (count === 0) await requireBucket(ctx, bucket);
+    if (formatOf(ctx)) return printData(ctx, { bucket, namespace: ctx.namespace, prefix, deleted: count });
     await write(ctx.io.stdout, `deleted ${count} key${count === 1 ? '' : 's'} from ${where(ctx, bucket)}\n`);
   });
 }
@@ -325,6 +363,7 @@ async function exportBucket(ctx: CommandContext): Promise<void> {
   const file = ctx.options.out;
   await withKV(ctx, bucket, async (kv) => {
     const entries = await kv.entries();
+    if (entries.length === 0) await requireBucket(ctx, bucket);
     let out: Writable = ctx.io.stdout;
     if (file !== undefined) {
       out = createWriteStream(file);
@@ -454,7 +493,7 @@ async function importBucket(ctx: CommandContext): Promise<void> {
       `imported ${done} key${done === 1 ? '' : 's'} into ${where(ctx, bucket)} in ${batches.length} batch${batches.length === 1 ? '' : 'es'}` +
         (skipped > 0 ? ` (skipped ${skipped} expired)` : ''),
     );
-    if (ctx.options.json) await printJson(ctx, summary);
+    if (formatOf(ctx)) await printData(ctx, summary);
   });
 }
 
@@ -463,9 +502,10 @@ async function watch(ctx: CommandContext): Promise<void> {
   // Listen before the watch starts, so a signal during start-up still ends it cleanly.
   const stopped = ctx.untilStopped();
   await withKV(ctx, bucket, async (kv) => {
-    const json = ctx.options.json === true;
+    const format = formatOf(ctx);
     const unsubscribe = await kv.watch((event) => {
-      ctx.io.stdout.write(json ? JSON.stringify(event) + '\n' : `${event.type} ${printable(event.key)}\n`);
+      const record = { type: event.type, key: event.key };
+      ctx.io.stdout.write(format === 'json' ? JSON.stringify(record) + '\n' : format === 'yaml' ? `---\n${formatData(record, 'yaml')}` : `${event.type} ${printable(event.key)}\n`);
     });
     ctx.io.stderr.write(`Watching ${where(ctx, bucket)}; stop with Ctrl-C.\n`);
     await stopped;
@@ -480,9 +520,9 @@ async function teardown(ctx: CommandContext): Promise<void> {
   const [bucket] = ctx.args as [string];
   requireYes(ctx, 'teardown', `deletes ${where(ctx, bucket)} and every key in it`);
   await withKV(ctx, bucket, async (kv) => {
-    if (!(await bucketExists(ctx, bucket))) throw new CliError(`${where(ctx, bucket)} does not exist; nothing was deleted`);
+    if (!(await bucketExists(ctx, bucket))) throw new CliError(`${where(ctx, bucket)} does not exist; nothing was deleted`, undefined, 'BUCKET_NOT_FOUND');
     await kv.teardown();
-    if (ctx.options.json) return printJson(ctx, { bucket, namespace: ctx.namespace, deleted: true });
+    if (formatOf(ctx)) return printData(ctx, { bucket, namespace: ctx.namespace, deleted: true });
     await write(ctx.io.stdout, `deleted ${where(ctx, bucket)}\n`);
   });
 }

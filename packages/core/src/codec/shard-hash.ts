@@ -44,3 +44,16 @@ export const MAX_SHARDS = 256;
 export function isShardCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= MIN_SHARDS && value <= MAX_SHARDS;
 }
+
+/** Deepest part of an elastic bucket: a part of depth `d` holds the keys whose hash has `h mod 2^d` = its suffix. */
+export const MAX_PART_DEPTH = 32;
+
+/** The suffix of a hash at a depth: `hash mod 2^depth` (the range of part (depth, suffix)). */
+export function hashSuffix(hash: number, depth: number): number {
+  return depth >= 32 ? hash >>> 0 : (hash >>> 0) % 2 ** depth;
+}
+
+/** Name of part (depth, suffix) of an elastic bucket (format 3): `<bucket>.p<depth>-<suffix in hex>`. */
+export function partName(bucket: string, depth: number, suffix: number): string {
+  return `${bucket}.p${depth}-${suffix.toString(16)}`;
+}

@@ -1,5 +1,6 @@
 /**
- * Classifies what the port throws and retries what is safe to retry.
+ * Classifies what the port throws: transient (worth repeating, see retry-policy.ts)
+ * or not, and the typed error a user sees for it.
  */
 import {
   ApiError,
@@ -10,16 +11,6 @@ import {
   UnavailableError,
 } from '../errors.ts';
 import { KubeApiError, resourceOf, type ObjectKind } from '../kube/port.ts';
-
-/** Backoff settings for transient failures (network errors, 429, 5xx). */
-export interface RetryOptions {
-  /** Give up after this many milliseconds of retrying (default 30000). */
-  maxElapsedMs?: number;
-  /** First delay (default 100 ms); doubles up to `maxDelayMs`, with jitter. */
-  initialDelayMs?: number;
-  /** Longest delay between attempts (default 2000 ms). */
-  maxDelayMs?: number;
-}
 
 /** etcd's refusals of an object too large to store (key names and metadata count there too). */
 export const TOO_LARGE_FOR_ETCD = /request is too large|larger than max/i;
@@ -46,6 +37,22 @@ export function isTransient(error: unknown): boolean {
   );
 }
 
+/** Transport errors raised before the request left this process: nothing reached the server. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * True when a write that failed with this transient error may have been applied
+ * by the server all the same (its answer was lost: a reset, a timeout, a 5xx after
+ * the server took it). False when the server cannot have applied it: a 429 (refused
+ * before processing) or a connection that was never made.
+ */
+export function mayHaveLanded(error: unknown): boolean {
+  if (error instanceof KubeApiError) return error.status !== 429;
+  if (!(error instanceof Error)) return true;
+  const code = (error as { code?: unknown }).code ?? (error.cause as { code?: unknown } | undefined)?.code;
+  return !(typeof code === 'string' && NOT_SENT_CODES.has(code));
+}
+
 /** Context of a call, for error messages. */
 export interface CallContext {
   verb: string;
@@ -70,29 +77,4 @@ export function toKVError(error: unknown, ctx: CallContext): KVError {
     return new UnavailableError(`The API server could not be reached for "${ctx.verb}" ${resourceOf(ctx.kind)} and retries ran out: ${reason}`, error);
   }
   return new KVError('KV_API_ERROR', `Unexpected failure of "${ctx.verb}" ${resourceOf(ctx.kind)}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Runs `call`, retrying transient failures with jittered exponential backoff. Non-transient failures are thrown unchanged. */
-export async function withRetry<T>(call: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
-  const maxElapsed = options.maxElapsedMs ?? 30_000;
-  const maxDelay = options.maxDelayMs ?? 2_000;
-  let delay = options.initialDelayMs ?? 100;
-  const started = Date.now();
-  for (;;) {
-    try {
-      return await call();
-    } catch (error) {
-      if (!isTransient(error) || Date.now() - started + delay > maxElapsed) throw error;
-      await sleep(delay / 2 + Math.random() * (delay / 2));
-      delay = Math.min(delay * 2, maxDelay);
-    }
-  }
-}
-
-/** Backoff between compare-and-swap attempts that lost a race (short, jittered). */
-export function conflictBackoff(attempt: number): Promise<void> {
-  const ceiling = Math.min(4 * 2 ** Math.min(attempt, 5), 100);
-  return sleep(Math.random() * ceiling);
 }

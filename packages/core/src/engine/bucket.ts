@@ -1,53 +1,96 @@
 /**
- * A bucket in either layout, as `createKV` uses it. The bucket's own object
- * (its head) says which:
- * - format 1: the head holds every entry; one {@link BucketEngine} does everything;
- * - format 2 (sharded, created with `shards: N`): the head holds no entries but the
- *   shard count; entry `k` lives in object `<bucket>.shard-<i>`, i = shardIndex(k, N),
- *   each shard written by its own engine (its own patches, group commit and cache).
- *   A write to one shard costs what a write to a bucket of that shard's size costs.
- * This file only routes: every read, write and retry rule is the engine's.
+ * A bucket in any of its layouts, as `createKV` uses it. The bucket's own
+ * object (its head) says which:
+ * - format 1: the head holds every entry (one {@link ObjectStore});
+ * - format 2 (sharded, created with `shards: N`): entry `k` lives in shard
+ *   `<bucket>.shard-<i>`, i = shardIndex(k, N); the head holds the count;
+ * - format 3 (elastic): a format-1 bucket whose head passed the split threshold
+ *   was split; entry `k` lives in the live part whose hash range holds it
+ *   (elastic-layout.ts), and parts go on splitting as they grow (split.ts).
+ * Per bucket, this file routes keys to objects, follows the layout as it
+ * changes, starts and finishes splits, turns the objects' changes into per-key
+ * events, and does the work that spans objects (listing, teardown). Every read,
+ * write and retry rule of one object is its ObjectStore's.
  */
-import { isShardCount, shardIndex, shardName } from '../codec/shard-hash.ts';
+import type { PreparedEntry } from '../codec/entry.ts';
+import { shardIndex, shardName } from '../codec/shard-hash.ts';
 import { ConflictError, UnsupportedFormatError, ValueTooLargeError, type KVError } from '../errors.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
-import { BucketEngine, isShardedHead, LayoutChanged, type EngineSettings, type PreparedEntry, type UpdateDecision } from './bucket-engine.ts';
-import { ANNOTATION_SHARDS } from './labels.ts';
+import type { KubeObject } from '../kube/port.ts';
+import type { KVChangeEvent } from '../types.ts';
+import { toKVError } from './api-errors.ts';
+import { newSwapState, type UpdateDecision } from './compare-and-swap.ts';
+import { ElasticLayout, partInfo, type PartInfo } from './elastic-layout.ts';
+import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
+import { ObjectStore, type ObjectStoreSettings } from './object-store.ts';
+import { bucketSelector, checkOwnership, isSealed, parseRole } from './ownership.ts';
+import { callApi, MAX_ROUTES } from './retry-policy.ts';
 import { mergeSnapshots, type Snapshot } from './snapshot.ts';
-import { WatchLoop, type ChangeListener } from './watch-cache.ts';
+import { activatePart, SPLIT_BYTES, splitObject, type SplitContext, type SplitTarget } from './split.ts';
+import { rvNumber, WatchLoop } from './watch-loop.ts';
 
 /** Settings of a {@link Bucket}. */
-export interface BucketSettings extends EngineSettings {
-  /** Shards of the bucket when this process creates it (default 1: one object, format 1). */
+export interface BucketSettings extends ObjectStoreSettings {
+  /** Shards of the bucket when this process creates it (default 1: one object that splits as it grows). */
   shards?: number | undefined;
+  /** Test hook of splits (split.ts `beforeStep`). */
+  beforeSplitStep?: SplitContext['beforeStep'];
 }
 
+/** Default `maxBytes`: 64 MiB (docs/FORMAT.md section 9.6 and the README say why). */
+export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
+
+/** How long a writer that meets a sealed object waits for the process splitting it before finishing the split itself. */
+const SEAL_PATIENCE_MS = 50;
+
 /** How the bucket is laid out, as its head says. */
-type Layout = { sharded: false } | { sharded: true; count: number };
+type Layout = { kind: 'single' } | { kind: 'sharded'; count: number } | { kind: 'elastic'; parts: ElasticLayout };
 
-/** How often an operation is routed again after the layout changed under it. */
-const MAX_ROUTES = 4;
+/** A listener of per-key changes. */
+export type ChangeListener = (event: KVChangeEvent) => void;
 
-/** A bucket of either layout. */
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A bucket of any layout. */
 export class Bucket {
   private readonly s: BucketSettings;
-  /** The engine of the bucket's own object: all entries (format 1), or the head (format 2). */
-  readonly head: BucketEngine;
-  private shardEngines: BucketEngine[] = [];
-  /** The layout last seen (uncached processes reuse it until the server contradicts it). */
+  /** The store of the bucket's own object: all entries (format 1), or the head (formats 2 and 3). */
+  readonly head: ObjectStore;
+  /** The stores of the bucket's other objects (shards, parts), by object name. */
+  private readonly stores = new Map<string, ObjectStore>();
+  /** One list+watch by label for every object of the bucket: the read cache, and `kv.watch()`. */
+  private readonly loop: WatchLoop;
+  /** The layout last read from the server (uncached processes reuse it until the server contradicts it). */
   private known: Layout | undefined;
-  /** The last merged view of a sharded bucket, reused while no shard changed. */
+  /** Parts this process knows are gone (split) before its cache does. */
+  private readonly gone = new Set<string>();
+  /** Splits this process is running, by object name. */
+  private readonly splits = new Map<string, Promise<void>>();
+  /** Failures of splits already reported through onError (each once). */
+  private readonly reported = new Set<string>();
+  /** True once a GET confirmed what the cache shows of the head (a foreign object without our labels is not in the watch). */
+  private headChecked = false;
+  /**
+   * The newest resourceVersion of the layout this process learned from the server directly
+   * (a GET of the head, a LIST of the parts): until the watch has caught up with it, the
+   * cache's layout is older than what this process knows (it may have written where the
+   * cache does not look yet), and the layout read from the server is used.
+   */
+  private freshRv = -1;
+  /** Changes with every state the cached layout depends on (an object's snapshot, `gone`, `headChecked`). */
+  private version = 0;
+  private memo: { key: string; value: { layout: Layout | undefined; head: Snapshot } | undefined } | undefined;
+  /** The last merged view of a bucket of several objects, reused while none changed. */
   private merged: Snapshot | undefined;
-  /** `kv.watch()` listeners; the engines' events reach them through {@link fanOut}. */
+  /** `kv.watch()` listeners, and the live objects' snapshots their last events were computed from. */
   private readonly listeners = new Set<ChangeListener>();
-  private stopHead: (() => void) | undefined;
-  /** Subscriptions to the shards' caches, for the shard count they were made for. */
-  private shardWatch: { count: number; stops: Array<() => void> } = { count: 0, stops: [] };
-  /** Changes of the shard subscriptions, one after the other. */
-  private following: Promise<void> = Promise.resolve();
+  private emitted: Map<string, Snapshot> | undefined;
+  private emitting = false;
+  private emitAgain = false;
+  private readonly maxParts: number;
 
   constructor(settings: BucketSettings) {
-    // A bucket without list/watch rights says so once, not once per object (head and every shard).
+    // A bucket without list/watch rights says so once, not once per object.
     let refused = false;
     const onCacheRefused = (error: KVError): void => {
       if (refused) return;
@@ -55,296 +98,616 @@ export class Bucket {
       settings.onError?.(error);
     };
     this.s = { ...settings, onCacheRefused };
-    // When the head changes layout (created, torn down, created again), watchers follow.
-    this.head = new BucketEngine({ ...this.s, onSnapshot: () => void this.followLayout().catch((error: unknown) => this.s.onError?.(error)) });
+    // A bucket whose maxBytes one object can hold stays one object.
+    const maxBytes = settings.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.maxParts = maxBytes <= MAX_OBJECT_DATA_BYTES ? 1 : Math.floor(maxBytes / SPLIT_BYTES);
+    this.loop = new WatchLoop({
+      api: settings.api,
+      kind: settings.kind,
+      namespace: settings.namespace,
+      selectors: { labelSelector: bucketSelector(settings.bucket) },
+      onError: settings.onError,
+      onUnknown: (name, object) => this.discovered(name, object),
+    });
+    this.head = new ObjectStore({
+      ...this.s,
+      maxBytes,
+      watchLoop: this.loop,
+      onSnapshot: (snapshot) => this.changed(this.s.bucket, snapshot),
+      afterWrite: (bytes) => this.afterWrite(this.s.bucket, bytes),
+      budget: () => this.budget(this.s.bucket),
+    });
   }
 
+  /** True when reads use the cache (option `cache`, default true). */
   private get caching(): boolean {
     return this.s.cache !== false;
   }
 
-  /** The layout a head object declares; undefined when the bucket does not exist. */
-  private layoutOf(head: Snapshot): Layout | undefined {
+  // ---------------------------------------------------------------- objects and their stores
+
+  /** The store of a shard or part (made once per object name). */
+  private storeFor(name: string, role: { shard: { index: number; count: number } } | { part: { depth: number; suffix: number; headUid: string } }): ObjectStore {
+    let store = this.stores.get(name);
+    if (store) return store;
+    store = new ObjectStore({
+      ...this.s,
+      maxBytes: this.s.maxBytes ?? DEFAULT_MAX_BYTES,
+      objectName: name,
+      ...role,
+      ...('shard' in role ? { beforeCreate: () => this.confirmShards(role.shard.count) } : {}),
+      watchLoop: this.loop,
+      onSnapshot: (snapshot) => this.changed(name, snapshot),
+      afterWrite: (bytes) => this.afterWrite(name, bytes),
+      budget: () => this.budget(name),
+    });
+    this.stores.set(name, store);
+    return store;
+  }
+
+  /** The watch saw an object no store is registered for: a shard or a part appears. */
+  private discovered(name: string, object: KubeObject): void {
+    const role = parseRole(object.metadata.annotations);
+    if (role.role === 'shard') this.storeFor(name, { shard: { index: role.index, count: role.count } });
+    else if (role.role === 'part') this.storeFor(name, { part: { depth: role.depth, suffix: role.suffix, headUid: role.headUid } });
+  }
+
+  /** Before a shard is created: the head must still declare this shard count (never create shards of a stale layout). */
+  private async confirmShards(count: number): Promise<void> {
+    const { layout } = await this.layout(true, false);
+    if (layout?.kind !== 'sharded' || layout.count !== count) throw new LayoutChanged(`bucket "${this.s.bucket}" is no longer laid out in ${count} shards`);
+  }
+
+  // ---------------------------------------------------------------- the layout
+
+  /** The layout a head object declares, with the parts seen (format 3); undefined when the bucket does not exist. */
+  private layoutOf(head: Snapshot, parts: () => Iterable<PartInfo>): Layout | undefined {
     if (!head.exists) return undefined;
-    if (!isShardedHead(head)) return { sharded: false };
-    const raw = head.annotations[ANNOTATION_SHARDS];
-    const count = Number(raw);
-    if (!isShardCount(count)) {
-      throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, `2 (with ${ANNOTATION_SHARDS}=${JSON.stringify(raw ?? '')})`);
+    const role = parseRole(head.annotations);
+    switch (role.role) {
+      case 'bucket':
+        return { kind: 'single' };
+      case 'head':
+        return { kind: 'sharded', count: role.shards };
+      case 'elastic': {
+        const layout = new ElasticLayout(this.s.bucket, head.uid!, parts(), this.gone);
+        for (const part of layout.live.values()) if (part.splitFrom) this.activate(part);
+        return { kind: 'elastic', parts: layout };
+      }
+      case 'unsupported':
+        throw new UnsupportedFormatError(this.s.kind, this.s.bucket, this.s.namespace, role.format);
+      default:
+        // A shard or a part under the bucket's own name: its store refused it already.
+        throw new LayoutChanged(`bucket "${this.s.bucket}" is named by a ${role.role} of another bucket`);
     }
-    return { sharded: true, count };
+  }
+
+  /** The parts the cache holds (`watching`: as last delivered, connected or not). */
+  private *cachedParts(watching: boolean): Iterable<PartInfo> {
+    for (const store of this.stores.values()) {
+      const snapshot = watching ? store.lastWatched() : store.watched();
+      if (!snapshot?.exists) continue;
+      const part = partInfo({ name: store.ref.name, uid: snapshot.uid, annotations: snapshot.annotations });
+      if (part) yield part;
+    }
   }
 
   /**
-   * The bucket's layout: from the head's cache when it runs; else the last one seen,
-   * if any (writes go ahead on it: a changed layout makes them fail and route again);
-   * else the head as a read (`read`: the cache then starts) or a GET shows it.
-   * `fresh`: GET the head. `head` is the head's snapshot when one was at hand.
+   * The layout as the cache shows it; undefined when the cache cannot tell (not running, or an
+   * elastic view that is not complete). `watching`: for events, also when reads do not use the cache.
    */
-  private async layout(fresh: boolean, read: boolean): Promise<{ layout: Layout | undefined; head?: Snapshot }> {
-    if (!fresh) {
-      const cached = this.head.peek();
-      if (cached) {
-        this.known = this.layoutOf(cached);
-        return { layout: this.known, head: cached };
-      }
-      if (this.known && (!read || !this.caching)) return { layout: this.known };
+  private cachedLayout(watching = false): { layout: Layout | undefined; head: Snapshot } | undefined {
+    if (!watching && !this.caching) return undefined;
+    if (!watching && this.cacheBehind()) return undefined;
+    // Computed once per state of the objects (every write and watch event is one), not per call.
+    const key = `${this.version}/${this.loop.connected}/${watching}`;
+    if (this.memo?.key !== key) this.memo = { key, value: this.computeCachedLayout(watching) };
+    return this.memo.value;
+  }
+
+  private computeCachedLayout(watching: boolean): { layout: Layout | undefined; head: Snapshot } | undefined {
+    const head = watching ? this.head.lastWatched() : this.head.watched();
+    if (!head || (!head.exists && !this.headChecked && !watching)) return undefined;
+    const layout = this.layoutOf(head, () => this.cachedParts(watching));
+    if (layout?.kind === 'elastic' && !layout.parts.complete()) return undefined;
+    return { layout, head };
+  }
+
+  /** True while the watch has not caught up with the layout this process read from the server. */
+  private cacheBehind(): boolean {
+    return this.freshRv >= 0 && rvNumber(this.loop.resourceVersion) < this.freshRv;
+  }
+
+  /** Notes the resourceVersions of objects read from the server (see {@link freshRv}). */
+  private learnedFrom(...resourceVersions: Array<string | undefined>): void {
+    for (const rv of resourceVersions) this.freshRv = Math.max(this.freshRv, rvNumber(rv));
+    this.version++;
+  }
+
+  /** The layout from the server: the head (GET) and, for format 3, the parts' metadata (one LIST). */
+  private async freshLayout(): Promise<{ layout: Layout | undefined; head: Snapshot }> {
+    const head = await this.head.read();
+    this.headChecked = true;
+    let parts: PartInfo[] = [];
+    const versions: Array<string | undefined> = [head.resourceVersion];
+    if (head.exists && parseRole(head.annotations).role === 'elastic') {
+      const list = await this.list(true);
+      parts = list.flatMap((object) => partInfo(object.metadata) ?? []);
+      versions.push(...list.map((object) => object.metadata.resourceVersion));
     }
-    const head = fresh || !read || !this.caching ? await this.head.read() : await this.head.view();
-    this.known = this.layoutOf(head);
+    this.learnedFrom(...versions);
+    this.known = this.layoutOf(head, () => parts);
     return { layout: this.known, head };
   }
 
   /**
-   * The shard engines of a layout (made once per shard count). Their caches share one
-   * list+watch loop selecting the bucket's objects by label: one LIST and one watch
-   * for all shards, not one per shard.
+   * The bucket's layout: from the cache when it runs; else the last one seen, if
+   * any (writes go ahead on it: a changed layout makes them fail and route again);
+   * else from the server. `fresh`: from the server. `read`: a read is asking (the
+   * cache is started for it).
    */
-  private shards(count: number): BucketEngine[] {
-    if (this.shardEngines.length === count) return this.shardEngines;
-    for (const engine of this.shardEngines) engine.close();
-    this.merged = undefined;
-    const watchLoop = new WatchLoop({
-      api: this.s.api,
-      kind: this.s.kind,
-      namespace: this.s.namespace,
-      selectors: { labelSelector: this.head.selector() },
-      onError: this.s.onError,
-    });
-    this.shardEngines = Array.from({ length: count }, (_, index) => new BucketEngine({
-      ...this.s,
-      objectName: shardName(this.s.bucket, index),
-      shard: { index, count },
-      beforeCreate: () => this.confirm(count),
-      watchLoop,
-    }));
-    return this.shardEngines;
+  private async layout(fresh: boolean, read: boolean): Promise<{ layout: Layout | undefined; head?: Snapshot }> {
+    if (!fresh && this.caching) {
+      if (read) await this.startCache();
+      const cached = this.cachedLayout();
+      if (cached) return cached;
+    }
+    if (!fresh && this.known && (!read || !this.caching || this.cacheBehind())) return { layout: this.known };
+    return this.freshLayout();
   }
 
-  /** Before a shard is created: the head must still declare this shard count (never create shards of a stale layout). */
-  private async confirm(count: number): Promise<void> {
-    const { layout } = await this.layout(true, false);
-    if (!layout?.sharded || layout.count !== count) throw new LayoutChanged(`bucket "${this.s.bucket}" is no longer laid out in ${count} shards`);
+  /** Starts the cache (idempotent); a refusal (no list/watch rights) leaves reads to GET. */
+  private async startCache(): Promise<void> {
+    await this.head.view();
+  }
+
+  /** Every object of this bucket (its own, and its shards or parts), as one LIST by label returns them. */
+  private async list(metadataOnly = false): Promise<KubeObject[]> {
+    const { api, kind, namespace, bucket, retry } = this.s;
+    const list = await callApi({ verb: 'list', kind, namespace }, retry, () => api.list(kind, namespace, { labelSelector: bucketSelector(bucket) }, { metadataOnly }));
+    return list.items;
+  }
+
+  /** The store that holds a data key in a layout (the head, when the bucket does not exist yet). */
+  private storeOf(layout: Layout | undefined, dataKey: string): ObjectStore {
+    if (!layout || layout.kind === 'single') return this.head;
+    if (layout.kind === 'sharded') {
+      const index = shardIndex(dataKey, layout.count);
+      return this.storeFor(shardName(this.s.bucket, index), { shard: { index, count: layout.count } });
+    }
+    const part = layout.parts.route(dataKey);
+    if (!part) throw new LayoutChanged(`no live part of bucket "${this.s.bucket}" is known for a key`);
+    return this.storeFor(part.name, { part: { depth: part.depth, suffix: part.suffix, headUid: part.headUid } });
+  }
+
+  /** The stores of every object holding entries in a layout. */
+  private holders(layout: Layout): ObjectStore[] {
+    if (layout.kind === 'single') return [this.head];
+    if (layout.kind === 'sharded') return Array.from({ length: layout.count }, (_, index) => this.storeFor(shardName(this.s.bucket, index), { shard: { index, count: layout.count } }));
+    return [...layout.parts.live.values()].map((part) => this.storeFor(part.name, { part: { depth: part.depth, suffix: part.suffix, headUid: part.headUid } }));
+  }
+
+  /** After an object answered that the layout changed: what this process learned from it. */
+  private async learnFrom(error: LayoutChanged, store: ObjectStore): Promise<void> {
+    this.known = undefined;
+    if (error instanceof SplitInProgress) {
+      await this.awaitSplit(error.objectName);
+    } else if (store.isPart) {
+      this.gone.add(store.ref.name);
+      this.version++;
+    }
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  /**
+   * Runs `run` on the items grouped by the object that holds them, in parallel;
+   * groups whose object turned out to be laid out otherwise (LayoutChanged) are
+   * routed again on a fresh layout, the others keep their outcome. Rejects with
+   * the first other failure once all groups have settled.
+   */
+  private async routed<T, R>(
+    items: T[],
+    dataKeyOf: (item: T) => string,
+    run: (store: ObjectStore, group: T[]) => Promise<R>,
+    options: { creating?: boolean; placed?: (item: T) => ObjectStore | undefined } = {},
+  ): Promise<R[]> {
+    const results: R[] = [];
+    let pending = items;
+    let last: LayoutChanged | undefined;
+    for (let route = 0; route < MAX_ROUTES && pending.length > 0; route++) {
+      const { layout } = await this.layout(route > 0, false);
+      const shards = this.s.shards ?? 1;
+      if (!layout && options.creating && shards > 1) {
+        // This process creates the bucket: its head first. Created, or someone else was first: route again.
+        await this.head.createObject({ role: 'head', shards }, undefined);
+        continue;
+      }
+      const groups = new Map<ObjectStore, T[]>();
+      try {
+        for (const item of pending) {
+          const store = (route === 0 ? options.placed?.(item) : undefined) ?? this.storeOf(layout, dataKeyOf(item));
+          const group = groups.get(store);
+          if (group) group.push(item);
+          else groups.set(store, [item]);
+        }
+      } catch (error) {
+        if (!(error instanceof LayoutChanged)) throw error;
+        last = error;
+        continue;
+      }
+      const entries = [...groups];
+      const settled = await Promise.allSettled(entries.map(([store, group]) => run(store, group)));
+      pending = [];
+      let failure: { reason: unknown } | undefined;
+      for (const [i, outcome] of settled.entries()) {
+        const [store, group] = entries[i]!;
+        if (outcome.status === 'fulfilled') results.push(outcome.value);
+        else if (outcome.reason instanceof LayoutChanged) {
+          last = outcome.reason;
+          pending.push(...group);
+          await this.learnFrom(outcome.reason, store);
+        } else failure ??= { reason: outcome.reason };
+      }
+      if (failure) throw failure.reason;
+      // A write that found no bucket created a format-1 one: later calls go ahead on that layout.
+      if (!this.known && this.head.owning) this.known = { kind: 'single' };
+    }
+    if (pending.length > 0) throw new ConflictError(`The layout of bucket "${this.s.bucket}" kept changing under the operation (${last?.message}); try again.`, undefined, last);
+    return results;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The snapshot that holds `dataKey`: the whole bucket (format 1), or its shard or part. */
+  async viewOf(dataKey: string): Promise<Snapshot> {
+    let last: LayoutChanged | undefined;
+    for (let route = 0; route < MAX_ROUTES; route++) {
+      const { layout, head } = await this.layout(route > 0, true);
+      if (!layout) return head ?? (await this.head.view());
+      try {
+        if (layout.kind === 'single') return await this.whole(head);
+        const store = this.storeOf(layout, dataKey);
+        if (this.caching) return await store.view();
+        // Without a cache: read the object, and check that it still holds the key.
+        if (layout.kind === 'elastic') {
+          // A part that exists holds its range until it is split, which deletes it.
+          const snapshot = await store.read();
+          if (!snapshot.exists) throw new LayoutChanged(`part ${store.ref.name} of bucket "${this.s.bucket}" was split`);
+          return snapshot;
+        }
+        // A shard: read the head beside it, to check the layout still holds.
+        const [snapshot, current] = await Promise.all([store.read(), head ?? this.head.read()]);
+        const now = this.layoutOf(current, () => []);
+        if (now?.kind !== 'sharded' || now.count !== layout.count) throw new LayoutChanged(`bucket "${this.s.bucket}" was laid out anew`);
+        return snapshot;
+      } catch (error) {
+        if (!(error instanceof LayoutChanged)) throw error;
+        last = error;
+        this.known = undefined;
+      }
+    }
+    throw new ConflictError(`The layout of bucket "${this.s.bucket}" kept changing under the read (${last?.message}); try again.`, undefined, last);
+  }
+
+  /** The entries of a format-1 bucket (the head as just read, or as its store sees it now). */
+  private async whole(head: Snapshot | undefined): Promise<Snapshot> {
+    const snapshot = head ?? (await this.head.view());
+    this.head.readable(snapshot);
+    return snapshot;
   }
 
   /**
-   * Runs `op` on the current layout; when the layout turns out to have changed
-   * (LayoutChanged from an engine), reads the head again and runs it again.
+   * The whole bucket. Several objects: their snapshots merged (`parts` holds each),
+   * from the caches, or from one LIST of the bucket's objects by label.
    */
-  private async routed<T>(read: boolean, op: (layout: Layout | undefined, head: Snapshot | undefined) => Promise<T>): Promise<T> {
+  async viewAll(): Promise<Snapshot> {
     let last: LayoutChanged | undefined;
-    for (let attempt = 0; attempt < MAX_ROUTES; attempt++) {
-      const { layout, head } = await this.layout(attempt > 0, read);
+    for (let route = 0; route < MAX_ROUTES; route++) {
       try {
-        const result = await op(layout, head);
-        // A write that found no bucket created a format-1 one (or found one created meanwhile):
-        // later calls go ahead on that layout instead of reading the head again.
-        if (!this.known && this.head.owning) this.known = { sharded: false };
-        return result;
+        if (route > 0) this.known = undefined;
+        const parts = this.caching ? await this.cachedHolders(route > 0) : await this.listedHolders();
+        if (!Array.isArray(parts)) return parts;
+        const previous = this.merged;
+        if (previous?.parts?.length === parts.length && previous.parts.every((part, i) => part === parts[i])) return previous;
+        this.merged = mergeSnapshots(parts);
+        return this.merged;
       } catch (error) {
         if (!(error instanceof LayoutChanged)) throw error;
         last = error;
       }
     }
-    throw new ConflictError(`The layout of bucket "${this.s.bucket}" kept changing under the operation (${last?.message}); try again.`, undefined, last);
+    throw new ConflictError(`The layout of bucket "${this.s.bucket}" kept changing under the read (${last?.message}); try again.`, undefined, last);
   }
 
-  /** The entries of a format-1 bucket (the head as just read, or as the engine sees it now). */
-  private async whole(head: Snapshot | undefined): Promise<Snapshot> {
-    const snapshot = head ?? (await this.head.view());
-    if (isShardedHead(snapshot)) throw new LayoutChanged(`bucket "${this.s.bucket}" is sharded`);
-    return snapshot;
+  /** The snapshots of the objects holding entries, from the caches (a single snapshot for a format-1 bucket). */
+  private async cachedHolders(fresh: boolean): Promise<Snapshot | Snapshot[]> {
+    const { layout, head } = await this.layout(fresh, true);
+    if (!layout) return head ?? (await this.head.view());
+    if (layout.kind === 'single') return this.whole(head);
+    return Promise.all(this.holders(layout).map((store) => store.view()));
   }
 
-  /** The snapshot that holds `dataKey`: the whole bucket (format 1), or its shard. */
-  viewOf(dataKey: string): Promise<Snapshot> {
-    return this.routed(true, async (layout, head) => {
-      if (!layout?.sharded) return this.whole(head);
-      const shard = this.shards(layout.count)[shardIndex(dataKey, layout.count)]!;
-      if (this.caching) return shard.view();
-      // Without a cache: read the shard, and the head beside it to check the layout still holds.
-      const [snapshot, current] = await Promise.all([shard.read(), head ?? this.head.read()]);
-      const now = this.layoutOf(current);
-      if (!now?.sharded || now.count !== layout.count) throw new LayoutChanged(`bucket "${this.s.bucket}" was laid out anew`);
-      return snapshot;
-    });
-  }
-
-  /**
-   * The whole bucket. Sharded: the shards' snapshots merged (`parts` holds each), from
-   * the caches, or from one LIST of the bucket's objects by label.
-   */
-  viewAll(): Promise<Snapshot> {
-    return this.routed(true, async (layout, head) => {
-      if (!layout?.sharded) return this.whole(head);
-      const engines = this.shards(layout.count);
-      let parts: Snapshot[];
-      if (this.caching) {
-        parts = await Promise.all(engines.map((engine) => engine.view()));
-      } else {
-        const objects = await this.head.listObjects();
-        const byName = new Map(objects.map((object) => [object.metadata.name, object]));
-        const now = this.layoutOf(this.head.adopt(byName.get(this.s.bucket)));
-        if (!now?.sharded || now.count !== layout.count) throw new LayoutChanged(`bucket "${this.s.bucket}" was laid out anew`);
-        parts = engines.map((engine) => engine.adopt(byName.get(engine.ref.name)));
+  /** The snapshots of the objects holding entries: a format-1 bucket's with one GET, others' with one LIST. */
+  private async listedHolders(): Promise<Snapshot | Snapshot[]> {
+    if (this.known?.kind !== 'sharded' && this.known?.kind !== 'elastic') {
+      const head = await this.head.read();
+      this.headChecked = true;
+      this.version++;
+      if (!head.exists || parseRole(head.annotations).role === 'bucket') {
+        this.known = head.exists ? { kind: 'single' } : undefined;
+        return head;
       }
-      const previous = this.merged;
-      if (previous?.parts?.length === parts.length && previous.parts.every((part, i) => part === parts[i])) return previous;
-      this.merged = mergeSnapshots(parts);
-      return this.merged;
-    });
+    }
+    const objects = await this.list();
+    const byName = new Map(objects.map((object) => [object.metadata.name, object]));
+    const head = this.head.adopt(byName.get(this.s.bucket));
+    this.headChecked = true;
+    this.learnedFrom(...objects.map((object) => object.metadata.resourceVersion));
+    const parts = objects.flatMap((object) => partInfo(object.metadata) ?? []);
+    const layout = this.layoutOf(head, () => parts);
+    this.known = layout;
+    if (!layout) return head;
+    if (layout.kind === 'single') return this.whole(head);
+    if (layout.kind === 'elastic' && !layout.parts.complete()) throw new LayoutChanged(`the parts of bucket "${this.s.bucket}" do not cover every key`);
+    return this.holders(layout).map((store) => store.adopt(byName.get(store.ref.name)));
   }
 
+  /** The whole bucket, with how many objects hold it and the most it may hold. */
+  async usage(): Promise<{ snapshot: Snapshot; objects: number; limitBytes: number; layout: 'single' | 'elastic' | 'sharded' }> {
+    const snapshot = await this.viewAll();
+    const layout = this.cachedLayout()?.layout ?? this.known;
+    const maxBytes = this.s.maxBytes ?? DEFAULT_MAX_BYTES;
+    const objects = snapshot.parts?.length ?? 1;
+    if (layout?.kind === 'sharded') return { snapshot, objects, limitBytes: MAX_OBJECT_DATA_BYTES * objects, layout: 'sharded' };
+    return { snapshot, objects, limitBytes: this.maxParts === 1 ? Math.min(maxBytes, MAX_OBJECT_DATA_BYTES) : maxBytes, layout: layout?.kind ?? 'single' };
+  }
+
+  // ---------------------------------------------------------------- writes
+
   /**
-   * Writes entries. Format 1: one atomic patch (with group commit). Sharded: one
-   * atomic patch per shard involved, in parallel; each shard's part lands or not on
-   * its own, and the first failure is reported.
+   * Writes entries: one atomic patch per object involved (format 1: one patch, with
+   * group commit), in parallel; each object's part lands or not on its own, and the
+   * first failure is reported once all have settled.
    */
   async put(entries: PreparedEntry[]): Promise<void> {
     // Before any API call: a value no object can hold.
     for (const entry of entries) {
       if (entry.size > MAX_OBJECT_DATA_BYTES) throw new ValueTooLargeError(entry.key, entry.size, MAX_OBJECT_DATA_BYTES);
     }
-    return this.routed(false, async (layout) => {
-      const shards = this.s.shards ?? 1;
-      if (!layout && shards > 1) {
-        // This process creates the bucket: its head first. Created, or someone else was first: route again.
-        await this.head.createShardedHead(shards);
-        throw new LayoutChanged(`bucket "${this.s.bucket}" was just created`);
-      }
-      if (!layout?.sharded) return this.head.put(entries);
-      const engines = this.shards(layout.count);
-      const groups = this.group(entries, (e) => e.dataKey, layout.count);
-      await settleAll([...groups].map(([index, group]) => engines[index]!.put(group)));
-    });
+    await this.routed(entries, (e) => e.dataKey, (store, group) => store.put(group), { creating: true });
   }
 
   /** Removes keys; per data key, whether a live entry was there. `known`: the view the caller planned on. */
-  remove(dataKeys: string[], known?: Snapshot): Promise<Map<string, boolean>> {
-    return this.routed(false, async (layout) => {
-      if (!layout?.sharded) return this.head.remove(dataKeys, known?.parts ? undefined : known);
-      const parts = known?.parts?.length === layout.count ? known.parts : undefined;
-      // An entry is removed from the shard the caller's view found it in (a hand-made entry
-      // may sit in another shard than its hash says), else from the shard its hash names.
-      const holder = (dataKey: string): number | undefined => parts?.findIndex((p) => p.byDataKey.has(dataKey) || p.corruptByDataKey.has(dataKey));
-      const engines = this.shards(layout.count);
-      const groups = this.group(dataKeys, (k) => k, layout.count, holder);
-      const results = await settleAll([...groups].map(([index, group]) => engines[index]!.remove(group, parts?.[index])));
-      return new Map(results.flatMap((result) => [...result]));
-    });
+  async remove(dataKeys: string[], known?: Snapshot): Promise<Map<string, boolean>> {
+    // The caller's view of each object (a merged view: its parts; else the one object it saw).
+    const views = new Map<string, Snapshot>();
+    for (const part of known?.parts ?? (known ? [known] : [])) if (part.object) views.set(part.object, part);
+    // An entry is removed from the object the caller's view found it in (a hand-made entry may
+    // sit in another shard than its hash says), else from the object the layout names.
+    const foundIn = new Map<string, string>();
+    for (const [object, part] of views) for (const dataKey of [...part.byDataKey.keys(), ...part.corruptByDataKey.keys()]) foundIn.set(dataKey, object);
+    const placed = (dataKey: string): ObjectStore | undefined => {
+      const object = foundIn.get(dataKey);
+      return object === undefined ? undefined : object === this.s.bucket ? this.head : this.stores.get(object);
+    };
+    const results = await this.routed(dataKeys, (k) => k, (store, group) => store.remove(group, views.get(store.ref.name)), { placed });
+    return new Map(results.flatMap((result) => [...result]));
   }
 
-  /** Atomic read-modify-write of one key, on the object that holds it. */
-  update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
-    return this.routed(false, async (layout) => {
-      if (!layout?.sharded) return this.head.update(key, dataKey, decide);
-      return this.shards(layout.count)[shardIndex(dataKey, layout.count)]!.update(key, dataKey, decide);
-    });
+  /** Atomic read-modify-write of one key, on the object that holds it (which may change under it: the update's state goes along). */
+  async update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
+    const state = newSwapState();
+    const [after] = await this.routed([dataKey], (k) => k, (store) => store.update(key, dataKey, decide, state), { creating: true });
+    return after!;
+  }
+
+  // ---------------------------------------------------------------- splits
+
+  /**
+   * The byte budget of an object when the bucket may not grow by splitting it: its share
+   * of maxBytes; undefined when only the object limit applies (a sharded bucket, a bucket
+   * that may still split, a share of 1 MiB or more).
+   */
+  private budget(name: string): number | undefined {
+    const layout = this.cachedLayout()?.layout ?? this.known;
+    if (layout?.kind === 'sharded' || this.partsCount() < this.maxParts) return undefined;
+    const maxBytes = this.s.maxBytes ?? DEFAULT_MAX_BYTES;
+    const share = name === this.s.bucket && this.maxParts === 1 ? maxBytes : maxBytes / this.maxParts;
+    return share < MAX_OBJECT_DATA_BYTES ? Math.floor(share) : undefined;
+  }
+
+  /** Objects holding entries, as this process knows the layout. */
+  private partsCount(): number {
+    const layout = this.cachedLayout()?.layout ?? this.known;
+    if (!layout || layout.kind === 'single') return 1;
+    return layout.kind === 'sharded' ? layout.count : layout.parts.size;
+  }
+
+  /** After an acknowledged put: an object past the split threshold is split, in the background (not a format-2 shard). */
+  private afterWrite(name: string, bytes: number): void {
+    // Splits under way count: each adds an object.
+    const splitting = [...this.splits.keys()].filter((key) => !key.startsWith('activate:')).length;
+    if (bytes <= SPLIT_BYTES || this.splits.has(name) || this.partsCount() + splitting >= this.maxParts) return;
+    const layout = this.cachedLayout()?.layout ?? this.known ?? (this.head.owning ? { kind: 'single' as const } : undefined);
+    let target: SplitTarget | undefined;
+    if (name === this.s.bucket && layout?.kind === 'single') target = { name, depth: 0, suffix: 0 };
+    else if (layout?.kind === 'elastic') target = layout.parts.live.get(name);
+    if (target) void this.split(target).catch(() => undefined);
+  }
+
+  /** Runs a split (once at a time per object in this process); reports a split it could not do once. */
+  private split(target: SplitTarget): Promise<void> {
+    const running = this.splits.get(target.name);
+    if (running) return running;
+    const context: SplitContext = { ...this.s, beforeStep: this.s.beforeSplitStep };
+    const run = (async () => {
+      try {
+        const result = await splitObject(context, target);
+        if (result.outcome === 'split') this.gone.add(target.name);
+        this.version++;
+        if (result.outcome === 'rolled-back') this.report(result.cause);
+      } catch (error) {
+        this.report(error);
+        throw error;
+      } finally {
+        this.known = undefined;
+        this.splits.delete(target.name);
+      }
+    })();
+    this.splits.set(target.name, run);
+    return run;
+  }
+
+  /** Parts whose activation this process started (each once). */
+  private readonly activated = new Set<string>();
+
+  /** Tidies a live part that still says where it was copied from (its split's process stopped after the switch). */
+  private activate(part: PartInfo): void {
+    if (this.activated.has(part.uid) || !part.splitFrom) return;
+    this.activated.add(part.uid);
+    const splitFrom = `${part.splitFrom.uid}@${part.splitFrom.resourceVersion}`;
+    // Not awaited by anyone but close(): tidying must not slow a read down.
+    const tidy = activatePart({ ...this.s }, part.name, part.uid, splitFrom).catch(() => undefined);
+    this.splits.set(`activate:${part.uid}`, tidy);
+    void tidy.finally(() => this.splits.delete(`activate:${part.uid}`));
+  }
+
+  /** Reports a split that could not be done through onError, once per kind of failure. */
+  private report(error: unknown): void {
+    const typed = toKVError(error, { verb: 'create', kind: this.s.kind, namespace: this.s.namespace });
+    const key = `${typed.code}:${typed.message}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.s.onError?.(typed);
   }
 
   /**
-   * Subscribes to changes of any key by any writer. Starts the head's cache, and
-   * the shards' caches while the head says the bucket is sharded (also when that
-   * happens later: the bucket created or created again by another process).
+   * A write met a sealed object: wait for the process splitting it; if it is still
+   * sealed after a moment (that process may have died), finish the split here.
+   */
+  private async awaitSplit(name: string): Promise<void> {
+    const running = this.splits.get(name);
+    if (running) {
+      await running.catch(() => undefined);
+      return;
+    }
+    await sleep(SEAL_PATIENCE_MS * (0.5 + Math.random()));
+    const head = name === this.s.bucket;
+    const store = head ? this.head : this.stores.get(name);
+    const snapshot = await store?.read();
+    if (!snapshot?.exists || !isSealed(snapshot.annotations)) return;
+    const part = head ? { name, depth: 0, suffix: 0 } : partInfo({ name, uid: snapshot.uid, annotations: snapshot.annotations });
+    if (part) await this.split(part).catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /**
+   * Subscribes to changes of any key by any writer. Events are computed for the
+   * bucket as a whole (not per object), so a split, which moves entries between
+   * objects without changing them, raises none.
    */
   async subscribe(listener: ChangeListener): Promise<() => void> {
+    await this.head.startWatching();
+    if (this.listeners.size === 0) this.emitted = this.liveSnapshots();
     this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.emitted = undefined;
+    };
+  }
+
+  /** The snapshots of the objects holding entries, as the cache shows them; undefined while it cannot tell. */
+  private liveSnapshots(): Map<string, Snapshot> | undefined {
+    const cached = this.cachedLayout(true);
+    if (!cached) return undefined;
+    const live = new Map<string, Snapshot>();
+    if (!cached.layout) return live;
+    for (const store of this.holders(cached.layout)) {
+      const snapshot = store === this.head ? cached.head : store.lastWatched();
+      if (snapshot) live.set(store.ref.name, snapshot);
+    }
+    return live;
+  }
+
+  /** An object's cached state changed (a watch event, or this process's write): per-key events for the bucket. */
+  private changed(name: string, snapshot: Snapshot): void {
+    this.version++;
+    if (!snapshot.exists) this.gone.delete(name);
+    if (this.listeners.size === 0) return;
+    // Computing events may make stores for objects the layout names, whose caches report at
+    // once: those reports are folded into the computation under way.
+    if (this.emitting) {
+      this.emitAgain = true;
+      return;
+    }
+    this.emitting = true;
     try {
-      this.stopHead ??= await this.head.subscribe(this.fanOut);
-      await this.followLayout();
-    } catch (error) {
-      this.unsubscribe(listener);
-      throw error;
+      do {
+        this.emitAgain = false;
+        this.emitChanges();
+      } while (this.emitAgain);
+    } finally {
+      this.emitting = false;
     }
-    return () => this.unsubscribe(listener);
   }
 
-  private unsubscribe(listener: ChangeListener): void {
-    this.listeners.delete(listener);
-    if (this.listeners.size > 0) return;
-    this.stopHead?.();
-    this.stopHead = undefined;
-    this.resetShardWatch(0);
-  }
-
-  /** Ends the shard subscriptions; new ones, if any, are for `count` shards. */
-  private resetShardWatch(count: number): void {
-    for (const stop of this.shardWatch.stops) stop();
-    this.shardWatch = { count, stops: [] };
-  }
-
-  /** Passes an engine's event to every listener (one failing listener does not keep it from the others). */
-  private readonly fanOut: ChangeListener = (event) => {
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(event);
-      } catch (error) {
-        this.s.onError?.(error);
+  /** Emits the per-key differences between the live objects of the last events and of now. */
+  private emitChanges(): void {
+    const next = this.liveSnapshots();
+    if (!next) return; // the view is not complete yet: wait for the rest of the change
+    const previous = this.emitted ?? new Map<string, Snapshot>();
+    const before = new Map<string, string>();
+    const after = new Map<string, string>();
+    // Only the objects that changed or changed liveness: their key ranges are the same before and after.
+    for (const [object, state] of previous) if (next.get(object) !== state) for (const entry of state.entries.values()) before.set(entry.key, entry.b64);
+    for (const [object, state] of next) if (previous.get(object) !== state) for (const entry of state.entries.values()) after.set(entry.key, entry.b64);
+    this.emitted = next;
+    const events: KVChangeEvent[] = [];
+    for (const [key, b64] of after) if (before.get(key) !== b64) events.push({ type: 'put', key });
+    for (const key of before.keys()) if (!after.has(key)) events.push({ type: 'delete', key });
+    for (const event of events) {
+      for (const listener of [...this.listeners]) {
+        try {
+          listener(event);
+        } catch (error) {
+          this.s.onError?.(error);
+        }
       }
     }
-  };
-
-  /** Subscribes to the shards the head's cache declares now (none for a format-1 bucket). */
-  private followLayout(): Promise<void> {
-    const step = this.following.then(async () => {
-      if (this.listeners.size === 0) return;
-      const head = this.head.peek();
-      const layout = head && this.layoutOf(head);
-      const count = layout?.sharded ? layout.count : 0;
-      if (count === this.shardWatch.count) return;
-      this.resetShardWatch(count);
-      if (count === 0) return;
-      const settled = await Promise.allSettled(this.shards(count).map((engine) => engine.subscribe(this.fanOut)));
-      const stops = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-      const failed = settled.find((r) => r.status === 'rejected');
-      if (!failed && this.shardWatch.count === count && this.listeners.size > 0) {
-        this.shardWatch.stops = stops;
-        return;
-      }
-      // A shard failed to subscribe, or the layout or the listeners changed meanwhile: no shard stays subscribed.
-      for (const stop of stops) stop();
-      if (failed) throw failed.reason;
-    });
-    // A failed step (no rights to watch, say) leaves no shard subscribed; the next head change tries again.
-    this.following = step.catch(() => {
-      this.shardWatch = { count: 0, stops: [] };
-    });
-    return step;
   }
 
-  /** Deletes the bucket's objects, shards first. */
+  // ---------------------------------------------------------------- the whole bucket
+
+  /** Deletes every object of this bucket that k8s-kv owns, shards and parts first. Foreign objects are refused and left alone. */
   async teardown(): Promise<void> {
-    await this.head.teardown();
-    for (const engine of this.shardEngines) engine.forget();
+    await Promise.all([...this.splits.values()].map((split) => split.catch(() => undefined)));
+    const listed = await this.list(true);
+    // Refuses (ForeignObjectError) when the bucket's name is taken by an object k8s-kv does not own.
+    await this.head.read();
+    // Shards and parts first, the bucket's own object last: until it is gone, the layout stays known.
+    const own = (object: KubeObject): number => Number(object.metadata.name === this.s.bucket);
+    const { api, kind, namespace, retry } = this.s;
+    for (const object of [...listed].sort((a, b) => own(a) - own(b))) {
+      checkOwnership(object, this.s);
+      const ref = { kind, namespace, name: object.metadata.name };
+      // Gone already (404), or replaced since the list (409: the uid precondition failed): not ours to delete.
+      await callApi({ verb: 'delete', kind, namespace }, retry, () => api.delete(ref, { uid: object.metadata.uid! }), (refusal) => refusal.status === 404 || refusal.status === 409);
+    }
+    this.head.forget();
+    for (const store of this.stores.values()) store.forget();
     this.known = undefined;
     this.merged = undefined;
+    this.gone.clear();
+    this.version++;
   }
 
-  /** Stops every watch. */
-  close(): void {
+  /** Stops every watch, once the splits under way are over. */
+  async close(): Promise<void> {
+    await Promise.all([...this.splits.values()].map((split) => split.catch(() => undefined)));
     this.head.close();
-    for (const engine of this.shardEngines) engine.close();
+    for (const store of this.stores.values()) store.close();
+    this.loop.close();
   }
-
-  /** Items grouped by the shard that holds them (`holder` may say where one was found). */
-  private group<T>(items: T[], dataKeyOf: (item: T) => string, count: number, holder?: (dataKey: string) => number | undefined): Map<number, T[]> {
-    const groups = new Map<number, T[]>();
-    for (const item of items) {
-      const dataKey = dataKeyOf(item);
-      const found = holder?.(dataKey) ?? -1;
-      const index = found >= 0 ? found : shardIndex(dataKey, count);
-      const group = groups.get(index);
-      if (group) group.push(item);
-      else groups.set(index, [item]);
-    }
-    return groups;
-  }
-}
-
-/** Waits for every promise; rejects with the first failure once all have settled (none left running unobserved). */
-async function settleAll<T>(promises: Array<Promise<T>>): Promise<T[]> {
-  const settled = await Promise.allSettled(promises);
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) throw failed.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }

@@ -20,3 +20,13 @@ export const SHARDED_FORMAT_VERSION = '2';
 export const ANNOTATION_SHARDS = 'k8s-kv.io/shards';
 /** Annotation of a shard object: `<index>/<shards>`. */
 export const ANNOTATION_SHARD = 'k8s-kv.io/shard';
+/** Format of an elastic bucket: a head without entries, and parts that split as they grow (docs/FORMAT.md section 9). */
+export const ELASTIC_FORMAT_VERSION = '3';
+/** Annotation of an elastic bucket's part: `<depth>/<suffix>`. */
+export const ANNOTATION_PART = 'k8s-kv.io/part';
+/** Annotation of an elastic bucket's part: the uid of the head it belongs to. */
+export const ANNOTATION_HEAD_UID = 'k8s-kv.io/head-uid';
+/** Annotation of a pending part: `<uid>@<resourceVersion>` of the object it was copied from. */
+export const ANNOTATION_SPLIT_FROM = 'k8s-kv.io/split-from';
+/** Annotation of an object being split: when the split began (RFC 3339). Writes test that it is absent. */
+export const ANNOTATION_SEALED = 'k8s-kv.io/sealed';

@@ -25,8 +25,8 @@ export interface StoredEntry {
   envelope: Uint8Array;
   /** The decoded header. */
   header: EnvelopeHeader;
-  /** The value once decoded (filled by {@link entryValue}). */
-  value?: Uint8Array;
+  /** The value (its checksum verified). */
+  value: Uint8Array;
 }
 
 /** A decoded bucket object. */
@@ -47,12 +47,16 @@ export interface Snapshot {
   corruptByDataKey: Map<string, CorruptEntryError>;
   /** Data keys of corrupt `binaryData` entries, to their stored text (so that the next decode reuses the error). */
   corruptText?: Map<string, string> | undefined;
+  /** Keys of a ConfigMap's `data` map: k8s-kv never writes there, so each is a corrupt entry, removed from `data`. */
+  strays?: Set<string> | undefined;
   /** Bytes the API server counts against the 1 MiB limit. */
   totalBytes: number;
   /** The object's annotations (its format, and a sharded bucket's layout). */
   annotations: Record<string, string>;
-  /** A view of a sharded bucket: the snapshot of each shard, by index (their entries merged above). */
+  /** A view of a bucket of several objects: the snapshot of each (their entries merged above). */
   parts?: Snapshot[] | undefined;
+  /** The name of the object this is a snapshot of (set by its store). */
+  object?: string | undefined;
 }
 
 /** The snapshot of a bucket that does not exist. */
@@ -60,7 +64,11 @@ export function emptySnapshot(): Snapshot {
   return { exists: false, hasEntryMap: false, entries: new Map(), byDataKey: new Map(), corrupt: [], corruptByDataKey: new Map(), totalBytes: 0, annotations: {} };
 }
 
-/** Decodes one stored entry, or returns why it is corrupt. */
+/**
+ * Decodes one stored entry, or returns why it is corrupt. The whole envelope is
+ * decoded and its checksum verified here, once per stored text, so that every
+ * read call gives the same answer about a damaged entry (not only `get`).
+ */
 export function parseEntry(dataKey: string, b64: string): StoredEntry | CorruptEntryError {
   const decodedKey = decodeKey(dataKey);
   if (decodedKey.kind === 'invalid') return new CorruptEntryError(dataKey, `data key is not a k8s-kv key: ${decodedKey.reason}`);
@@ -77,12 +85,18 @@ export function parseEntry(dataKey: string, b64: string): StoredEntry | CorruptE
     key = decodedKey.key;
   } else {
     const full = header.fullKey === undefined ? undefined : decodeKeyFull(header.fullKey);
-    if (!full || full.kind !== 'plain' || encodeKey(full.key).dataKey !== dataKey) {
+    if (full?.kind !== 'plain' || encodeKey(full.key).dataKey !== dataKey) {
       return new CorruptEntryError(dataKey, 'hashed key does not match the key stored in the entry');
     }
     key = full.key;
   }
-  return { key, dataKey, b64, envelope, header };
+  let value: Uint8Array;
+  try {
+    value = decodeEnvelope(envelope).value;
+  } catch (error) {
+    return new CorruptEntryError(key, error instanceof EnvelopeError ? error.message : String(error));
+  }
+  return { key, dataKey, b64, envelope, header, value };
 }
 
 /**
@@ -113,6 +127,7 @@ export function snapshotOf(kind: ObjectKind, object: KubeObject, previous?: Snap
     if (parsed instanceof CorruptEntryError) {
       snapshot.corrupt.push(parsed);
       snapshot.corruptByDataKey.set(dataKey, parsed);
+      // biome-ignore lint/suspicious/noAssignInExpressions: the map is created with its first entry
       (snapshot.corruptText ??= new Map()).set(dataKey, b64);
     } else {
       snapshot.entries.set(parsed.key, parsed);
@@ -125,6 +140,7 @@ export function snapshotOf(kind: ObjectKind, object: KubeObject, previous?: Snap
       const error = new CorruptEntryError(dataKey, 'plain-text "data" entry was not written by k8s-kv');
       snapshot.corrupt.push(error);
       snapshot.corruptByDataKey.set(dataKey, error);
+      (snapshot.strays ??= new Set()).add(dataKey);
     }
   }
   return snapshot;
@@ -142,6 +158,7 @@ export function mergeSnapshots(parts: Snapshot[]): Snapshot {
     for (const [dataKey, entry] of part.byDataKey) merged.byDataKey.set(dataKey, entry);
     merged.corrupt.push(...part.corrupt);
     for (const [dataKey, error] of part.corruptByDataKey) merged.corruptByDataKey.set(dataKey, error);
+    for (const dataKey of part.strays ?? []) (merged.strays ??= new Set()).add(dataKey);
     merged.totalBytes += part.totalBytes;
   }
   return merged;
@@ -159,16 +176,9 @@ export function countExpired(snapshot: Snapshot, now: number): number {
   return expired;
 }
 
-/** Decodes an entry's value (once; later calls copy the decoded bytes); throws {@link CorruptEntryError} when its payload is damaged. */
+/** An entry's value: a copy, so that callers may change what they get without changing the cached value. */
 export function entryValue(entry: StoredEntry): Uint8Array {
-  // A copy: callers may change what they get without changing the cached value.
-  if (entry.value) return entry.value.slice();
-  try {
-    entry.value = decodeEnvelope(entry.envelope).value;
-    return entry.value.slice();
-  } catch (error) {
-    throw new CorruptEntryError(entry.key, error instanceof Error ? error.message : String(error));
-  }
+  return entry.value.slice();
 }
 
 /** Decoded size of the entry as the API server counts it. */

@@ -11,6 +11,7 @@
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { delimiter } from 'node:path';
 import { request as send, type Dispatcher } from 'undici';
+import { InvalidOptionError } from '../errors.ts';
 import {
   KubeApiError,
   resourceOf,
@@ -163,13 +164,16 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
   return {
     get: (ref) => request<KubeObject>(HttpMethod.GET, objectPath(ref)),
 
-    async list(kind, namespace, selectors): Promise<ObjectList> {
+    async list(kind, namespace, selectors, options): Promise<ObjectList> {
       const query = new URLSearchParams();
       if (selectors.labelSelector) query.set('labelSelector', selectors.labelSelector);
       if (selectors.fieldSelector) query.set('fieldSelector', selectors.fieldSelector);
       const list = await request<{ items: KubeObject[] | null; metadata: { resourceVersion: string } }>(
         HttpMethod.GET,
         `${namespace === '' ? `/api/v1/${resourceOf(kind)}` : collectionPath(kind, namespace)}?${query}`,
+        undefined,
+        undefined,
+        options?.metadataOnly ? 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1' : 'application/json',
       );
       return { items: list.items ?? [], resourceVersion: list.metadata.resourceVersion };
     },
@@ -237,6 +241,7 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
             armIdle();
             buffer += decoder.decode(chunk, { stream: true });
             let newline: number;
+            // biome-ignore lint/suspicious/noAssignInExpressions: one line of the stream per turn
             while ((newline = buffer.indexOf('\n')) >= 0) {
               const line = buffer.slice(0, newline);
               buffer = buffer.slice(newline + 1);
@@ -270,24 +275,58 @@ export function loadDefaultKubeConfig(): KubeConfig {
   return loadKubeConfig();
 }
 
+/** Options of {@link loadKubeConfig}. */
+export interface LoadKubeConfigOptions {
+  /** The context to use instead of the kubeconfig's current context (kubectl's `--context`). */
+  context?: string;
+}
+
 /**
  * Loads kubeconfig files: `paths` as in KUBECONFIG (several joined with the
  * platform's path delimiter, merged the way kubectl merges them; the first
  * file's current context wins); without `paths`, the default chain
- * (KUBECONFIG, ~/.kube/config, the in-cluster service account).
+ * (KUBECONFIG, ~/.kube/config, the in-cluster service account). With
+ * `options.context`, that context becomes the current one.
+ *
+ * Throws {@link InvalidOptionError} (option `kubeconfig` or `context`) when a
+ * file cannot be read or parsed, the context is not in the kubeconfig, or no
+ * current context names a cluster. Messages name files and contexts, never
+ * the files' contents (they hold credentials).
  */
-export function loadKubeConfig(paths?: string): KubeConfig {
+export function loadKubeConfig(paths?: string, options: LoadKubeConfigOptions = {}): KubeConfig {
   const kubeConfig = new KubeConfig();
   const files = (paths ?? '').split(delimiter).filter(Boolean);
-  if (files.length === 0) {
-    kubeConfig.loadFromDefault();
-    return kubeConfig;
+  let file: string | undefined;
+  try {
+    if (files.length === 0) {
+      kubeConfig.loadFromDefault();
+    } else {
+      file = files[0]!;
+      kubeConfig.loadFromFile(file);
+      for (file of files.slice(1)) {
+        const more = new KubeConfig();
+        more.loadFromFile(file);
+        kubeConfig.mergeConfig(more, true);
+      }
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? 'it is not a valid kubeconfig file';
+    const which = file === undefined ? 'the kubeconfig ($KUBECONFIG or ~/.kube/config)' : `kubeconfig ${JSON.stringify(file)}`;
+    throw new InvalidOptionError('kubeconfig', `Cannot load ${which}: ${why}. Point KUBECONFIG (or the kubeconfig option) at a valid kubeconfig file.`);
   }
-  kubeConfig.loadFromFile(files[0]!);
-  for (const file of files.slice(1)) {
-    const more = new KubeConfig();
-    more.loadFromFile(file);
-    kubeConfig.mergeConfig(more, true);
+  if (options.context !== undefined) {
+    if (!kubeConfig.getContextObject(options.context)) {
+      const known = kubeConfig.getContexts().map((c) => c.name);
+      throw new InvalidOptionError('context', `Context ${JSON.stringify(options.context)} is not in the kubeconfig; ${known.length ? `it has: ${known.join(', ')}` : 'it has no contexts'}.`);
+    }
+    kubeConfig.setCurrentContext(options.context);
+  }
+  if (!kubeConfig.getCurrentCluster()) {
+    throw new InvalidOptionError(
+      'context',
+      `The kubeconfig's current context ${JSON.stringify(kubeConfig.getCurrentContext())} names no cluster. Choose a context (kubectl config use-context NAME).`,
+    );
   }
   return kubeConfig;
 }

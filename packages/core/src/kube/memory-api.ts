@@ -109,7 +109,9 @@ function matcher(selectors: Selectors): (object: KubeObject) => boolean {
 function parseSelector(selector: string): (labels: Record<string, string>) => boolean {
   const terms = selector.split(',').map((t) => t.trim()).filter(Boolean).map((term) => {
     let m: RegExpMatchArray | null;
+    // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
     if ((m = term.match(/^([^!=]+)!=(.*)$/))) { const [, k, v] = m; return (l: Record<string, string>) => l[k!.trim()] !== v!.trim(); }
+    // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
     if ((m = term.match(/^([^!=]+)==?(.*)$/))) { const [, k, v] = m; return (l: Record<string, string>) => l[k!.trim()] === v!.trim(); }
     if (term.startsWith('!')) return (l: Record<string, string>) => !(term.slice(1) in l);
     return (l: Record<string, string>) => term in l;
@@ -270,12 +272,12 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       return structuredClone(existing(ref));
     },
 
-    async list(kind, namespace, selectors): Promise<ObjectList> {
+    async list(kind, namespace, selectors, options): Promise<ObjectList> {
       await enter('list', kind, namespace);
       const selector = matcher(selectors);
       const items = [...objects.entries()]
         .filter(([key, object]) => key.startsWith(namespace === '' ? `${kind}/` : `${kind}/${namespace}/`) && selector(object))
-        .map(([, object]) => structuredClone(object));
+        .map(([, object]) => (options?.metadataOnly ? { apiVersion: 'meta.k8s.io/v1', kind: 'PartialObjectMetadata', metadata: structuredClone(object.metadata) } as unknown as KubeObject : structuredClone(object)));
       return { items, resourceVersion: String(rv) };
     },
 

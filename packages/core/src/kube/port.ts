@@ -101,6 +101,15 @@ export interface PatchOptions {
   metadataOnly?: boolean;
 }
 
+/** Options of a list. */
+export interface ListOptions {
+  /**
+   * Return only the objects' metadata (the server's `PartialObjectMetadataList`):
+   * names, uids, resourceVersions, labels and annotations, not their entries.
+   */
+  metadataOnly?: boolean;
+}
+
 /** Preconditions of a delete. */
 export interface DeletePreconditions {
   uid?: string;
@@ -112,7 +121,7 @@ export interface KubeApi {
   /** GET one object. */
   get(ref: ObjectRef): Promise<KubeObject>;
   /** LIST objects of a kind in a namespace (or, with namespace `""`, in every namespace) by label and/or field selector. */
-  list(kind: ObjectKind, namespace: string, selectors: Selectors): Promise<ObjectList>;
+  list(kind: ObjectKind, namespace: string, selectors: Selectors, options?: ListOptions): Promise<ObjectList>;
   /** CREATE an object (409 AlreadyExists if the name is taken). */
   create(kind: ObjectKind, namespace: string, body: KubeObject): Promise<KubeObject>;
   /** PATCH with an RFC 7386 merge patch; returns the object after the patch (see {@link PatchOptions}). */

@@ -23,12 +23,14 @@ import {
   shardName,
   UnsupportedFormatError,
   ValueTooLargeError,
+  type JsonPatchOp,
   type KubeApi,
   type KV,
   type KVChangeEvent,
   type KVOptions,
 } from '@k8s-kv/core';
 import { countingApi } from '@k8s-kv/core/testing';
+import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
 
 /** What a run of the suite needs from its environment. */
 export interface KvTestEnv {
@@ -46,21 +48,6 @@ export interface KvTestEnv {
 const writes = (counts: Partial<Record<string, number>>): number =>
   (counts.mergePatch ?? 0) + (counts.strategicMergePatch ?? 0) + (counts.jsonPatch ?? 0) + (counts.create ?? 0);
 
-let serial = 0;
-/** A fresh bucket name. */
-export function bucketName(prefix = 'b'): string {
-  serial += 1;
-  return `${prefix}-${process.pid}-${serial}-${randomBytes(3).toString('hex')}`;
-}
-
-async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (accept(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const UNUSUAL_KEYS = [
   '', '.', '..', '...', '.hidden', 'a.b', '_', '__', 'a_b', 'user:42', 'a/b/c', '/leading', 'trailing/',
@@ -177,7 +164,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       counted.reset();
       await kv.put(second, '2');
       await kv.put(third, '3');
-      expect(counted.counts).toEqual({ strategicMergePatch: 2 });
+      expect(counted.counts).toEqual({ jsonPatch: 2 });
     });
 
     it('batches: getMany, putMany and deleteMany each in one API call', async () => {
@@ -267,7 +254,8 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
     it('coalesces concurrent puts into few patches; each caller gets its own result', async () => {
       const env = getEnv();
       const counted = countingApi(env.api);
-      const kv = make({ api: counted.api });
+      // maxBytes of one object: a bucket that stays one object (it would split past 64 KiB), to reach its 1 MiB limit.
+      const kv = make({ api: counted.api, maxBytes: 1_048_576 });
       await kv.put('seed', 's');
       counted.reset();
       await Promise.all(Array.from({ length: 64 }, (_, i) => kv.put(`k${i}`, `v${i}`)));
@@ -294,7 +282,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
     });
 
     it('reports a full bucket with sizes and writes nothing', async () => {
-      const kv = make();
+      const kv = make({ maxBytes: 1_048_576 }); // one object that does not split: its 1 MiB limit
       // Keys that one object holds (in a sharded bucket: one shard fills up).
       const [p0, p1, p2, p3, more, small, large] = keysOfOneObject('part', 7) as [string, string, string, string, string, string, string];
       await kv.putMany([p0, p1, p2, p3].map((key) => ({ key, value: new Uint8Array(randomBytes(240_000)) })));
@@ -315,7 +303,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
 
     it('makes room by removing expired entries when the bucket is full', async () => {
       let now = Date.now();
-      const kv = make({ now: () => now, cache: false });
+      const kv = make({ now: () => now, cache: false, maxBytes: 1_048_576 });
       await kv.putMany([0, 1, 2, 3].map((i) => ({ key: `old${i}`, value: new Uint8Array(randomBytes(240_000)), ttl: 1000 })));
       now += 2000;
       await kv.put('fresh', new Uint8Array(randomBytes(300_000)));
@@ -344,13 +332,42 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       expect(await mine.getText('a')).toBe('b');
     });
 
+    it('stops writing to an object that stopped being this bucket after the store wrote to it: the write fails at the server and changes nothing', async () => {
+      const env = getEnv();
+      const tampering: Array<{ name: string; ops: JsonPatchOp[]; error: new (...args: never[]) => Error }> = [
+        { name: 'managed-by label removed', ops: [{ op: 'remove', path: '/metadata/labels/app.kubernetes.io~1managed-by' }], error: ForeignObjectError },
+        { name: 'another app', ops: [{ op: 'replace', path: '/metadata/labels/k8s-kv.io~1app', value: 'someone-else' }], error: ForeignObjectError },
+        { name: 'a format this version does not know', ops: [{ op: 'replace', path: '/metadata/annotations/k8s-kv.io~1format', value: '99' }], error: UnsupportedFormatError },
+      ];
+      for (const { name, ops, error } of tampering) {
+        for (const cache of [false, true]) {
+          const kv = make({ cache });
+          await kv.putMany([['a', '1'], ['b', '2']]);
+          await kv.update('c', () => '3');
+          expect(await kv.getText('a')).toBe('1');
+          const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, 'a') };
+          const tampered = await env.api.jsonPatch(ref, ops);
+          for (const write of [() => kv.put('a', 'x'), () => kv.putMany([['a', 'x'], ['d', 'y']]), () => kv.delete('a'), () => kv.update('a', () => 'x')]) {
+            const failure = await write().catch((e: unknown) => e);
+            expect(failure, `${name}, cache ${cache}`).toBeInstanceOf(error);
+          }
+          // A clear reports the object as not this bucket's, or (a shard no longer labelled as the
+          // bucket's is not among its objects) leaves it out; either way it is not changed.
+          const cleared = await kv.clear().catch((e: unknown) => e);
+          if (cleared instanceof Error) expect(cleared, `${name}, cache ${cache}`).toBeInstanceOf(error);
+          const after = await env.api.get(ref);
+          expect(after.metadata.resourceVersion, `${name}, cache ${cache}`).toBe(tampered.metadata.resourceVersion);
+        }
+      }
+    });
+
     it('refuses a bucket that declares a storage format it does not know, and changes nothing', async () => {
       const env = getEnv();
       const bucket = bucketName('format');
       const labels = { 'app.kubernetes.io/managed-by': 'k8s-kv', 'k8s-kv.io/app': 'default', 'k8s-kv.io/bucket': bucket };
       const entry = encodeEnvelope({ value: new TextEncoder().encode('v'), text: true, modifiedAt: 0 });
       const later = await env.api.create('ConfigMap', env.namespace, {
-        metadata: { name: bucket, labels, annotations: { 'k8s-kv.io/format': '3' } },
+        metadata: { name: bucket, labels, annotations: { 'k8s-kv.io/format': '99' } },
         binaryData: { k: Buffer.from(entry).toString('base64') },
       });
       for (const cache of [false, true]) {
@@ -358,7 +375,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
         for (const call of [() => kv.get('k'), () => kv.keys(), () => kv.put('x', 'y'), () => kv.delete('k'), () => kv.update('k', () => 'z'), () => kv.teardown()]) {
           const error = await call().catch((e: unknown) => e);
           expect(error).toBeInstanceOf(UnsupportedFormatError);
-          expect(error).toMatchObject({ code: 'KV_UNSUPPORTED_FORMAT', format: '3' });
+          expect(error).toMatchObject({ code: 'KV_UNSUPPORTED_FORMAT', format: '99' });
           expect((error as Error).message).toMatch(/upgrade @k8s-kv\/core/);
         }
       }
@@ -388,6 +405,76 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       expect(await kv.getText('bad')).toBe('repaired');
       expect(await kv.delete('not_a_key')).toBe(false); // a user key "not_a_key" encodes differently
       expect(await kv.clear()).toBe(4);
+    });
+
+    it('an entry whose checksum fails gets one answer from every read call, cache on and off', async () => {
+      const env = getEnv();
+      for (const cache of [false, true]) {
+        const reported: CorruptEntryError[] = [];
+        const kv = make({ onCorruptEntry: (e) => reported.push(e), cache });
+        await kv.putMany([['good', 'fine'], ['flipped', 'a value long enough to be worth a checksum']]);
+        const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, 'flipped') };
+        const stored = (await env.api.get(ref)).binaryData!.flipped!;
+        const bytes = Buffer.from(stored, 'base64');
+        bytes[bytes.length - 1] ^= 0x01; // the last payload byte: the header still decodes, the CRC-32 does not match
+        await env.api.mergePatch(ref, { binaryData: { flipped: bytes.toString('base64') } });
+        await eventually(async () => expect(await kv.get('flipped').catch((e: unknown) => e)).toBeInstanceOf(CorruptEntryError));
+        await expect(kv.has('flipped')).rejects.toMatchObject({ code: 'KV_CORRUPT_ENTRY', key: 'flipped' });
+        await expect(kv.getEntry('flipped')).rejects.toBeInstanceOf(CorruptEntryError);
+        expect(await kv.keys(), `cache ${cache}`).toEqual(['good']);
+        expect([...(await kv.list()).keys()]).toEqual(['good']);
+        expect((await kv.entries()).map((e) => e.key)).toEqual(['good']);
+        expect(await kv.getMany(['flipped', 'good'])).toEqual([undefined, expect.any(Uint8Array)]);
+        expect((await kv.stats()).corrupt).toBe(1);
+        expect(reported.length).toBeGreaterThan(0);
+        expect(reported.every((e) => e.key === 'flipped' && /checksum/.test(e.message))).toBe(true);
+        expect(await kv.clear()).toBe(2);
+        expect((await env.api.get(ref)).binaryData ?? {}).toEqual({});
+      }
+    });
+
+    it('removes and overwrites an entry added by hand to the ConfigMap\'s plain-text data map', async () => {
+      const env = getEnv();
+      // Keys of one object (in a sharded bucket, entries added by hand count where their hash puts them).
+      const [stray, other, third] = keysOfOneObject('hand', 3) as [string, string, string];
+      for (const cache of [false, true]) {
+        const kv = make({ cache });
+        await kv.putMany([['a', '1'], [stray, 'x']]);
+        const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, stray) };
+        // A ConfigMap key may live in only one of the maps: move the entry to `data`, and add another.
+        await env.api.jsonPatch(ref, [
+          { op: 'remove', path: `/binaryData/${stray}` },
+          { op: 'add', path: '/data', value: { [stray]: 'typed with kubectl edit', [other]: 'also by hand' } },
+        ]);
+        await eventually(async () => expect(await kv.get(stray).catch((e: unknown) => e)).toBeInstanceOf(CorruptEntryError));
+        expect(await kv.delete(stray), `cache ${cache}`).toBe(true);
+        expect((await env.api.get(ref)).data).toEqual({ [other]: 'also by hand' });
+        await kv.put(other, 'now through k8s-kv');
+        expect(await kv.getText(other)).toBe('now through k8s-kv');
+        expect((await env.api.get(ref)).data ?? {}).toEqual({});
+        await env.api.mergePatch(ref, { data: { [third]: 'by hand again' } });
+        await eventually(async () => expect((await kv.stats()).corrupt).toBe(1));
+        expect(await kv.clear()).toBe(3); // a, the overwritten one, and the corrupt third
+        const after = await env.api.get(ref);
+        expect(after.data ?? {}).toEqual({});
+        expect(after.binaryData ?? {}).toEqual({});
+      }
+    });
+
+    it('refuses a string value that is not well-formed Unicode instead of changing it', async () => {
+      const kv = make();
+      for (const value of ['\uD800', 'a\uDC00b', 'end\uD83D']) {
+        const error = await kv.put('k', value).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(InvalidValueError);
+        expect((error as Error).message).toMatch(/lone surrogate/);
+        await expect(kv.putMany([['k', value]])).rejects.toBeInstanceOf(InvalidValueError);
+        await expect(kv.update('k', () => value)).rejects.toBeInstanceOf(InvalidValueError);
+      }
+      await kv.put('k', 'pairs are fine: \uD83D\uDE00');
+      expect(await kv.getText('k')).toBe('pairs are fine: \uD83D\uDE00');
+      const bytes = new Uint8Array([0xed, 0xa0, 0x80]); // what a lone surrogate would be in WTF-8: bytes are stored as they are
+      await kv.put('raw', bytes);
+      expect(await kv.get('raw')).toEqual(bytes);
     });
 
     it('gives typed errors for bad input', async () => {
@@ -444,9 +531,9 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       expect(counted.counts.get ?? 0).toBe(0);
       const other = make({ bucket: kv.bucket, namespace: env.namespace });
       await other.put('b', 'from another pod');
-      expect(await eventually(() => kv.getText('b'), (v) => v !== undefined)).toBe('from another pod');
+      await eventually(async () => expect(await kv.getText('b')).toBe('from another pod'));
       await other.delete('a');
-      expect(await eventually(() => kv.has('a'), (v) => !v)).toBe(false);
+      await eventually(async () => expect(await kv.has('a')).toBe(false));
     });
 
     it('watch reports puts and deletes made by other writers', async () => {
@@ -459,7 +546,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       await other.put('new', '1');
       await other.put('existing', 'changed');
       await other.delete('new');
-      await eventually(async () => events.length, (n) => n >= 3);
+      await eventually(() => expect(events.length).toBeGreaterThanOrEqual(3));
       expect(events).toEqual([{ type: 'put', key: 'new' }, { type: 'put', key: 'existing' }, { type: 'delete', key: 'new' }]);
       stop();
       await other.put('after', 'stop');

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BucketFullError, createKV, ForbiddenError, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
-import { bucketName, type KvTestEnv } from './kv-behaviour.ts';
+import { bucketName } from '../../../../test/support/test-helpers.ts';
+import type { KvTestEnv } from './kv-behaviour.ts';
 
 export function describeSecretBucket(name: string, getEnv: () => KvTestEnv): void {
   describe(`Secret-backed bucket (${name})`, () => {
@@ -55,7 +56,7 @@ export function describeSecretBucket(name: string, getEnv: () => KvTestEnv): voi
     });
 
     it('has the same 1 MiB limit', async () => {
-      const kv = make();
+      const kv = make({ maxBytes: 1_048_576 }); // one object that does not split
       await kv.putMany([0, 1, 2, 3].map((i) => [`p${i}`, new Uint8Array(randomBytes(240_000))] as [string, Uint8Array]));
       await expect(kv.put('more', new Uint8Array(randomBytes(200_000)))).rejects.toBeInstanceOf(BucketFullError);
     });

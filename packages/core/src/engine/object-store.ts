@@ -1,0 +1,613 @@
+/**
+ * The entries of ONE Kubernetes object, ConfigMap or Secret (the kind is a
+ * parameter; the logic is the same): a whole format-1 bucket, or one shard of a
+ * sharded bucket (bucket.ts routes keys to objects and does bucket-wide work).
+ * Every write is a server-side atomic JSON patch of only the keys it changes,
+ * and starts with `test`s of what made the object ours (its uid, the bucket's
+ * labels, the annotations of its role: ownership.ts `ownershipTests`), so a write
+ * to an object that was replaced, relabelled or given another format fails at
+ * the server and changes nothing:
+ * - put (group-commit.ts coalesces them): `add` per key;
+ * - delete: per key `test` of the planned value and `remove`;
+ * - update: compare-and-swap, compare-and-swap.ts.
+ * The object is created on first write, race-safely (404 -> create -> 409 -> patch).
+ * The server's answer to each write is handed to the watch cache (read-your-writes): {@link ObjectStore.learn}.
+ */
+import type { PreparedEntry } from '../codec/entry.ts';
+import { BucketFullError, ConflictError, ForeignObjectError, KVError } from '../errors.ts';
+import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
+import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectKind, type ObjectMeta, type ObjectRef, type PatchOptions } from '../kube/port.ts';
+import { isStatus, TOO_LARGE_FOR_ETCD, toKVError, type CallContext } from './api-errors.ts';
+import { compareAndSwap, pointer, RaceLost, type SwapState, type SwapTarget, type SwapWrite, type UpdateDecision } from './compare-and-swap.ts';
+import { GroupCommit } from './group-commit.ts';
+import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
+import { bucketLabels, checkOwnership, declaresEntrylessHead, isSealed, ownershipTests, roleAnnotations, type BucketIdentity, type ObjectRole } from './ownership.ts';
+import type { RetryOptions } from '../types.ts';
+import { callApi, DEFAULT_MAX_UPDATE_ATTEMPTS, MAX_REPLANS } from './retry-policy.ts';
+import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
+import { WatchCache } from './watch-cache.ts';
+import type { WatchLoop } from './watch-loop.ts';
+
+/**
+ * Every patch sets `metadata.managedFields` to `[{}]`, which the API server
+ * reads as "clear it" (and, once clear, no update adds it back). Field
+ * ownership records of a bucket list every key (about 63 KB at 2,000 keys)
+ * and are rewritten by every write; measured on a ConfigMap of 2,000 random
+ * 450-byte values (~1.2 MB), a one-key patch took 110-120 ms with them and
+ * 72-77 ms without (docs/PERFORMANCE.md).
+ * Nothing uses them: k8s-kv never server-side-applies its objects.
+ */
+const CLEAR_MANAGED_FIELDS = [{}];
+
+/** apiVersion of a metadata-only answer (`PartialObjectMetadata`). */
+const PARTIAL_OBJECT_API_VERSION = 'meta.k8s.io/v1';
+
+/** Settings of an {@link ObjectStore}. */
+export interface ObjectStoreSettings extends BucketIdentity {
+  api: KubeApi;
+  /** The object: the bucket's own (default), or one shard's. */
+  objectName?: string | undefined;
+  /** Set when the object is a shard of a sharded bucket: its index and the bucket's shard count. */
+  shard?: { index: number; count: number } | undefined;
+  /** Set when the object is a part of an elastic bucket (format 3): never created by a write; gone means split. */
+  part?: { depth: number; suffix: number; headUid: string } | undefined;
+  /** Told, after each acknowledged put, how many bytes of entries the object holds (exact, or estimated from what was written). */
+  afterWrite?: ((bytes: number) => void) | undefined;
+  /**
+   * The object's byte budget now, when it is less than the object limit (an elastic
+   * bucket at its `maxBytes`: its objects may not split, so each keeps its share);
+   * undefined: the object limit only.
+   */
+  budget?: (() => number | undefined) | undefined;
+  /** The bucket's `maxBytes`, for the message of a write refused by the budget. */
+  maxBytes?: number | undefined;
+  /** Called before a shard object is created; throws {@link LayoutChanged} if the bucket is no longer laid out as assumed. */
+  beforeCreate?: (() => Promise<void>) | undefined;
+  retry?: RetryOptions | undefined;
+  /** Attempts of a compare-and-swap before {@link ConflictError} (default {@link DEFAULT_MAX_UPDATE_ATTEMPTS}). */
+  maxUpdateAttempts?: number | undefined;
+  now: () => number;
+  /** Serve reads from a list+watch cache (default true). */
+  cache?: boolean | undefined;
+  /** Errors of background work (the watch), which is retried. */
+  onError?: ((error: unknown) => void) | undefined;
+  /** Told once that the cache was refused (no list/watch rights) and reads use GET; default {@link onError}. */
+  onCacheRefused?: ((error: KVError) => void) | undefined;
+  /** Called with every new state of the object the cache takes on, and the one it replaces. */
+  onSnapshot?: ((snapshot: Snapshot, previous: Snapshot | undefined) => void) | undefined;
+  /** The list+watch loop shared by a sharded bucket's shards; default: one of its own, by name. */
+  watchLoop?: WatchLoop | undefined;
+}
+
+/** True when the object is a head without entries of its own: a sharded bucket's (format 2) or a split elastic bucket's (format 3). */
+export function isEntrylessHead(snapshot: Snapshot): boolean {
+  return snapshot.exists && declaresEntrylessHead(snapshot.annotations);
+}
+
+const isMissing = (refusal: KubeApiError): boolean => refusal.status === 404;
+const isRaceLost = (refusal: KubeApiError): boolean => refusal.status === 404 || refusal.status === 422;
+
+/** Reads and writes of one object's entries. */
+export class ObjectStore implements SwapTarget {
+  readonly ref: ObjectRef;
+  readonly field: 'binaryData' | 'data';
+  readonly bucket: string;
+  private readonly s: ObjectStoreSettings;
+  /**
+   * The object once we verified that k8s-kv owns it: the tests that keep a write to
+   * it conditional on that, and whether its entry map exists (a JSON patch cannot
+   * `add` into a missing map).
+   */
+  private owned: { uid: string; tests: JsonPatchOp[]; entryMap: boolean; strays: Set<string> } | undefined;
+  private readonly cache: WatchCache;
+  /** The latest decoded snapshot, whose unchanged entries the next decode reuses. */
+  private latest: Snapshot | undefined;
+  /** Set when the identity may not list/watch: reads then always GET. */
+  private cacheRefused = false;
+  /** Bytes of entries the object holds as last seen, plus what this store wrote since (when answers carry no entries). */
+  private knownBytes = 0;
+  /** Per data key, the end of the last queued update (updates of one key take turns). */
+  private readonly keyTurns = new Map<string, Promise<void>>();
+  private readonly commits = new GroupCommit((entries) => this.write(entries));
+
+  constructor(settings: ObjectStoreSettings) {
+    this.s = settings;
+    this.bucket = settings.bucket;
+    this.ref = { kind: settings.kind, namespace: settings.namespace, name: settings.objectName ?? settings.bucket };
+    this.field = entryField(settings.kind);
+    this.cache = new WatchCache({
+      api: settings.api,
+      kind: settings.kind,
+      namespace: settings.namespace,
+      name: this.ref.name,
+      decode: (object) => this.decode(object),
+      onError: settings.onError,
+      onReplace: settings.onSnapshot,
+      loop: settings.watchLoop,
+    });
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Starts the watch (if not yet); rejects with a typed error when it cannot start. */
+  async startWatching(): Promise<void> {
+    try {
+      await this.cache.start();
+    } catch (error) {
+      throw this.typed(error, 'watch');
+    }
+  }
+
+  /** True for a part of an elastic bucket. */
+  get isPart(): boolean {
+    return this.s.part !== undefined;
+  }
+
+  /** Stops the watch and its timers. */
+  close(): void {
+    this.cache.close();
+  }
+
+  /** The object as the cache sees it when the cache is on and healthy, else as a GET returns it. */
+  async view(): Promise<Snapshot> {
+    if (this.s.cache === false || this.cacheRefused) return this.read();
+    try {
+      await this.cache.start();
+    } catch (error) {
+      if (isStatus(error, 403) || isStatus(error, 401)) {
+        // No list/watch rights: serve every read with a GET from now on.
+        this.cacheRefused = true;
+        const refusal = this.typed(error, 'watch');
+        if (this.s.onCacheRefused) this.s.onCacheRefused(refusal);
+        else this.s.onError?.(refusal);
+      }
+      return this.read();
+    }
+    return this.peek() ?? this.read();
+  }
+
+  /**
+   * The cache's snapshot if reads use the cache and it is healthy (never starts it).
+   * Not for a part the watch has not delivered yet: the router learned of it from the
+   * server (a fresher view than the watch's), so the watch's "absent" is only behind.
+   */
+  peek(): Snapshot | undefined {
+    if (this.s.cache === false) return undefined;
+    const snapshot = this.watched();
+    return this.s.part && snapshot && !snapshot.exists ? undefined : snapshot;
+  }
+
+  /**
+   * The last state the watch delivered, connected or not, whether or not reads use the
+   * cache (`kv.watch()` runs it with the cache off too): the states events are computed from.
+   */
+  lastWatched(): Snapshot | undefined {
+    return this.cacheRefused ? undefined : this.cache.last();
+  }
+
+  /** The cache's snapshot while it runs and is healthy, whether or not reads use it. */
+  watched(): Snapshot | undefined {
+    if (this.cacheRefused) return undefined;
+    try {
+      return this.cache.current();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Reads the object from the API server (GET) and decodes it. A missing object is an empty snapshot. */
+  async read(): Promise<Snapshot> {
+    const object = await this.call('get', () => this.s.api.get(this.ref), isMissing);
+    if (object instanceof KubeApiError) {
+      this.owned = undefined;
+      return emptySnapshot();
+    }
+    return this.accept(object);
+  }
+
+  /** True once this store wrote to, or read, an object it owns that holds entries (and did not lose it since). */
+  get owning(): boolean {
+    return this.owned !== undefined;
+  }
+
+  /** Takes an object a LIST returned (undefined: it does not exist) as the current state of this object. */
+  adopt(object: KubeObject | undefined): Snapshot {
+    if (object) return this.accept(object);
+    this.owned = undefined;
+    return emptySnapshot();
+  }
+
+  /** Forgets the object (it was deleted): the next write creates it again. */
+  forget(): void {
+    this.owned = undefined;
+    this.cache.offer(undefined, emptySnapshot());
+  }
+
+  /** Throws {@link LayoutChanged} when the snapshot is a head without entries (a read must go to other objects). */
+  readable(snapshot: Snapshot): void {
+    if (!this.s.shard && !this.s.part && isEntrylessHead(snapshot)) throw new LayoutChanged(`bucket "${this.s.bucket}" keeps its entries in other objects`);
+  }
+
+  /**
+   * Throws unless the snapshot is of an object a write may change: {@link LayoutChanged}
+   * for a head without entries (the bucket is sharded or elastic) and for a part that is
+   * gone (split); {@link SplitInProgress} for an object sealed for a split.
+   */
+  holdsEntries(snapshot: Snapshot): void {
+    if (this.s.part && !snapshot.exists) throw new LayoutChanged(`part ${this.ref.name} of bucket "${this.s.bucket}" is gone (split)`);
+    if (!this.s.shard && !this.s.part && isEntrylessHead(snapshot)) throw new LayoutChanged(`bucket "${this.s.bucket}" keeps its entries in other objects`);
+    if (snapshot.exists && isSealed(snapshot.annotations)) throw new SplitInProgress(this.ref.name);
+  }
+
+  // ---------------------------------------------------------------- ownership and the cache
+
+  /**
+   * The role of an object this store reads or writes. Throws {@link ForeignObjectError}
+   * unless k8s-kv created it for this bucket and app, UnsupportedFormatError when it
+   * declares a format this code does not know, and {@link LayoutChanged} when it is not
+   * the object this store expects (a shard of another layout).
+   */
+  private checkOwnership(object: KubeObject): ObjectRole {
+    const role = checkOwnership(object, this.s);
+    const { shard, part } = this.s;
+    if (part) {
+      if (role.role !== 'part' || role.depth !== part.depth || role.suffix !== part.suffix || role.headUid !== part.headUid) {
+        throw new LayoutChanged(`${this.s.kind} "${object.metadata.name}" is not part ${part.depth}/${part.suffix} of the bucket "${this.s.bucket}" this store knows`);
+      }
+    } else if (shard) {
+      if (role.role !== 'shard' || role.index !== shard.index || role.count !== shard.count) {
+        const says = role.role === 'shard' ? `${role.index}/${role.count}` : 'no shard';
+        throw new LayoutChanged(`${this.s.kind} "${object.metadata.name}" should be shard ${shard.index}/${shard.count} of bucket "${this.s.bucket}" but says ${JSON.stringify(says)}`);
+      }
+    } else if (role.role === 'shard' || role.role === 'part') {
+      throw new ForeignObjectError(this.s.kind, object.metadata.name, this.s.namespace, `it is ${role.role === 'shard' ? `shard ${role.index}/${role.count}` : `part ${role.depth}/${role.suffix}`} of a bucket, not a bucket`);
+    }
+    return role;
+  }
+
+  /** Ownership check and decoding, reusing the entries of the latest snapshot that did not change. */
+  private decode(object: KubeObject): Snapshot {
+    this.checkOwnership(object);
+    this.latest = snapshotOf(this.s.kind, object, this.latest);
+    this.latest.object = this.ref.name;
+    this.knownBytes = this.latest.totalBytes;
+    return this.latest;
+  }
+
+  /**
+   * Remembers an object k8s-kv owns, which later puts patch directly; never a
+   * sharded bucket's head, which holds no entries. A metadata-only answer (after a
+   * write) does not show the entry map: it keeps what was known.
+   */
+  private own(object: KubeObject): void {
+    const { uid, annotations } = object.metadata;
+    if (declaresEntrylessHead(annotations) || uid === undefined) {
+      this.owned = undefined;
+      return;
+    }
+    const metadataOnly = object.apiVersion === PARTIAL_OBJECT_API_VERSION;
+    const known = this.owned?.uid === uid ? this.owned : undefined;
+    const entryMap = metadataOnly ? known?.entryMap === true : object[this.field] != null;
+    // Entries added by hand to a ConfigMap's `data` (k8s-kv writes `binaryData`): a put of such a key replaces it.
+    const strays = metadataOnly ? (known?.strays ?? new Set<string>()) : new Set(this.s.kind === 'ConfigMap' ? Object.keys(object.data ?? {}) : []);
+    this.owned = { uid, tests: ownershipTests(this.s, uid, annotations), entryMap, strays };
+  }
+
+  /** The ownership tests of a snapshot's object (the state a plan was made on). */
+  guardOf(snapshot: Snapshot): JsonPatchOp[] {
+    return ownershipTests(this.s, snapshot.uid, snapshot.annotations);
+  }
+
+  /** Checks ownership of an object the server returned, decodes it, and hands it to the cache. */
+  private accept(object: KubeObject): Snapshot {
+    const snapshot = this.decode(object);
+    this.own(object);
+    this.cache.offer(object, snapshot);
+    return snapshot;
+  }
+
+  /**
+   * Where the cache learns of this process's writes: the server's answer to a
+   * write is checked for ownership and handed to the cache when one runs. A process
+   * that only writes asks for metadata-only answers and never decodes whole snapshots.
+   */
+  private async learn(object: KubeObject): Promise<void> {
+    this.checkOwnership(object);
+    this.own(object);
+    if (object.apiVersion === PARTIAL_OBJECT_API_VERSION) {
+      // A metadata-only answer, and a cache started while the write was in flight: fetch the
+      // new state so the cache shows this write (read-your-writes). The watch brings it too.
+      if (this.cache.active || this.cache.listing) await this.read().catch(() => undefined);
+      return;
+    }
+    if (this.cache.active) this.cache.offer(object, this.decode(object));
+    else if (this.cache.listing) this.cache.offer(object, emptySnapshot()); // kept until the first list is in
+  }
+
+  /**
+   * Whether a write's answer may be metadata only: when no cache wants the new
+   * state. A process that only writes then never receives, parses or decodes
+   * whole objects (and the server does not encode them).
+   */
+  private answerOptions(): PatchOptions | undefined {
+    return this.cache.active || this.cache.listing ? undefined : { metadataOnly: true };
+  }
+
+  // ---------------------------------------------------------------- calls
+
+  /** One port call with retries of transient failures; refusals `expected` accepts are returned, others thrown typed. */
+  private call<T>(verb: string, fn: () => Promise<T>): Promise<T>;
+  private call<T>(verb: string, fn: () => Promise<T>, expected: (refusal: KubeApiError) => boolean): Promise<T | KubeApiError>;
+  private call<T>(verb: string, fn: () => Promise<T>, expected?: (refusal: KubeApiError) => boolean): Promise<T | KubeApiError> {
+    const ctx: CallContext = { verb, kind: this.s.kind, namespace: this.s.namespace };
+    return expected ? callApi(ctx, this.s.retry, fn, expected) : callApi(ctx, this.s.retry, fn);
+  }
+
+  /** A failure as the typed error users see. */
+  typed(error: unknown, verb = 'patch'): KVError {
+    return toKVError(error, { verb, kind: this.s.kind, namespace: this.s.namespace });
+  }
+
+  /** A JSON patch of the object; like every patch here, it also clears managedFields. */
+  private jsonPatch(ops: JsonPatchOp[], options?: PatchOptions): Promise<KubeObject> {
+    return this.s.api.jsonPatch(this.ref, [...ops, { op: 'add', path: '/metadata/managedFields', value: CLEAR_MANAGED_FIELDS }], options);
+  }
+
+  /** A merge patch (RFC 7386, or strategic) setting `entries`; like every patch here, it also clears managedFields. */
+  private mergePatch(type: 'merge' | 'strategic', metadata: Partial<ObjectMeta>, entries: Record<string, string>, options?: PatchOptions): Promise<KubeObject> {
+    const patch = { metadata: { ...metadata, managedFields: CLEAR_MANAGED_FIELDS }, [this.field]: entries };
+    return type === 'strategic' ? this.s.api.strategicMergePatch(this.ref, patch, options) : this.s.api.mergePatch(this.ref, patch, options);
+  }
+
+  isTooLarge(error: unknown): boolean {
+    return (isStatus(error, 422) && /Too long/i.test((error as Error).message)) || (error instanceof Error && TOO_LARGE_FOR_ETCD.test(error.message));
+  }
+
+  // ---------------------------------------------------------------- creating the object
+
+  /**
+   * Creates this object in `role` holding `entries`. Resolves to the created object,
+   * or undefined when someone else created it first. `once`: send the create once,
+   * never repeated on a transient failure (which is thrown as it is: an update must
+   * know that its create may have landed; a repeat would answer 409).
+   */
+  async createObject(role: ObjectRole, entries: Record<string, string> | undefined, once = false): Promise<KubeObject | undefined> {
+    const body: KubeObject = {
+      metadata: { name: this.ref.name, labels: bucketLabels(this.s.bucket, this.s.app), annotations: roleAnnotations(role) },
+      ...(entries ? { [this.field]: entries } : {}),
+      ...(this.s.kind === 'Secret' ? { type: 'Opaque' } : {}),
+    };
+    const send = (): Promise<KubeObject> => this.s.api.create(this.s.kind, this.s.namespace, body);
+    const created = once
+      ? await send().catch((error: unknown) => (isStatus(error, 409) ? error : Promise.reject(error)))
+      : await this.call('create', send, (refusal) => refusal.status === 409 || refusal.status === 422);
+    if (created instanceof KubeApiError) {
+      if (created.status === 409) return undefined;
+      throw created; // 422: invalid, or too large (the caller tells which)
+    }
+    await this.learn(created);
+    return created;
+  }
+
+  /**
+   * Creates the object holding `entries` (a shard once the router confirmed the layout).
+   * Resolves to undefined when someone else created it first. A part is never created by a write:
+   * a missing part was split, so the router must route again.
+   */
+  private async create(entries: Record<string, string>, once = false): Promise<KubeObject | undefined> {
+    if (this.s.part) throw new LayoutChanged(`part ${this.ref.name} of bucket "${this.s.bucket}" is gone (split)`);
+    const shard = this.s.shard;
+    if (shard) await this.s.beforeCreate?.();
+    return this.createObject(shard ? { role: 'shard', ...shard } : { role: 'bucket' }, entries, once);
+  }
+
+  // ---------------------------------------------------------------- puts
+
+  /**
+   * Writes entries atomically (creating the object when missing), in one patch
+   * with whatever other puts are queued (group-commit.ts).
+   */
+  put(entries: PreparedEntry[]): Promise<void> {
+    return this.commits.put(entries);
+  }
+
+  /** One atomic write of entries (later entries for the same key win). */
+  private async write(entries: PreparedEntry[]): Promise<void> {
+    const batchBytes = entries.reduce((sum, e) => sum + e.size, 0);
+    if (batchBytes > MAX_OBJECT_DATA_BYTES) throw await this.full(entries);
+    const budget = this.s.budget?.();
+    if (budget !== undefined && this.knownBytes + batchBytes > budget) {
+      // Over the budget by what this store knows: count exactly (replaced entries free their old size).
+      const snapshot = this.peek() ?? (await this.read());
+      let after = snapshot.totalBytes;
+      for (const entry of entries) after += entry.size - (snapshot.entries.get(entry.key)?.envelope.length ?? 0);
+      if (after > budget) throw await this.full(entries, undefined, budget, this.s.maxBytes ?? budget);
+    }
+    const patchEntries: Record<string, string> = {};
+    for (const entry of entries) patchEntries[entry.dataKey] = entry.b64;
+    let swept = false;
+    for (let plan = 0; plan < MAX_REPLANS; plan++) {
+      if (this.owned === undefined) {
+        const current = await this.read();
+        this.holdsEntries(current);
+        if (!current.exists) {
+          try {
+            if (await this.create(patchEntries)) {
+              this.s.afterWrite?.(batchBytes);
+              return;
+            }
+          } catch (error) {
+            if (this.isTooLarge(error)) throw await this.full(entries, error);
+            throw error;
+          }
+          continue;
+        }
+      }
+      const { tests, entryMap, strays } = this.owned!;
+      const ops: JsonPatchOp[] = [...tests];
+      // A key may not be in `data` and `binaryData` at once: a put replaces an entry added by hand to `data`.
+      for (const dataKey of Object.keys(patchEntries)) if (strays.has(dataKey)) ops.push({ op: 'remove', path: pointer('data', dataKey) });
+      if (entryMap) for (const [dataKey, b64] of Object.entries(patchEntries)) ops.push({ op: 'add', path: pointer(this.field, dataKey), value: b64 });
+      else ops.push({ op: 'test', path: `/${this.field}`, value: null }, { op: 'add', path: `/${this.field}`, value: patchEntries });
+      const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), (refusal) => isRaceLost(refusal) || refusal.status === 409 || this.isTooLarge(refusal));
+      if (!(patched instanceof KubeApiError)) {
+        for (const dataKey of Object.keys(patchEntries)) strays.delete(dataKey);
+        this.knownBytes += batchBytes; // replaced by the exact figure when the answer is decoded
+        await this.learn(patched);
+        this.s.afterWrite?.(this.knownBytes);
+        return;
+      }
+      if (this.isTooLarge(patched)) {
+        // Expired entries still take space: remove them and try once more.
+        if (!swept && (await this.sweepExpired()) > 0) {
+          swept = true;
+          continue;
+        }
+        throw await this.full(entries, patched);
+      }
+      // Deleted, replaced, no longer ours, or its entry map is gone: read it again (which
+      // refuses an object that is no longer this bucket's) and plan again.
+      this.owned = undefined;
+    }
+    throw new ConflictError(`Could not write to bucket "${this.s.bucket}" (${this.ref.name}): it kept being deleted or replaced while writing.`);
+  }
+
+  /** Removes expired entries (only if unchanged since read). Returns how many were removed. */
+  async sweepExpired(): Promise<number> {
+    const snapshot = await this.read();
+    const now = this.s.now();
+    const expired = [...snapshot.entries.values()].filter((e) => isExpired(e, now));
+    if (!snapshot.exists || expired.length === 0) return 0;
+    const ops: JsonPatchOp[] = this.guardOf(snapshot);
+    for (const entry of expired) {
+      ops.push({ op: 'test', path: pointer(this.field, entry.dataKey), value: entry.b64 }, { op: 'remove', path: pointer(this.field, entry.dataKey) });
+    }
+    const patched = await this.call('patch', () => this.jsonPatch(ops), isRaceLost);
+    if (patched instanceof KubeApiError) return 0;
+    await this.learn(patched);
+    return expired.length;
+  }
+
+  /** The error for entries that do not fit (in `limit` bytes: default, the object limit), with the object's usage as a GET shows it. */
+  async full(entries: PreparedEntry[], cause?: unknown, limit = MAX_OBJECT_DATA_BYTES, maxBytes?: number): Promise<BucketFullError> {
+    const snapshot = await this.read();
+    let attempted = snapshot.totalBytes;
+    for (const entry of entries) {
+      const old = snapshot.entries.get(entry.key);
+      attempted += entry.size - (old ? entrySize(old) : 0);
+    }
+    const shard = this.s.shard;
+    return new BucketFullError(this.s.bucket, snapshot.totalBytes, attempted, limit, cause, shard && { ...shard, name: this.ref.name }, maxBytes);
+  }
+
+  // ---------------------------------------------------------------- deletes
+
+  /**
+   * Removes keys in one atomic patch. Returns, per data key, whether a live
+   * (unexpired) entry was there. Missing keys are not an error. The patch tests
+   * every key against the state it was planned on (value, or absence), so the
+   * answer is exact even when the plan came from the cache: on a mismatch the
+   * object is re-read and the patch planned again.
+   */
+  async remove(dataKeys: string[], known?: Snapshot): Promise<Map<string, boolean>> {
+    const unique = [...new Set(dataKeys)];
+    const result = new Map(unique.map((k) => [k, false] as [string, boolean]));
+    let view = known ?? this.peek();
+    let fresh = false;
+    if (!view) {
+      view = await this.read();
+      fresh = true;
+    }
+    for (let plan = 0; plan < MAX_REPLANS; plan++) {
+      this.holdsEntries(view);
+      const present = new Map<string, { b64: string; live: boolean }>();
+      const now = this.s.now();
+      for (const entry of view.entries.values()) present.set(entry.dataKey, { b64: entry.b64, live: !isExpired(entry, now) });
+      // A corrupt entry is removed without a value test (its raw text is not kept).
+      for (const dataKey of view.corruptByDataKey.keys()) present.set(dataKey, { b64: '', live: true });
+      const targets = unique.filter((k) => present.has(k));
+      if (targets.length === 0 || !view.exists) {
+        if (fresh) return result;
+        // The cache says there is nothing to delete: confirm with the server.
+        view = await this.read();
+        fresh = true;
+        continue;
+      }
+      const ops: JsonPatchOp[] = this.guardOf(view);
+      for (const k of unique) {
+        // An entry added by hand to a ConfigMap's `data` is removed from there.
+        const path = pointer(view.strays?.has(k) ? 'data' : this.field, k);
+        const entry = present.get(k);
+        if (entry) {
+          if (!view.corruptByDataKey.has(k)) ops.push({ op: 'test', path, value: entry.b64 });
+          ops.push({ op: 'remove', path });
+        } else if (view.hasEntryMap && !fresh) {
+          ops.push({ op: 'test', path, value: null });
+        }
+      }
+      const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), isRaceLost);
+      if (!(patched instanceof KubeApiError)) {
+        await this.learn(patched);
+        for (const k of targets) result.set(k, present.get(k)!.live);
+        return result;
+      }
+      if (patched.status === 404) {
+        this.owned = undefined;
+        if (fresh) return result;
+      }
+      // The object changed since the plan (or was replaced): look again.
+      view = await this.read();
+      fresh = true;
+    }
+    throw new ConflictError(`Could not delete from bucket "${this.s.bucket}": it kept changing under the delete.`);
+  }
+
+  // ---------------------------------------------------------------- updates
+
+  /**
+   * Atomic read-modify-write of one key (compare-and-swap.ts). `decide` sees the
+   * current snapshot and returns what to do; on a lost race the snapshot is re-read
+   * and `decide` runs again. Resolves to a snapshot that holds the key as it is after
+   * the update (when no cache is running, only that key: the server answers with
+   * metadata only).
+   */
+  update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>, state?: SwapState): Promise<Snapshot> {
+    // Updates of one key from this process take turns: they would only defeat each other's
+    // compare-and-swap at the server. Contention is then only between processes.
+    const previous = this.keyTurns.get(dataKey) ?? Promise.resolve();
+    const maxAttempts = this.s.maxUpdateAttempts ?? DEFAULT_MAX_UPDATE_ATTEMPTS;
+    const turn = previous.then(() => compareAndSwap(this, this.field, key, dataKey, decide, maxAttempts, state));
+    const settled = turn.then(() => undefined, () => undefined);
+    this.keyTurns.set(dataKey, settled);
+    void settled.then(() => {
+      if (this.keyTurns.get(dataKey) === settled) this.keyTurns.delete(dataKey);
+    });
+    return turn;
+  }
+
+  /** Sends a compare-and-swap's write (no retry: a lost answer is the caller's to resolve) and returns the key's state after it. */
+  async send(write: SwapWrite, decision: UpdateDecision & { action: 'put' | 'delete' }, dataKey: string): Promise<Snapshot> {
+    let written: KubeObject;
+    switch (write.send) {
+      case 'create': {
+        // What the key holds after the update: the created object (a read now could show later writes).
+        const created = await this.create(write.entries, true);
+        if (!created) throw new RaceLost();
+        return snapshotOf(this.s.kind, created);
+      }
+      case 'json':
+        written = await this.jsonPatch(write.ops, this.answerOptions());
+        break;
+      case 'merge':
+        written = await this.mergePatch('merge', { uid: write.uid, resourceVersion: write.resourceVersion }, write.entries, this.answerOptions());
+        break;
+    }
+    if (written.apiVersion === PARTIAL_OBJECT_API_VERSION) {
+      await this.learn(written);
+      // The answer has no entries: what the key holds now is what this update wrote.
+      return snapshotOf(this.s.kind, { metadata: written.metadata, [this.field]: decision.action === 'put' ? { [dataKey]: decision.entry.b64 } : {} });
+    }
+    return this.accept(written);
+  }
+}
+

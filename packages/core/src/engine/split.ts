@@ -1,0 +1,250 @@
+/**
+ * Splitting one object of an elastic bucket in two: the protocol of
+ * docs/FORMAT.md section 9.4 (seal, copy, switch, activate; roll back when the
+ * copy is refused). Any process may run it for any object, also one that another
+ * process began to split and left sealed: every step is idempotent, and two
+ * processes running it at once produce the same children.
+ */
+import { hashSuffix, partName, shardHash } from '../codec/shard-hash.ts';
+import { KVError } from '../errors.ts';
+import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectRef } from '../kube/port.ts';
+import type { RetryOptions } from '../types.ts';
+import { isStatus } from './api-errors.ts';
+import { ANNOTATION_FORMAT, ANNOTATION_SEALED, ANNOTATION_SPLIT_FROM, ELASTIC_FORMAT_VERSION } from './labels.ts';
+import {
+  bucketLabels,
+  checkOwnership,
+  isSealed,
+  ownershipTests,
+  parseRole,
+  roleAnnotations,
+  splitSource,
+  type BucketIdentity,
+} from './ownership.ts';
+import { callApi } from './retry-policy.ts';
+import { entryField } from './snapshot.ts';
+import { rvNumber } from './watch-loop.ts';
+
+/**
+ * The split threshold: an object whose entries pass this many bytes is split.
+ * Chosen from the API server's cost of a patch against the size of the object
+ * (docs/PERFORMANCE.md): below it a write costs about what it costs on a small
+ * object, and every write leaves at most this much in etcd's history.
+ */
+export const SPLIT_BYTES = 64 * 1024;
+
+/** The steps of a split, in order (a test hook may stop a split before any of them). */
+export const SPLIT_STEPS = ['seal', 'copy', 'switch', 'activate'] as const;
+/** One step of a split. */
+export type SplitStep = (typeof SPLIT_STEPS)[number];
+
+/** What a split needs to know. */
+export interface SplitContext extends BucketIdentity {
+  api: KubeApi;
+  retry?: RetryOptions | undefined;
+  now: () => number;
+  /** Test hook: called before each step; what it throws stops the split there, as a crash would. */
+  beforeStep?: ((step: SplitStep, object: string) => void | Promise<void>) | undefined;
+}
+
+/** The object to split: the format-1 head (the root, depth 0) or a part. */
+export interface SplitTarget {
+  name: string;
+  depth: number;
+  suffix: number;
+}
+
+/**
+ * How a split ended: `split` (the children are live), `gone` (the object was split
+ * already, or is no longer what it was), `changed` (its seal was rolled back by
+ * someone else, or it changed), `rolled-back` (this call could not copy it and
+ * unsealed it; `cause` says why).
+ */
+export type SplitOutcome = { outcome: 'split' | 'gone' | 'changed' } | { outcome: 'rolled-back'; cause: unknown };
+
+/** JSON pointer of an annotation. */
+function annotationPath(key: string): string {
+  return `/metadata/annotations/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+}
+
+/** Runs the split of `target` as far as it can go. */
+export async function splitObject(ctx: SplitContext, target: SplitTarget): Promise<SplitOutcome> {
+  const field = entryField(ctx.kind);
+  const ref: ObjectRef = { kind: ctx.kind, namespace: ctx.namespace, name: target.name };
+  const call = <T>(verb: string, fn: () => Promise<T>, expected: (refusal: KubeApiError) => boolean): Promise<T | KubeApiError> =>
+    callApi({ verb, kind: ctx.kind, namespace: ctx.namespace }, ctx.retry, fn, expected);
+  const step = async (name: SplitStep): Promise<void> => {
+    await ctx.beforeStep?.(name, target.name);
+  };
+  const clearManagedFields: JsonPatchOp = { op: 'add', path: '/metadata/managedFields', value: [{}] };
+
+  // 1. Seal (or find it sealed by another process, which this call then helps finish).
+  let object = await call('get', () => ctx.api.get(ref), (r) => r.status === 404);
+  if (object instanceof KubeApiError) return { outcome: 'gone' };
+  const role = checkOwnership(object, ctx);
+  const isRoot = target.depth === 0;
+  if (isRoot ? role.role !== 'bucket' : role.role !== 'part' || role.depth !== target.depth || role.suffix !== target.suffix) return { outcome: 'gone' };
+  if (!isSealed(object.metadata.annotations)) {
+    await step('seal');
+    const sealOps: JsonPatchOp[] = [
+      ...ownershipTests(ctx, object.metadata.uid, object.metadata.annotations),
+      { op: 'add', path: annotationPath(ANNOTATION_SEALED), value: new Date(ctx.now()).toISOString() },
+      clearManagedFields,
+    ];
+    const sealed = await call('patch', () => ctx.api.jsonPatch(ref, sealOps), (r) => r.status === 404 || r.status === 422);
+    if (sealed instanceof KubeApiError) {
+      // Sealed by someone else meanwhile (help them), or no longer this object.
+      const now = await call('get', () => ctx.api.get(ref), (r) => r.status === 404);
+      if (now instanceof KubeApiError || !isSealed(now.metadata.annotations) || now.metadata.uid !== object.metadata.uid) return { outcome: sealed.status === 404 ? 'gone' : 'changed' };
+      object = now;
+    } else {
+      object = sealed;
+    }
+  }
+  const uid = object.metadata.uid!;
+  const rv = object.metadata.resourceVersion!;
+  const seal = object.metadata.annotations?.[ANNOTATION_SEALED];
+  const headUid = role.role === 'part' ? role.headUid : uid;
+  const splitFrom = `${uid}@${rv}`;
+
+  // 2. Copy P's entries (and entries added by hand to a ConfigMap's `data`) into the two children, pending.
+  await step('copy');
+  const depth = target.depth + 1;
+  const suffixes = [target.suffix, target.suffix + 2 ** target.depth];
+  const halves = suffixes.map(() => ({ entries: {} as Record<string, string>, data: {} as Record<string, string> }));
+  const half = (dataKey: string): number => (hashSuffix(shardHash(dataKey), depth) === suffixes[0] ? 0 : 1);
+  for (const [dataKey, value] of Object.entries(object[field] ?? {})) halves[half(dataKey)]!.entries[dataKey] = value;
+  if (ctx.kind === 'ConfigMap') for (const [dataKey, value] of Object.entries(object.data ?? {})) halves[half(dataKey)]!.data[dataKey] = value;
+  const children: KubeObject[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const child = await ensureChild(ctx, call, { name: partName(ctx.bucket, depth, suffixes[i]!), depth, suffix: suffixes[i]!, headUid, splitFrom, rv }, halves[i]!);
+      if (!child) return { outcome: 'changed' };
+      children.push(child);
+    }
+  } catch (error) {
+    if (!isRefusal(error)) throw error;
+    // Refused (a quota, RBAC, a foreign object in the way): unseal P, which also makes every switch at `rv` impossible.
+    const unseal: JsonPatchOp[] = [
+      { op: 'test', path: '/metadata/uid', value: uid },
+      { op: 'test', path: annotationPath(ANNOTATION_SEALED), value: seal ?? null },
+      { op: 'remove', path: annotationPath(ANNOTATION_SEALED) },
+      clearManagedFields,
+    ];
+    await call('patch', () => ctx.api.jsonPatch(ref, unseal), (r) => r.status === 404 || r.status === 422);
+    return { outcome: 'rolled-back', cause: error };
+  }
+
+  // 3. Switch: P at `rv` goes, in one atomic step; the children are live from then on.
+  await step('switch');
+  const switched = isRoot
+    ? await call(
+        'patch',
+        () =>
+          ctx.api.mergePatch(ref, {
+            metadata: {
+              uid,
+              resourceVersion: rv,
+              annotations: { [ANNOTATION_FORMAT]: ELASTIC_FORMAT_VERSION, [ANNOTATION_SEALED]: null },
+              managedFields: [{}],
+            },
+            [field]: null,
+            ...(ctx.kind === 'ConfigMap' ? { data: null } : {}),
+          }),
+        (r) => r.status === 404 || r.status === 409,
+      )
+    : await call('delete', () => ctx.api.delete(ref, { uid, resourceVersion: rv }), (r) => r.status === 404 || r.status === 409);
+  if (switched instanceof KubeApiError && switched.status === 409) return { outcome: 'changed' };
+
+  // 4. Activate (tidying: the children are live either way).
+  await step('activate');
+  for (const child of children) await activatePart(ctx, child.metadata.name, child.metadata.uid!, splitFrom);
+  return { outcome: 'split' };
+}
+
+/**
+ * Removes `split-from` from a live part whose parent is gone (step 4, also for a
+ * split whose process stopped after its switch): tidying only, so that the part
+ * reads as live without looking for its parent. Testing the value makes it a no-op
+ * on anything else.
+ */
+export async function activatePart(ctx: SplitContext, name: string, uid: string, splitFrom: string): Promise<void> {
+  const activate: JsonPatchOp[] = [
+    { op: 'test', path: '/metadata/uid', value: uid },
+    { op: 'test', path: annotationPath(ANNOTATION_SPLIT_FROM), value: splitFrom },
+    { op: 'remove', path: annotationPath(ANNOTATION_SPLIT_FROM) },
+    { op: 'add', path: '/metadata/managedFields', value: [{}] },
+  ];
+  await callApi({ verb: 'patch', kind: ctx.kind, namespace: ctx.namespace }, ctx.retry, () => ctx.api.jsonPatch({ kind: ctx.kind, namespace: ctx.namespace, name }, activate), (r) => r.status === 404 || r.status === 422);
+}
+
+/** A refusal that ends a split with a roll back (not a transient failure, which leaves the seal for a later try). */
+function isRefusal(error: unknown): boolean {
+  if (error instanceof KVError) return !error.retryable;
+  return error instanceof KubeApiError;
+}
+
+interface ChildSpec {
+  name: string;
+  depth: number;
+  suffix: number;
+  headUid: string;
+  splitFrom: string;
+  /** The parent's resourceVersion the copy is of. */
+  rv: string;
+}
+
+/**
+ * Makes sure a child holds the copy `splitFrom` (step 2). Resolves to the child, or
+ * undefined when it holds a newer copy (this call's seal is stale).
+ */
+async function ensureChild(
+  ctx: SplitContext,
+  call: <T>(verb: string, fn: () => Promise<T>, expected: (refusal: KubeApiError) => boolean) => Promise<T | KubeApiError>,
+  spec: ChildSpec,
+  half: { entries: Record<string, string>; data: Record<string, string> },
+): Promise<KubeObject | undefined> {
+  const field = entryField(ctx.kind);
+  const ref: ObjectRef = { kind: ctx.kind, namespace: ctx.namespace, name: spec.name };
+  const hasData = Object.keys(half.data).length > 0;
+  const body: KubeObject = {
+    metadata: {
+      name: spec.name,
+      labels: bucketLabels(ctx.bucket, ctx.app),
+      annotations: { ...roleAnnotations({ role: 'part', depth: spec.depth, suffix: spec.suffix, headUid: spec.headUid }), [ANNOTATION_SPLIT_FROM]: spec.splitFrom },
+    },
+    ...(Object.keys(half.entries).length > 0 ? { [field]: half.entries } : {}),
+    ...(hasData ? { data: half.data } : {}),
+    ...(ctx.kind === 'Secret' ? { type: 'Opaque' } : {}),
+  };
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const created = await call('create', () => ctx.api.create(ctx.kind, ctx.namespace, body), (r) => r.status === 409);
+    if (!(created instanceof KubeApiError)) return created;
+    const existing = await call('get', () => ctx.api.get(ref), (r) => r.status === 404);
+    if (existing instanceof KubeApiError) continue; // deleted meanwhile: create again
+    const role = parseRole(existing.metadata.annotations);
+    checkOwnership(existing, ctx); // a foreign object in the way: refused (the split rolls back)
+    if (role.role !== 'part' || role.headUid !== spec.headUid) {
+      // Left over from an earlier bucket of this name: not ours to keep.
+      const { uid, resourceVersion } = existing.metadata;
+      await call('delete', () => ctx.api.delete(ref, { uid: uid!, resourceVersion: resourceVersion! }), (r) => r.status === 404 || r.status === 409);
+      continue;
+    }
+    const source = splitSource(existing.metadata.annotations);
+    const found = existing.metadata.annotations?.[ANNOTATION_SPLIT_FROM];
+    if (found === spec.splitFrom) return existing;
+    if (!source || rvNumber(source.resourceVersion) > rvNumber(spec.rv)) return undefined; // live already, or a newer copy
+    // A copy from an earlier, rolled-back split of the parent: replace it, if it is still that copy.
+    const replace: JsonPatchOp[] = [
+      { op: 'test', path: '/metadata/uid', value: existing.metadata.uid },
+      { op: 'test', path: annotationPath(ANNOTATION_SPLIT_FROM), value: found ?? null },
+      { op: 'add', path: `/${field}`, value: half.entries },
+      ...(ctx.kind === 'ConfigMap' ? [{ op: 'add' as const, path: '/data', value: half.data }] : []),
+      { op: 'add', path: annotationPath(ANNOTATION_SPLIT_FROM), value: spec.splitFrom },
+      { op: 'add', path: '/metadata/managedFields', value: [{}] },
+    ];
+    const replaced = await call('patch', () => ctx.api.jsonPatch(ref, replace), (r) => r.status === 404 || r.status === 422);
+    if (!(replaced instanceof KubeApiError)) return replaced;
+  }
+  throw new KubeApiError(409, 'Conflict', `part ${spec.name} kept changing while it was being copied`);
+}

@@ -1,0 +1,236 @@
+/**
+ * What is particular to elastic buckets (format 3, the default): a bucket of one
+ * ConfigMap that splits into parts as it grows (docs/FORMAT.md section 9) - the
+ * objects it makes, reads and writes across splits, several stores writing while
+ * parts split, a split stopped at any step, events, and the maxBytes cap. Run
+ * against the in-memory port (packages/core/test/kv.test.ts) and the real API
+ * server (test/integration/core.test.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BucketFullError, createKV, listBuckets, type KubeObject, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
+import { SPLIT_BYTES, SPLIT_HOOK, SPLIT_STEPS, type SplitStep } from '@k8s-kv/core/testing';
+import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
+import type { KvTestEnv } from './kv-behaviour.ts';
+
+const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
+/** A value of about 450 bytes once stored (random, so it does not compress). */
+const value = (): string => randomBytes(330).toString('base64');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Stops a split before `step`, as a crash would (the store's other work goes on). */
+class Crash extends Error {}
+
+export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): void {
+  describe(`elastic bucket (${name})`, () => {
+    const open: KV[] = [];
+    const make = (options: Partial<KVOptions> & { [SPLIT_HOOK]?: (step: SplitStep, object: string) => void } = {}): KV => {
+      const env = getEnv();
+      const kv = createKV({ bucket: bucketName('el'), namespace: env.namespace, api: env.api, ...options });
+      open.push(kv);
+      return kv;
+    };
+    const objectsOf = async (bucket: string): Promise<Map<string, KubeObject>> => {
+      const env = getEnv();
+      const list = await env.api.list('ConfigMap', env.namespace, { labelSelector: `k8s-kv.io/bucket=${bucket}` });
+      return new Map(list.items.map((o) => [o.metadata.name, o]));
+    };
+    /** The parts the server holds: name -> annotations and entry count. */
+    const partsOf = async (bucket: string): Promise<KubeObject[]> => [...(await objectsOf(bucket)).values()].filter((o) => o.metadata.name !== bucket);
+    /** Writes keys `<prefix><i>` for i from `start` to `start + count - 1` in batches of 20; resolves to what was written. */
+    const fill = async (kv: KV, prefix: string, count: number, model = new Map<string, string>(), start = 0): Promise<Map<string, string>> => {
+      for (let i = start; i < start + count; i += 20) {
+        const batch = Array.from({ length: Math.min(20, start + count - i) }, (_, j) => [`${prefix}${i + j}`, value()] as [string, string]);
+        await kv.putMany(batch);
+        for (const [k, v] of batch) model.set(k, v);
+      }
+      return model;
+    };
+    /** Waits until no split of the bucket is under way (no object sealed, no part pending). */
+    const settled = async (bucket: string): Promise<void> => {
+      await eventually(async () => {
+        for (const object of (await objectsOf(bucket)).values()) {
+          expect(object.metadata.annotations?.['k8s-kv.io/sealed'], object.metadata.name).toBeUndefined();
+          expect(object.metadata.annotations?.['k8s-kv.io/split-from'], object.metadata.name).toBeUndefined();
+        }
+      }, 30_000);
+    };
+    /** Every key of `model` reads back from a fresh store (cache on and off), and nothing else is there. */
+    const expectHolds = async (bucket: string, model: Map<string, string>): Promise<void> => {
+      for (const cache of [false, true]) {
+        const reader = make({ bucket, cache });
+        expect(await reader.keys(), `cache ${cache}`).toEqual([...model.keys()].sort());
+        for (const [k, v] of model) expect(text(await reader.get(k)), `${k}, cache ${cache}`).toBe(v);
+        const listed = await reader.list();
+        expect(listed.size).toBe(model.size);
+      }
+    };
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((kv) => kv.close()));
+    });
+
+    it('starts as one ConfigMap, splits in two past 64 KiB, and the parts split on as it grows; every key stays readable', async () => {
+      const kv = make();
+      await kv.put('first', 'small');
+      let objects = await objectsOf(kv.bucket);
+      expect([...objects.keys()]).toEqual([kv.bucket]);
+      expect(objects.get(kv.bucket)!.metadata.annotations?.['k8s-kv.io/format']).toBe('1');
+      // ~180 KiB of entries: the root splits, and its children split again.
+      const model = await fill(kv, 'k', 400, new Map([['first', 'small']]));
+      await settled(kv.bucket);
+      objects = await objectsOf(kv.bucket);
+      const head = objects.get(kv.bucket)!;
+      expect(head.metadata.annotations?.['k8s-kv.io/format']).toBe('3');
+      expect(head.binaryData ?? {}).toEqual({});
+      const parts = await partsOf(kv.bucket);
+      expect(parts.length).toBeGreaterThanOrEqual(3);
+      for (const part of parts) {
+        const [depth, suffix] = part.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
+        expect(part.metadata.name).toBe(`${kv.bucket}.p${depth}-${suffix.toString(16)}`);
+        expect(part.metadata.annotations!['k8s-kv.io/head-uid']).toBe(head.metadata.uid);
+        expect(part.metadata.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'k8s-kv', 'k8s-kv.io/bucket': kv.bucket });
+        const bytes = Object.values(part.binaryData ?? {}).reduce((sum, b64) => sum + Buffer.from(b64, 'base64').length, 0);
+        expect(bytes).toBeLessThanOrEqual(SPLIT_BYTES + 20 * 500); // the threshold, and at most one batch past it
+      }
+      const stats = await kv.stats();
+      expect(stats).toMatchObject({ keys: model.size, layout: 'elastic', shards: parts.length, limitBytes: 64 * 1024 * 1024 });
+      await expectHolds(kv.bucket, model);
+      const [row] = await listBuckets({ api: getEnv().api, namespace: getEnv().namespace, app: 'default' }).then((rows) => rows.filter((r) => r.name === kv.bucket));
+      expect(row).toMatchObject({ keys: model.size, shards: parts.length, layout: 'elastic' });
+      // Deletes, updates and clears across parts.
+      expect(await kv.deleteMany(['k0', 'k1', 'missing'])).toEqual([true, true, false]);
+      model.delete('k0');
+      model.delete('k1');
+      await kv.update('k2', (v) => `${text(v)}!`);
+      model.set('k2', `${model.get('k2')}!`);
+      expect(await kv.clear('k3')).toBe([...model.keys()].filter((k) => k.startsWith('k3')).length);
+      for (const k of [...model.keys()]) if (k.startsWith('k3')) model.delete(k);
+      await expectHolds(kv.bucket, model);
+      await kv.teardown();
+      expect((await objectsOf(kv.bucket)).size).toBe(0);
+    });
+
+    it('keeps every acknowledged write while parts split under several stores writing, deleting and updating at once', async () => {
+      const bucket = bucketName('el-many');
+      const stores = [make({ bucket }), make({ bucket, cache: false }), make({ bucket }), make({ bucket, cache: false })];
+      const model = new Map<string, string>();
+      const counters = ['counter-a', 'counter-b'];
+      await Promise.all(
+        stores.map(async (kv, w) => {
+          for (let round = 0; round < 12; round++) {
+            const batch = Array.from({ length: 15 }, (_, j) => [`w${w}-${round}-${j}`, value()] as [string, string]);
+            await kv.putMany(batch);
+            for (const [k, v] of batch) model.set(k, v);
+            for (const counter of counters) await kv.update(counter, (v) => String(Number(text(v) ?? '0') + 1));
+            if (round % 3 === 2) {
+              const gone = batch.slice(0, 5).map(([k]) => k);
+              expect(await kv.deleteMany(gone)).toEqual(gone.map(() => true));
+              for (const k of gone) model.delete(k);
+            }
+          }
+        }),
+      );
+      for (const counter of counters) model.set(counter, String(stores.length * 12));
+      await settled(bucket);
+      expect((await partsOf(bucket)).length).toBeGreaterThanOrEqual(4);
+      await expectHolds(bucket, model);
+    });
+
+    for (const step of SPLIT_STEPS) {
+      it(`a split stopped before "${step}" is finished by the next store that writes there, and nothing is lost, doubled or brought back`, async () => {
+        let crashed = false;
+        const crashing = make({
+          // The first split this store runs stops before `step`; the store is closed right after, as if it died.
+          [SPLIT_HOOK]: (at: SplitStep) => {
+            if (at !== step || crashed) return;
+            crashed = true;
+            throw new Crash(`stopped before ${step}`);
+          },
+          onError: () => {},
+        });
+        const bucket = crashing.bucket;
+        await crashing.put('deleted-before', 'x');
+        const model = await fill(crashing, 'k', 100); // ~45 KiB: below the threshold
+        await crashing.delete('deleted-before');
+        // Past the threshold: the split starts after the write that crossed it, and stops.
+        for (let i = 100; !crashed && i < 600; i += 20) await fill(crashing, 'k', 20, model, i);
+        await eventually(() => expect(crashed).toBe(true));
+        await crashing.close();
+        // What a crash at this step leaves: the head sealed (after "seal"), pending children (after "copy").
+        const objects = await objectsOf(bucket);
+        const head = objects.get(bucket)!;
+        if (step === 'seal') expect(head.metadata.annotations?.['k8s-kv.io/sealed']).toBeUndefined();
+        else expect(head.metadata.annotations?.['k8s-kv.io/format'] === '3' || head.metadata.annotations?.['k8s-kv.io/sealed'] !== undefined).toBe(true);
+        // A fresh store reads everything as it is, whatever step the split stopped at.
+        await expectHolds(bucket, model);
+        // Its writes go through (finishing a split left sealed), and so do later splits.
+        const writer = make({ bucket });
+        await fill(writer, 'later', 200, model);
+        await writer.delete('k5');
+        model.delete('k5');
+        await settled(bucket);
+        expect((await objectsOf(bucket)).get(bucket)!.metadata.annotations?.['k8s-kv.io/format']).toBe('3');
+        await expectHolds(bucket, model);
+        expect(model.has('deleted-before')).toBe(false);
+      });
+    }
+
+    it('tells watchers of every change once, and of no split', async () => {
+      const bucket = bucketName('el-watch');
+      const watcher = make({ bucket });
+      const events: KVChangeEvent[] = [];
+      const stop = await watcher.watch((e) => events.push(e));
+      const writer = make({ bucket, cache: false });
+      const model = await fill(writer, 'w', 300);
+      await writer.delete('w7');
+      await settled(bucket);
+      await eventually(() => expect(events.length).toBe(301), 30_000);
+      await sleep(200);
+      stop();
+      expect(events.filter((e) => e.type === 'put').map((e) => e.key).sort()).toEqual([...model.keys()].sort());
+      expect(events.filter((e) => e.type === 'delete')).toEqual([{ type: 'delete', key: 'w7' }]);
+      expect((await partsOf(bucket)).length).toBeGreaterThanOrEqual(2);
+    });
+
+    it('stops growing at maxBytes, then refuses writes that would grow it with BucketFullError', async () => {
+      const maxBytes = 20 * SPLIT_BYTES; // 1.25 MiB: up to 20 parts of 64 KiB
+      const kv = make({ maxBytes });
+      const batchBytes = 10 * 4100;
+      let full: unknown;
+      for (let i = 0; i < 1000 && !full; i += 10) {
+        const batch = Array.from({ length: 10 }, (_, j) => [`k${i + j}`, randomBytes(3000).toString('base64')] as [string, string]);
+        full = await kv.putMany(batch).catch((e: unknown) => e);
+      }
+      expect(full).toBeInstanceOf(BucketFullError);
+      expect(full).toMatchObject({ code: 'KV_BUCKET_FULL', maxBytes });
+      expect((full as Error).message).toMatch(/maxBytes/);
+      await settled(kv.bucket);
+      const stats = await kv.stats();
+      expect(stats.shards).toBeLessThanOrEqual(20);
+      // A part may pass its share by the one write after which it would have split.
+      expect(stats.bytes).toBeLessThanOrEqual(maxBytes + stats.shards * batchBytes);
+      expect(stats.limitBytes).toBe(maxBytes);
+      // What is there can still be read, overwritten and deleted.
+      const [some] = await kv.keys();
+      await kv.put(some!, 'smaller');
+      expect(await kv.getText(some!)).toBe('smaller');
+      expect(await kv.delete(some!)).toBe(true);
+    });
+
+    it('a format-1 bucket written before splits at its first write past the threshold', async () => {
+      const env = getEnv();
+      const old = make({ maxBytes: 1_048_576 }); // a store that keeps one object, like a client before format 3
+      const model = await fill(old, 'old', 300);
+      await old.close();
+      expect((await objectsOf(old.bucket)).size).toBe(1);
+      const kv = make({ bucket: old.bucket });
+      await kv.put('new', 'one more');
+      model.set('new', 'one more');
+      // The split runs after the put, in the background.
+      await eventually(async () => expect((await objectsOf(old.bucket)).size).toBeGreaterThan(2));
+      await settled(old.bucket);
+      await expectHolds(old.bucket, model);
+      expect(env.namespace).toBeTruthy();
+    });
+  });
+}
