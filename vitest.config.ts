@@ -26,7 +26,10 @@ const MATRIX_SUITES = [
  * one project per release, named k8s-<minor>, each with its own API server (`pnpm test:versions`).
  */
 function matrixProjects(): TestProjectInlineConfiguration[] {
-  const wanted = (process.env.K8S_KV_VERSIONS ?? '').split(',').map((v) => v.trim()).filter(Boolean);
+  const wanted = (process.env.K8S_KV_VERSIONS ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
   const releases = k8sVersions().filter((v) => !v.isDefault && (wanted.includes('all') || wanted.some((w) => [v.minor, `v${v.minor}`, v.version].includes(w))));
   return releases.map((release) => ({
     extends: true,

@@ -80,7 +80,9 @@ export function resolveK8sVersion(k8s) {
   const wanted = k8s.startsWith('v') ? k8s.slice(1) : k8s;
   const found = versions.find((v) => v.minor === wanted || v.version === `v${wanted}`);
   if (!found) {
-    throw new Error(`no test API server for Kubernetes ${k8s}: test/cluster builds ${versions.map((v) => v.version).join(', ')} (see test/cluster/README.md to add one)`);
+    throw new Error(
+      `no test API server for Kubernetes ${k8s}: test/cluster builds ${versions.map((v) => v.version).join(', ')} (see test/cluster/README.md to add one)`,
+    );
   }
   return found;
 }
@@ -350,7 +352,10 @@ export function writeModfile(version, { log = defaultLog } = {}) {
   ].join('\n');
   fs.writeFileSync(join(SOURCE, modfile), text);
   log(`wrote test/cluster/${modfile} (${staging.length} staging modules, etcd ${etcd}); go mod tidy...`);
-  const tidy = spawnSync('go', ['mod', 'tidy', ...(modfile === 'go.mod' ? [] : [`-modfile=${modfile}`])], { cwd: SOURCE, stdio: ['ignore', 'inherit', 'inherit'] });
+  const tidy = spawnSync('go', ['mod', 'tidy', ...(modfile === 'go.mod' ? [] : [`-modfile=${modfile}`])], {
+    cwd: SOURCE,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   if (tidy.status !== 0) throw new Error(`go mod tidy -modfile=${modfile} failed`);
   return modfile;
 }
@@ -427,7 +432,10 @@ function probeReady(c, port, timeoutMs = 2000) {
 function logTail(c, lines = 40) {
   try {
     const text = fs.readFileSync(c.log, 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n');
+    return text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   } catch {
     return '(no log)';
   }
@@ -442,9 +450,7 @@ async function waitReady(c, pid, port, timeoutMs) {
     if (await probeReady(c, port)) return;
     await sleep(200);
   }
-  throw new Error(
-    `the test API server (pid ${pid}) was not ready on 127.0.0.1:${port} after ${seconds(timeoutMs)}; last lines of ${c.log}:\n${logTail(c)}`,
-  );
+  throw new Error(`the test API server (pid ${pid}) was not ready on 127.0.0.1:${port} after ${seconds(timeoutMs)}; last lines of ${c.log}:\n${logTail(c)}`);
 }
 
 // ---------------------------------------------------------------- start / stop
@@ -466,12 +472,7 @@ async function startProcess(c, ports, binaryHash, log) {
   const t0 = Date.now();
   const child = spawn(
     c.binary,
-    [
-      `--state-dir=${c.stateDir}`,
-      `--secure-port=${ports.securePort}`,
-      `--etcd-client-port=${ports.etcdClientPort}`,
-      `--etcd-peer-port=${ports.etcdPeerPort}`,
-    ],
+    [`--state-dir=${c.stateDir}`, `--secure-port=${ports.securePort}`, `--etcd-client-port=${ports.etcdClientPort}`, `--etcd-peer-port=${ports.etcdPeerPort}`],
     { cwd: c.stateDir, detached: true, stdio: ['ignore', logFd, logFd] },
   );
   fs.closeSync(logFd);
@@ -569,31 +570,35 @@ function describe(c, state, extra) {
  */
 export async function ensureCluster({ k8s, log = defaultLog } = {}) {
   const c = clusterPathsFor(k8s);
-  return withLock(c, async () => {
-    const { built, buildMs, hash } = build(c, { log });
-    let state = readState(c);
-    if (isAlive(c, state.pid)) {
-      if (state.binaryHash === hash) {
-        if (await probeReady(c, state.securePort)) {
-          return describe(c, state, { started: false, built, buildMs, startMs: 0 });
+  return withLock(
+    c,
+    async () => {
+      const { built, buildMs, hash } = build(c, { log });
+      let state = readState(c);
+      if (isAlive(c, state.pid)) {
+        if (state.binaryHash === hash) {
+          if (await probeReady(c, state.securePort)) {
+            return describe(c, state, { started: false, built, buildMs, startMs: 0 });
+          }
+          // Alive but not answering: starting up (another process started it) or wedged.
+          try {
+            await waitReady(c, state.pid, state.securePort, READY_TIMEOUT_MS);
+            return describe(c, state, { started: false, built, buildMs, startMs: 0 });
+          } catch (err) {
+            log(`${err.message.split('\n')[0]}; restarting it`);
+          }
+        } else {
+          log(`the running server (pid ${state.pid}) was built from other sources; restarting it`);
         }
-        // Alive but not answering: starting up (another process started it) or wedged.
-        try {
-          await waitReady(c, state.pid, state.securePort, READY_TIMEOUT_MS);
-          return describe(c, state, { started: false, built, buildMs, startMs: 0 });
-        } catch (err) {
-          log(`${err.message.split('\n')[0]}; restarting it`);
-        }
-      } else {
-        log(`the running server (pid ${state.pid}) was built from other sources; restarting it`);
+        await stopProcess(c, state.pid, { log });
       }
-      await stopProcess(c, state.pid, { log });
-    }
-    const ports = await choosePorts(state);
-    const { pid, startMs } = await startProcess(c, ports, hash, log);
-    state = readState(c);
-    return describe(c, { ...state, pid }, { started: true, built, buildMs, startMs });
-  }, log);
+      const ports = await choosePorts(state);
+      const { pid, startMs } = await startProcess(c, ports, hash, log);
+      state = readState(c);
+      return describe(c, { ...state, pid }, { started: true, built, buildMs, startMs });
+    },
+    log,
+  );
 }
 
 /**
@@ -604,13 +609,17 @@ export async function ensureCluster({ k8s, log = defaultLog } = {}) {
  */
 export async function stopCluster({ k8s, signal = 'SIGTERM', timeoutMs = STOP_TIMEOUT_MS, log = defaultLog } = {}) {
   const c = clusterPathsFor(k8s);
-  return withLock(c, async () => {
-    const state = readState(c);
-    const { pid } = state;
-    const stopped = await stopProcess(c, pid, { signal, timeoutMs, log });
-    if (pid) writeState(c, { ...state, pid: undefined, stoppedAt: new Date().toISOString() });
-    return { stopped, pid };
-  }, log);
+  return withLock(
+    c,
+    async () => {
+      const state = readState(c);
+      const { pid } = state;
+      const stopped = await stopProcess(c, pid, { signal, timeoutMs, log });
+      if (pid) writeState(c, { ...state, pid: undefined, stoppedAt: new Date().toISOString() });
+      return { stopped, pid };
+    },
+    log,
+  );
 }
 
 /**
@@ -623,21 +632,25 @@ export async function stopCluster({ k8s, signal = 'SIGTERM', timeoutMs = STOP_TI
  */
 export async function restartCluster({ k8s, signal = 'SIGTERM', downMs = 0, log = defaultLog } = {}) {
   const c = clusterPathsFor(k8s);
-  return withLock(c, async () => {
-    const t0 = Date.now();
-    const { built, buildMs, hash } = build(c, { log });
-    const state = readState(c);
-    if (!Number.isInteger(state.securePort)) throw new Error('the test cluster was never started: run ensureCluster() first');
-    await stopProcess(c, state.pid, { signal, log });
-    if (downMs > 0) await sleep(downMs);
-    const ports = { securePort: state.securePort, etcdClientPort: state.etcdClientPort, etcdPeerPort: state.etcdPeerPort };
-    // The old process is gone, so its ports are free again (or about to be).
-    for (let i = 0; i < 50 && !(await Promise.all(Object.values(ports).map(portIsFree))).every(Boolean); i++) {
-      await sleep(100);
-    }
-    const { pid, startMs } = await startProcess(c, ports, hash, log);
-    return describe(c, { ...readState(c), pid }, { started: true, built, buildMs, startMs, downtimeMs: Date.now() - t0 });
-  }, log);
+  return withLock(
+    c,
+    async () => {
+      const t0 = Date.now();
+      const { built, buildMs, hash } = build(c, { log });
+      const state = readState(c);
+      if (!Number.isInteger(state.securePort)) throw new Error('the test cluster was never started: run ensureCluster() first');
+      await stopProcess(c, state.pid, { signal, log });
+      if (downMs > 0) await sleep(downMs);
+      const ports = { securePort: state.securePort, etcdClientPort: state.etcdClientPort, etcdPeerPort: state.etcdPeerPort };
+      // The old process is gone, so its ports are free again (or about to be).
+      for (let i = 0; i < 50 && !(await Promise.all(Object.values(ports).map(portIsFree))).every(Boolean); i++) {
+        await sleep(100);
+      }
+      const { pid, startMs } = await startProcess(c, ports, hash, log);
+      return describe(c, { ...readState(c), pid }, { started: true, built, buildMs, startMs, downtimeMs: Date.now() - t0 });
+    },
+    log,
+  );
 }
 
 /**
@@ -673,7 +686,8 @@ export async function clusterStatus({ k8s } = {}) {
 
 // ---------------------------------------------------------------- CLI
 
-const USAGE = 'usage: node scripts/cluster.mjs up|down [--all]|restart [--kill]|status|kubeconfig [user]|build [--all]|versions [--k8s <version>] | modfile <v1.x.y>';
+const USAGE =
+  'usage: node scripts/cluster.mjs up|down [--all]|restart [--kill]|status|kubeconfig [user]|build [--all]|versions [--k8s <version>] | modfile <v1.x.y>';
 
 /** Splits argv into positional words and the flags --k8s <v> / --k8s=<v>, --kill, --all. */
 function parseArgs(argv) {
@@ -711,7 +725,8 @@ async function main(argv) {
         if (flags.all && !fs.existsSync(clusterPathsFor(release).state)) continue; // never started
         const { stopped, pid } = await stopCluster({ k8s: release });
         const { version } = resolveK8sVersion(release);
-        if (stopped || !flags.all) defaultLog(stopped ? `stopped Kubernetes ${version} (pid ${pid}) in ${seconds(Date.now() - t0)}` : `Kubernetes ${version} not running`);
+        if (stopped || !flags.all)
+          defaultLog(stopped ? `stopped Kubernetes ${version} (pid ${pid}) in ${seconds(Date.now() - t0)}` : `Kubernetes ${version} not running`);
       }
       return 0;
     }

@@ -125,7 +125,7 @@ describe('a client certificate', () => {
     try {
       await kv.put('k', 'v');
       expect(await kv.getText('k')).toBe('v');
-      expect((await kv.keys())).toEqual(['k']);
+      expect(await kv.keys()).toEqual(['k']);
     } finally {
       await kv.close();
     }
@@ -142,7 +142,11 @@ describe('a client certificate', () => {
     write(issueClientCertificate('erin'));
     const erinsRole = await grantRole(ns.name, 'erin', RULES);
     await grantRole(ns.name, 'frank', RULES);
-    const kv = createKV({ bucket: 'rotated', app: 'auth', kubeConfig: loadKubeConfig(writeKubeconfig('files', { 'client-certificate': pem, 'client-key': pem })) });
+    const kv = createKV({
+      bucket: 'rotated',
+      app: 'auth',
+      kubeConfig: loadKubeConfig(writeKubeconfig('files', { 'client-certificate': pem, 'client-key': pem })),
+    });
     try {
       await kv.put('by', 'erin');
       // The certificate is renewed, for another identity; erin's rights go. Only the new

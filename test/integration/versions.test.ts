@@ -57,7 +57,9 @@ describe('the test API server', () => {
   it('ends a watch from a resourceVersion older than it keeps with 410 Gone, which makes the cache relist', async () => {
     const api = createClientNodeApi(adminKubeConfig());
     const closed = await new Promise<unknown>((resolve, reject) => {
-      api.watch('ConfigMap', ns.name, { resourceVersion: '1', onEvent: (event) => reject(new Error(`unexpected ${event.type}`)), onClose: resolve }).catch(resolve);
+      api
+        .watch('ConfigMap', ns.name, { resourceVersion: '1', onEvent: (event) => reject(new Error(`unexpected ${event.type}`)), onClose: resolve })
+        .catch(resolve);
     });
     expect(closed).toMatchObject({ status: 410, reason: 'Expired' });
   });
@@ -68,7 +70,10 @@ describe('the test API server', () => {
     const api = createClientNodeApi(adminKubeConfig());
     const longKeys = (n: number): Record<string, string> =>
       Object.fromEntries(Array.from({ length: n }, (_, i) => [`${String(i).padStart(6, '0')}${'k'.repeat(247)}`, 'AA==']));
-    for (const [n, words] of [[6500, /request is too large/], [9000, /larger than max/]] as const) {
+    for (const [n, words] of [
+      [6500, /request is too large/],
+      [9000, /larger than max/],
+    ] as const) {
       const refusal = (await api.create('ConfigMap', ns.name, { metadata: { name: `etcd-${n}` }, binaryData: longKeys(n) }).catch((e: unknown) => e)) as Error;
       expect(refusal).toMatchObject({ status: 500 });
       expect(refusal.message).toMatch(words);

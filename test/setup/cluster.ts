@@ -36,9 +36,7 @@ export function kubeconfigPath(user: TestUser = 'admin'): string {
   admin ||= process.env.K8S_KV_TEST_KUBECONFIG || DEFAULT_KUBECONFIG;
   const path = user === 'admin' ? admin : join(dirname(admin), `${basename(admin)}-${user}`);
   if (!existsSync(path)) {
-    throw new Error(
-      `no kubeconfig at ${path}: start the test cluster (node scripts/cluster.mjs up) or run the tests with test/setup/global-setup.ts`,
-    );
+    throw new Error(`no kubeconfig at ${path}: start the test cluster (node scripts/cluster.mjs up) or run the tests with test/setup/global-setup.ts`);
   }
   return path;
 }
@@ -111,11 +109,7 @@ export async function createTestNamespace(prefix = 'test'): Promise<TestNamespac
  * A service account's user name (system:serviceaccount:<namespace>:<name>) is
  * bound as that ServiceAccount. Returns the Role's name.
  */
-export async function grantRole(
-  namespace: string,
-  user: string,
-  rules: V1PolicyRule[],
-): Promise<string> {
+export async function grantRole(namespace: string, user: string, rules: V1PolicyRule[]): Promise<string> {
   const kc = adminKubeConfig();
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   const name = `${user.toLowerCase().replace(/[^a-z0-9-]+/g, '-')}-${randomBytes(4).toString('hex')}`;

@@ -19,7 +19,9 @@ export function clusterEndpoint(): { server: URL; ca: Buffer } {
 
 /** Creates a ServiceAccount (the test server runs no ServiceAccount controller, so none exists by itself); returns its user name. */
 export async function createServiceAccount(namespace: string, name: string): Promise<string> {
-  await adminKubeConfig().makeApiClient(CoreV1Api).createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
+  await adminKubeConfig()
+    .makeApiClient(CoreV1Api)
+    .createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
   return `system:serviceaccount:${namespace}:${name}`;
 }
 
@@ -41,7 +43,9 @@ export async function issueBoundToken(namespace: string, serviceAccount: string,
       },
     },
   });
-  return request.status!.token;
+  const token = request.status?.token;
+  if (!token) throw new Error(`the TokenRequest for ${serviceAccount} was answered without a token`);
+  return token;
 }
 
 /**
@@ -150,7 +154,10 @@ export class TcpProxy {
   private constructor(target: { host: string; port: number }) {
     this.server = net.createServer((client) => {
       const upstream = net.connect(target);
-      for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      for (const [a, b] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
         this.sockets.add(a);
         a.pipe(b);
         a.on('error', () => b.destroy());

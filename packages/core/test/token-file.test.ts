@@ -31,7 +31,10 @@ describe('TokenFile', () => {
   });
 
   it("follows the kubelet's symlink swap (token -> ..data/token, ..data switched to a new directory)", () => {
-    for (const [version, token] of [['..v1', 'one'], ['..v2', 'two']]) {
+    for (const [version, token] of [
+      ['..v1', 'one'],
+      ['..v2', 'two'],
+    ]) {
       mkdirSync(join(dir, version!));
       writeFileSync(join(dir, version!, 'token'), token!);
     }

@@ -6,6 +6,4 @@ import { appendFileSync, readFileSync } from 'node:fs';
 const token = readFileSync(process.env.K8S_KV_EXEC_TOKEN_FILE, 'utf8').trim();
 const expirationTimestamp = new Date(Date.now() + Number(process.env.K8S_KV_EXEC_TTL_MS)).toISOString();
 appendFileSync(process.env.K8S_KV_EXEC_LOG, `${expirationTimestamp}\n`);
-process.stdout.write(
-  JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token, expirationTimestamp } }),
-);
+process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token, expirationTimestamp } }));

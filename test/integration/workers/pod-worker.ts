@@ -62,7 +62,6 @@ for await (const line of createInterface({ input: process.stdin })) {
   counting.reset();
   run(command).then(
     (result) => send({ id: command.id, ok: true, requests: requests(), ...result }),
-    (error: unknown) =>
-      send({ id: command.id, ok: false, requests: requests(), code: (error as { code?: string }).code, message: String(error) }),
+    (error: unknown) => send({ id: command.id, ok: false, requests: requests(), code: (error as { code?: string }).code, message: String(error) }),
   );
 }

@@ -41,6 +41,6 @@ export class TokenFile {
 
 /** The token file of a kubeconfig user as `loadFromCluster()` configures it (`authProvider.config.tokenFile`), if any. */
 export function tokenFileOf(user: { authProvider?: { config?: Record<string, unknown> } } | null | undefined): string | undefined {
-  const file = user?.authProvider?.config?.['tokenFile'];
+  const file = user?.authProvider?.config?.tokenFile;
   return typeof file === 'string' && file !== '' ? file : undefined;
 }
