@@ -8,7 +8,9 @@ const conditions = ['source', 'node', 'default'];
  * The suites that run against every Kubernetes release of the version matrix: those whose outcome
  * depends on how the API server answers (patch semantics, watch, metadata-only answers, Status
  * errors, authentication). The CLI, the drivers and the e2e apps reach the server only through the
- * calls these already cover, so they run against the default release only.
+ * calls these already cover, so they run against the default release only; so does elastic.test.ts,
+ * whose 4-process load (over a minute per release) uses the server as multi-process.test.ts does,
+ * while the behaviour suite here splits elastic buckets on every release.
  */
 const MATRIX_SUITES = [
   'test/integration/core.test.ts', // the behaviour suite: plain and sharded buckets, watch cache
