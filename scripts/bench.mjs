@@ -12,6 +12,8 @@
 //   pnpm bench -- --json FILE  also write the results as JSON
 //   pnpm bench -- --shards N   shards of the sharded buckets (default 32)
 //   pnpm bench -- --procs      only the multi-process puts
+//   pnpm bench -- --evict      only the put into a full evicting bucket against an empty one
+//   pnpm bench -- --help       this text
 //   pnpm bench -- --pin        the local API server on half of the CPUs, the benchmark
 //                              and its writers on the others (Linux taskset), so that the
 //                              clients' CPU does not compete with the server's
@@ -34,6 +36,13 @@ const n = (count) => Math.max(10, Math.round(count * scale));
 /** Shards of the sharded buckets: ~2,000 keys of ~450 bytes make ~30 KiB per shard. */
 const SHARDS = args.includes('--shards') ? Number(args[args.indexOf('--shards') + 1]) : 32;
 const procsOnly = args.includes('--procs');
+const evictOnly = args.includes('--evict');
+if (args.includes('--help')) {
+  // The usage lines at the top of this file.
+  const usage = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((line) => line.startsWith('//   '));
+  console.log(usage.map((line) => line.slice(5)).join('\n'));
+  process.exit(0);
+}
 const pin = args.includes('--pin');
 
 // ------------------------------------------------------------------ worker mode
@@ -260,6 +269,58 @@ async function putBySize(shards, rounds = 6, perRound = n(50)) {
   return { shards, small, large };
 }
 
+/**
+ * Put p50 into a FULL evicting bucket against an EMPTY one, same options (`evict: 'oldest'`,
+ * `maxBytes` 256 KiB, ~450-byte values), in alternating rounds. Every put into the full one
+ * writes a new key: the bucket stays at its budget, and a put evicts when a sixteenth of the
+ * budget has filled up again (its patch then carries the removals). The empty one rewrites
+ * ten keys. A control shows what is eviction's own: a bucket of the same keys and bytes
+ * that does not evict, whose puts rewrite its keys (so that it keeps its size).
+ */
+async function evictingPut(rounds = 6, perRound = n(50)) {
+  const maxBytes = 256 * 1024;
+  const open = (bucket, options) => createKV({ bucket, namespace, kubeConfig, app: 'bench', ...options });
+  const empty = open('bench-evict-empty', { evict: 'oldest', maxBytes });
+  const full = open('bench-evict-full', { evict: 'oldest', maxBytes });
+  const control = open('bench-evict-control', {});
+  await Promise.all([empty.teardown(), full.teardown(), control.teardown()]);
+  // Fill the full one to twice its budget (it evicts as it goes), in batches; the control with as many keys.
+  for (let i = 0; i < 1200; i += 100) await full.putMany(Array.from({ length: 100 }, (_, j) => [`fill-${i + j}`, appValue(i + j, 450)]));
+  const kept = await full.keys();
+  for (let i = 0; i < kept.length; i += 100) await control.putMany(kept.slice(i, i + 100).map((key, j) => [key, appValue(i + j, 450)]));
+  await empty.put('warm-up', 'x');
+  await Promise.all([empty.keys(), control.keys()]); // every cache runs: writes plan on them
+  const before = await full.stats();
+  const samples = [[], [], []];
+  for (let round = 0; round < rounds; round++) {
+    for (const [s, kv] of [empty, full, control].entries()) {
+      for (let i = 0; i < perRound; i++) {
+        const key = s === 0 ? `key-${i % 10}` : s === 1 ? `new-${round}-${i}` : kept[(round * perRound + i) % kept.length];
+        const t0 = performance.now();
+        await kv.put(key, appValue(round * perRound + i, 450));
+        samples[s].push(performance.now() - t0);
+      }
+    }
+  }
+  const after = await full.stats();
+  const controlStats = await control.stats();
+  await Promise.all([empty.teardown(), full.teardown(), control.teardown()]);
+  await Promise.all([empty.close(), full.close(), control.close()]);
+  const [e, f, c] = samples.map((list) => list.sort((a, b) => a - b)).map((list) => ({ p50: percentile(list, 50), p99: percentile(list, 99), count: list.length }));
+  const result = { maxBytes, empty: e, full: f, control: c, fullBytes: [before.bytes, after.bytes], fullKeys: [before.keys, after.keys], controlBytes: controlStats.bytes };
+  console.error(`  put p50 into a full evicting bucket ${f.p50.toFixed(2)} ms (p99 ${f.p99.toFixed(2)}), into an empty one ${e.p50.toFixed(2)} ms (p99 ${e.p99.toFixed(2)}): ${(f.p50 / e.p50).toFixed(2)}x; into the same size without eviction ${c.p50.toFixed(2)} ms (p99 ${c.p99.toFixed(2)})`);
+  return result;
+}
+
+/** One line of the report for {@link evictingPut}. */
+function evictLine(r) {
+  return (
+    `Put into a full evicting bucket (evict 'oldest', maxBytes ${r.maxBytes / 1024} KiB, ${r.fullKeys[1]} keys, ${(r.fullBytes[1] / 1024).toFixed(0)} KiB) against an empty one, ${r.full.count} puts each in alternating rounds: ` +
+    `p50 ${r.full.p50.toFixed(2)} ms vs ${r.empty.p50.toFixed(2)} ms (${(r.full.p50 / r.empty.p50).toFixed(2)}x), p99 ${r.full.p99.toFixed(2)} ms vs ${r.empty.p99.toFixed(2)} ms. ` +
+    `Control, the same keys and size (${(r.controlBytes / 1024).toFixed(0)} KiB) without eviction: p50 ${r.control.p50.toFixed(2)} ms, p99 ${r.control.p99.toFixed(2)} ms (eviction's own share: ${(r.full.p50 / r.control.p50).toFixed(2)}x at p50).`
+  );
+}
+
 /** Heap and RSS of a fresh process holding the 2000-key bucket in its cache, every value decoded. */
 function memoryWithFullBucket() {
   if (!kubeconfigFile) return Promise.resolve(undefined);
@@ -405,6 +466,12 @@ function procsLine(p) {
 
 // ------------------------------------------------------------------ run
 console.error(`k8s-kv benchmark against ${kubeConfig.getCurrentCluster()?.server}, namespace ${namespace}${quick ? ' (quick)' : ''}`);
+if (evictOnly) {
+  console.error('\nput into a full evicting bucket against an empty one, interleaved rounds');
+  console.log(evictLine(await evictingPut()));
+  await stopAfter();
+  process.exit(0);
+}
 if (!procsOnly) {
   const smallBases = await scenario('small', 10, 450);
   const largeBases = await scenario('large', 2000, 460);
@@ -415,6 +482,11 @@ let bySize = [];
 if (!procsOnly) {
   console.error('\nput p50 by bucket size, interleaved rounds');
   bySize = [await putBySize(1), await putBySize(SHARDS)];
+}
+let evicting;
+if (!procsOnly) {
+  console.error('\nput into a full evicting bucket against an empty one, interleaved rounds');
+  evicting = await evictingPut();
 }
 const memory = procsOnly ? undefined : await memoryWithFullBucket();
 const procs = [];
@@ -495,9 +567,10 @@ const report = [
   '',
   memory ? `Memory of a fresh process caching the 2000-key bucket (${memory.keys} keys, every value decoded): heap and buffers +${memory.heapDeltaMiB.toFixed(1)} MiB, process RSS ${memory.rssMiB.toFixed(0)} MiB.` : 'Memory: measured only against the local API server.',
   ...bySize.map((b) => `Put p50 by size, ${b.shards} shard(s), ${b.small.count} puts per size in alternating rounds: 10 keys ${b.small.p50.toFixed(2)} ms (p99 ${b.small.p99.toFixed(2)}), 2000 keys ${b.large.p50.toFixed(2)} ms (p99 ${b.large.p99.toFixed(2)}).`),
+  ...(evicting ? [evictLine(evicting)] : []),
   ...procs.map((p) => `Multi-process: ${procsLine(p)}`),
   `Buckets: ${JSON.stringify(extra)}`,
 ].join('\n');
 console.log(report);
-if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ rows, targets: targets.map(([name, value]) => ({ name, value })), memory, procs, bySize, extra }, null, 2));
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ rows, targets: targets.map(([name, value]) => ({ name, value })), memory, procs, bySize, evicting, extra }, null, 2));
 await stopAfter();

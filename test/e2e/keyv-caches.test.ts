@@ -7,8 +7,9 @@ import { createCache } from 'cache-manager';
 import { Cacheable } from 'cacheable';
 import Keyv from 'keyv';
 import { createClientNodeApi, createKV, type KubeApi, type KV } from '@k8s-kv/core';
-import { KeyvK8sKv } from '@k8s-kv/keyv-adapter';
+import { KeyvK8sKv, type KeyvK8sKvOptions } from '@k8s-kv/keyv-adapter';
 import { adminKubeConfig, createTestNamespace, type TestNamespace } from '../setup/cluster.ts';
+import { recordObject } from '../support/object-recorder.ts';
 
 let namespace: TestNamespace;
 let api: KubeApi;
@@ -27,9 +28,9 @@ afterEach(async () => {
 });
 
 const bucketName = (label: string) => `keyv-e2e-${label}-${randomBytes(4).toString('hex')}`;
-/** A Keyv adapter on the bucket, as one pod would create it. */
-const store = (bucket: string) => {
-  const adapter = new KeyvK8sKv({ bucket, api, kubeNamespace: namespace.name });
+/** A Keyv adapter on the bucket, as one pod would create it: a cache, so it evicts when full. */
+const store = (bucket: string, options: Partial<KeyvK8sKvOptions> = {}) => {
+  const adapter = new KeyvK8sKv({ bucket, api, kubeNamespace: namespace.name, evict: 'oldest', ...options });
   toClose.push(adapter);
   return adapter;
 };
@@ -98,11 +99,51 @@ describe('cache-manager 7: createCache({ stores: [new Keyv({ store })] })', () =
   });
 
   it('disconnect() closes the stores', async () => {
-    const adapter = new KeyvK8sKv({ bucket: bucketName('cm-close'), api, kubeNamespace: namespace.name });
+    const adapter = new KeyvK8sKv({ bucket: bucketName('cm-close'), api, kubeNamespace: namespace.name, evict: 'oldest' });
     const cache = createCache({ stores: [new Keyv({ store: adapter })] });
     await cache.set('k', 'v');
     await cache.disconnect();
     await expect(adapter.get('keyv:k')).rejects.toMatchObject({ code: 'KV_CLOSED' });
+  });
+});
+
+describe('cache-manager 7 over an evicting bucket (evict: "oldest", maxBytes)', () => {
+  it('keeps working while writing 10x its budget, never passes it, and evicts the least recently written', async () => {
+    const bucket = bucketName('cm-budget');
+    const maxBytes = 4096;
+    // Every state the ConfigMap goes through, from the server's own watch.
+    const recording = await recordObject(api, namespace.name, bucket);
+    const cache = createCache({ stores: [new Keyv({ store: store(bucket, { maxBytes }) })] });
+    const keys: string[] = [];
+    let last: unknown;
+    for (let i = 0; i < 320; i++) {
+      const key = `item:${String(i).padStart(4, '0')}`;
+      last = { i, token: randomBytes(48).toString('hex') };
+      await cache.set(key, last, 3_600_000);
+      keys.push(key);
+    }
+    const final = await api.get({ kind: 'ConfigMap', namespace: namespace.name, name: bucket });
+    await vi.waitFor(() => expect(recording.states.at(-1)?.resourceVersion).toBe(final.metadata.resourceVersion), { timeout: 15_000, interval: 50 });
+    recording.stop();
+    expect(recording.failure).toBeUndefined();
+    // 10x the budget written, as the API server counts the entries' bytes...
+    const written = new Set<string>();
+    let writtenBytes = 0;
+    for (const state of recording.states) {
+      for (const entry of state.entries.values()) {
+        if (!written.has(entry.b64)) writtenBytes += entry.bytes;
+        written.add(entry.b64);
+      }
+      // ...and not one state of the ConfigMap over it.
+      expect(state.totalBytes).toBeLessThanOrEqual(maxBytes);
+    }
+    expect(writtenBytes).toBeGreaterThan(10 * maxBytes);
+    // What is left is the most recently written, and the cache reads it; the rest was evicted.
+    const kept = await inspect(bucket).keys();
+    expect(kept.length).toBeGreaterThan(20);
+    expect(kept).toEqual(keys.slice(keys.length - kept.length).map((key) => `keyv:${key}`));
+    expect(await cache.get(keys.at(-1)!)).toEqual(last);
+    expect(await cache.get(keys[0]!)).toBeUndefined();
   });
 });
 

@@ -101,7 +101,7 @@ describe('Nitro app with the k8s-kv driver mounted by package name', () => {
       // Same mounts as nitro.config.ts, in this test's namespace.
       storage: {
         data: { driver: '@k8s-kv/unstorage-driver', bucket: DATA_BUCKET, namespace: ns.name },
-        cache: { driver: '@k8s-kv/unstorage-driver', bucket: CACHE_BUCKET, namespace: ns.name },
+        cache: { driver: '@k8s-kv/unstorage-driver', bucket: CACHE_BUCKET, namespace: ns.name, evict: 'oldest' },
       },
     });
     await prepare(nitro);

@@ -1,32 +1,16 @@
 // Several OS processes writing one bucket at once, against the real API server.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKV } from '@k8s-kv/core';
 import { adminKubeConfig, createTestNamespace, kubeconfigPath, type TestNamespace } from '../setup/cluster.ts';
+import { runWorkerProcess } from '../support/worker-process.ts';
 
 const WORKER = fileURLToPath(new URL('./workers/kv-worker.ts', import.meta.url));
 
-interface Ack { op?: string; key?: string; value?: string; done?: boolean }
+interface Ack { op?: string; key?: string; value?: string }
 
 /** Runs a worker process to completion; resolves to its acknowledged writes. */
-function runWorker(task: object): Promise<Ack[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=source', WORKER], {
-      env: { ...process.env, K8S_KV_WORKER: JSON.stringify(task) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('exit', (code) => {
-      const acks = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Ack);
-      if (code !== 0 || !acks.at(-1)?.done) reject(new Error(`worker exited ${code}: ${err.slice(-2000)}`));
-      else resolve(acks.slice(0, -1));
-    });
-  });
-}
+const runWorker = (task: object): Promise<Ack[]> => runWorkerProcess<Ack>(WORKER, task);
 
 let ns: TestNamespace;
 beforeAll(async () => {

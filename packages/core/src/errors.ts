@@ -102,7 +102,26 @@ export class ValueTooLargeError extends KVError {
   }
 }
 
-/** The write would take the bucket over the 1 MiB ConfigMap limit. Nothing was written. */
+/** More of a {@link BucketFullError}: what else the write ran into. */
+export interface BucketFullDetail {
+  /** Set when the limit is the object's share of the bucket's `maxBytes` (it may not split any more): the option's value. */
+  maxBytes?: number | undefined;
+  /** Set when the bucket has an entry budget (`maxEntries`): entries held, after the write, and the budget (of the full object). */
+  entries?: { current: number; attempted: number; limit: number } | undefined;
+  /** The store's eviction policy (option `evict`), when it has one. */
+  evict?: string | undefined;
+  /** Making room would take more removals than one patch can carry. */
+  tooManyRemovals?: boolean | undefined;
+  /** How many entries the write held. */
+  writing?: number | undefined;
+}
+
+/**
+ * The write would take the bucket (or the object of it that holds the keys) over
+ * its budget (option `maxBytes` or `maxEntries`) or over the 1 MiB ConfigMap limit,
+ * and the store may not evict to make room (option `evict`), or not even evicting
+ * every other entry would. Nothing was written.
+ */
 export class BucketFullError extends KVError {
   /** The bucket's name. */
   readonly bucket: string;
@@ -116,6 +135,8 @@ export class BucketFullError extends KVError {
   readonly shard: { index: number; count: number; name: string } | undefined;
   /** Set when the bucket reached its `maxBytes` (it may not split any more): the option's value. */
   readonly maxBytes: number | undefined;
+  /** With an entry budget (`maxEntries`): entries held now, after the write, and the limit (of the full object). */
+  readonly entries: { current: number; attempted: number; limit: number } | undefined;
   constructor(
     bucket: string,
     currentBytes: number,
@@ -123,25 +144,44 @@ export class BucketFullError extends KVError {
     limitBytes: number,
     cause?: unknown,
     shard?: { index: number; count: number; name: string },
-    maxBytes?: number,
+    detail: BucketFullDetail = {},
   ) {
+    const { entries, evict, maxBytes } = detail;
+    const overEntries = entries !== undefined && entries.attempted > entries.limit && attemptedBytes <= limitBytes;
     const where = shard ? `Shard ${shard.index} of ${shard.count} ("${shard.name}") of bucket` : 'Bucket';
-    const over = maxBytes !== undefined ? `over its share (${limitBytes} bytes per ConfigMap) of the bucket's maxBytes (${maxBytes})` : `over the ${limitBytes}-byte ConfigMap limit`;
-    const advice =
-      maxBytes !== undefined
-        ? 'The bucket has as many ConfigMaps as maxBytes allows. Create the store with a larger maxBytes (at most 1 GiB), delete keys, or set TTLs.'
-        : shard
-          ? 'Keys are spread over the shards by a hash of the key; a bucket keeps the shard count it was created with. Delete keys, set TTLs, or move the data to a bucket with more shards.'
-          : 'Delete keys or set TTLs; a bucket created without `shards` and with a maxBytes over 1 MiB splits into more ConfigMaps as it grows.';
-    super('KV_BUCKET_FULL', `${where} ${JSON.stringify(bucket)} is full: it holds ${currentBytes} bytes and the write would make it ${attemptedBytes} bytes, ${over}. Nothing was written. ${advice}`, {
-      cause,
-    });
+    const limit =
+      maxBytes === undefined
+        ? `the ${limitBytes}-byte ConfigMap limit`
+        : maxBytes === limitBytes
+          ? `the bucket's maxBytes (${maxBytes})`
+          : `its share (${limitBytes} bytes per ConfigMap) of the bucket's maxBytes (${maxBytes})`;
+    const usage = overEntries
+      ? `it holds ${entries.current} entries and the write would make it ${entries.attempted}, over its share (${entries.limit}) of the bucket's maxEntries`
+      : `it holds ${currentBytes} bytes and the write would make it ${attemptedBytes} bytes, over ${limit}`;
+    let advice: string;
+    if (evict !== undefined) {
+      advice = detail.tooManyRemovals
+        ? 'Making room would take more removals than one patch can carry: write fewer or smaller entries at a time.'
+        : `The ${detail.writing ?? 'new'} entr${detail.writing === 1 ? 'y does' : 'ies do'} not fit even with every other entry evicted (evict: ${JSON.stringify(evict)}): write fewer or smaller entries at a time, or raise the budget.`;
+    } else {
+      advice =
+        "If the bucket is a cache, create the store with evict: 'oldest' (or 'expiring') and the oldest entries make room instead. Otherwise " +
+        (overEntries
+          ? 'create the store with a larger maxEntries, delete keys, or set TTLs.'
+          : maxBytes !== undefined
+            ? 'create the store with a larger maxBytes (at most 1 GiB; over 1 MiB the bucket splits into more ConfigMaps as it grows), delete keys, or set TTLs.'
+            : shard
+              ? 'delete keys, set TTLs, or move the data to a bucket with more shards (keys are spread over the shards by a hash of the key; a bucket keeps the shard count it was created with).'
+              : 'delete keys or set TTLs; a bucket created without `shards` and with a maxBytes over 1 MiB splits into more ConfigMaps as it grows.');
+    }
+    super('KV_BUCKET_FULL', `${where} ${JSON.stringify(bucket)} is full: ${usage}. Nothing was written. ${advice}`, { cause });
     this.shard = shard;
     this.bucket = bucket;
     this.currentBytes = currentBytes;
     this.attemptedBytes = attemptedBytes;
     this.limitBytes = limitBytes;
     this.maxBytes = maxBytes;
+    this.entries = entries;
   }
 }
 

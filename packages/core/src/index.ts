@@ -16,6 +16,7 @@ export type {
   RetryOptions,
   BucketInfo,
   ListBucketsOptions,
+  EvictionPolicy,
 } from './types.ts';
 export { listBuckets } from './buckets.ts';
 export * from './errors.ts';

@@ -67,6 +67,9 @@ class KVStore implements KV {
       shards: this.options.shards,
       maxBytes: this.options.maxBytes,
       beforeSplitStep: (this.options as { [SPLIT_HOOK]?: SplitContext['beforeStep'] })[SPLIT_HOOK],
+      maxEntries: this.options.maxEntries,
+      evict: this.options.evict,
+      sweepInterval: this.options.sweepInterval,
     });
     return this.bucketInstance;
   }

@@ -5,7 +5,10 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { CorruptEntryError } from './errors.ts';
+import type { EvictionPolicy } from './engine/eviction.ts';
 import type { KubeApi, ObjectKind } from './kube/port.ts';
+
+export type { EvictionPolicy } from './engine/eviction.ts';
 
 /** Backoff settings for transient failures (network errors, 429, 5xx). */
 export interface RetryOptions {
@@ -77,11 +80,39 @@ export interface KVOptions {
   /**
    * The most bytes of entries the bucket may hold (default 64 MiB, at most 1 GiB).
    * A bucket grows by splitting into more objects up to `maxBytes / 64 KiB` of them;
-   * past that, a write that would grow a full object fails with `BucketFullError`.
-   * Every byte lives in etcd, whose default quota (2 GiB) the whole cluster shares.
-   * Does not apply to a bucket created with `shards` (it holds `shards` MiB).
+   * past that, each object keeps its share, and a write that would pass it evicts
+   * (with `evict`) or fails with `BucketFullError`. A `maxBytes` of 1 MiB or less
+   * keeps the bucket one object. Every byte lives in etcd, whose default quota
+   * (2 GiB) the whole cluster shares. Does not apply to a bucket created with
+   * `shards` (it holds `shards` MiB).
    */
   maxBytes?: number;
+  /**
+   * The most entries the bucket may hold (default: no limit); each of its objects
+   * keeps its share. A write that would pass it evicts (with `evict`) or fails
+   * with `BucketFullError`.
+   */
+  maxEntries?: number;
+  /**
+   * For a bucket used as a CACHE: a write over the budget (`maxBytes`,
+   * `maxEntries`, or the 1 MiB a ConfigMap holds) removes entries to make room
+   * instead of failing with `BucketFullError`: expired entries first, then
+   * `'oldest'`: the least recently written, or `'expiring'`: the closest to their
+   * expiry (entries without a TTL last). The removals travel in the write's own
+   * atomic patch, each conditional on the entry still holding what was planned
+   * on, so a newer value another pod wrote is never removed. Reads are not
+   * tracked (there is no LRU across pods). Default: none, a full bucket fails
+   * writes: leave it so for data that must not be lost.
+   */
+  evict?: EvictionPolicy;
+  /**
+   * Period of the background sweep of expired entries, in ms (default 60000;
+   * 0 turns it off). While a store's read cache runs, it removes the bucket's
+   * expired entries within this time of their expiry; pods take turns through
+   * what the object shows, so the bucket gets at most about two sweeps per
+   * period however many pods there are. A store that only writes never sweeps.
+   */
+  sweepInterval?: number;
 }
 
 /** A change of one key, as {@link KV.watch} reports it. */

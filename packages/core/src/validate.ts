@@ -4,6 +4,8 @@
  * instead; nothing is sent to the API server before these pass.
  */
 import { isShardCount, MAX_SHARDS, MIN_SHARDS } from './codec/shard-hash.ts';
+import { EVICTION_POLICIES } from './engine/eviction.ts';
+import { MIN_SWEEP_INTERVAL_MS } from './engine/expiry-sweeper.ts';
 import { InvalidBucketNameError, InvalidKeyError, InvalidOptionError, InvalidValueError } from './errors.ts';
 import { dns1123SubdomainError, labelValueError } from './kube/object-rules.ts';
 import type { KVOptions } from './types.ts';
@@ -98,6 +100,17 @@ export function checkKVOptions(options: KVOptions): { app: string } {
   const shards = options.shards;
   if (shards !== undefined && !isShardCount(shards)) {
     throw new InvalidOptionError('shards', `shards must be an integer from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${typeof shards === 'number' ? String(shards) : JSON.stringify(shards)}.`);
+  }
+  const { maxEntries } = options;
+  if (maxEntries !== undefined && !(Number.isSafeInteger(maxEntries) && maxEntries > 0)) {
+    throw new InvalidOptionError('maxEntries', `maxEntries must be a positive whole number, got ${typeof maxEntries === 'number' ? String(maxEntries) : JSON.stringify(maxEntries)}.`);
+  }
+  if (options.evict !== undefined && !EVICTION_POLICIES.includes(options.evict)) {
+    throw new InvalidOptionError('evict', `evict must be ${EVICTION_POLICIES.map((p) => JSON.stringify(p)).join(' or ')} (or absent: a full bucket fails writes), got ${JSON.stringify(options.evict)}.`);
+  }
+  const sweep = options.sweepInterval;
+  if (sweep !== undefined && !(typeof sweep === 'number' && Number.isFinite(sweep) && (sweep === 0 || sweep >= MIN_SWEEP_INTERVAL_MS))) {
+    throw new InvalidOptionError('sweepInterval', `sweepInterval must be 0 (no background sweep) or a number of milliseconds >= ${MIN_SWEEP_INTERVAL_MS}, got ${typeof sweep === 'number' ? String(sweep) : JSON.stringify(sweep)}.`);
   }
   return { app };
 }

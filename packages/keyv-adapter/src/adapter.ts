@@ -19,7 +19,8 @@ import { createKV, InvalidOptionError, InvalidValueError, withMessagePrefix, typ
 export type KeyvContract = 'keyv5' | 'keyv6';
 
 /** The options of core's `createKV` that the adapter takes as they are and passes through unchanged. */
-export type KeyvK8sKvCoreOptions = Partial<Pick<KVOptions, 'bucket'>> & Pick<KVOptions, 'app' | 'kubeConfig' | 'api' | 'compress' | 'cache' | 'retry' | 'shards'>;
+export type KeyvK8sKvCoreOptions = Partial<Pick<KVOptions, 'bucket'>> &
+  Pick<KVOptions, 'app' | 'kubeConfig' | 'api' | 'compress' | 'cache' | 'retry' | 'shards' | 'maxBytes' | 'maxEntries' | 'evict' | 'sweepInterval'>;
 
 /**
  * Options of {@link KeyvK8sKv}: core's (see `@k8s-kv/core`'s `KVOptions`;

@@ -30,7 +30,22 @@ export type KubeConfig = NonNullable<KVOptions['kubeConfig']>;
 /** The options of core's `createKV` that the driver takes as they are and passes through unchanged. */
 export type K8sKvCoreOptions = Pick<
   KVOptions,
-  'bucket' | 'app' | 'namespace' | 'api' | 'compress' | 'retry' | 'maxUpdateAttempts' | 'onCorruptEntry' | 'now' | 'cache' | 'onError' | 'shards'
+  | 'bucket'
+  | 'app'
+  | 'namespace'
+  | 'api'
+  | 'compress'
+  | 'retry'
+  | 'maxUpdateAttempts'
+  | 'onCorruptEntry'
+  | 'now'
+  | 'cache'
+  | 'onError'
+  | 'shards'
+  | 'maxBytes'
+  | 'maxEntries'
+  | 'evict'
+  | 'sweepInterval'
 >;
 
 /**

@@ -9,9 +9,10 @@ export default defineNitroConfig({
   compatibilityDate: '2025-01-01',
   preset: 'node-server',
   storage: {
-    // useStorage('data'): the app's own keys.
+    // useStorage('data'): the app's own keys. Never evicted: a full bucket fails writes.
     data: { driver: '@k8s-kv/unstorage-driver', bucket: 'nitro-app-data' },
     // Nitro's cache (defineCachedEventHandler, cachedFunction) writes under "cache:".
-    cache: { driver: '@k8s-kv/unstorage-driver', bucket: 'nitro-app-cache' },
+    // A cache: when full, the least recently written entries make room.
+    cache: { driver: '@k8s-kv/unstorage-driver', bucket: 'nitro-app-cache', evict: 'oldest' },
   },
 });

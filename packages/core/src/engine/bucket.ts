@@ -20,6 +20,7 @@ import type { KubeObject } from '../kube/port.ts';
 import type { KVChangeEvent } from '../types.ts';
 import { toKVError } from './api-errors.ts';
 import { newSwapState, type UpdateDecision } from './compare-and-swap.ts';
+import type { ObjectBudget } from './eviction.ts';
 import { ElasticLayout, partInfo, type PartInfo } from './elastic-layout.ts';
 import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
 import { ObjectStore, type ObjectStoreSettings } from './object-store.ts';
@@ -33,6 +34,8 @@ import { rvNumber, WatchLoop } from './watch-loop.ts';
 export interface BucketSettings extends ObjectStoreSettings {
   /** Shards of the bucket when this process creates it (default 1: one object that splits as it grows). */
   shards?: number | undefined;
+  /** Entries the bucket may hold at most (default: no limit); each object keeps its share. */
+  maxEntries?: number | undefined;
   /** Test hook of splits (split.ts `beforeStep`). */
   beforeSplitStep?: SplitContext['beforeStep'];
 }
@@ -505,16 +508,21 @@ export class Bucket {
   // ---------------------------------------------------------------- splits
 
   /**
-   * The byte budget of an object when the bucket may not grow by splitting it: its share
-   * of maxBytes; undefined when only the object limit applies (a sharded bucket, a bucket
-   * that may still split, a share of 1 MiB or more).
+   * The budget of an object: its share of `maxEntries`, and its share of `maxBytes` when
+   * the bucket may not grow by splitting it and the share is under 1 MiB; undefined when
+   * only the object limit applies.
    */
-  private budget(name: string): number | undefined {
+  private budget(name: string): ObjectBudget | undefined {
+    const parts = this.partsCount();
+    const entries = this.s.maxEntries === undefined ? undefined : Math.max(1, Math.floor(this.s.maxEntries / parts));
     const layout = this.cachedLayout()?.layout ?? this.known;
-    if (layout?.kind === 'sharded' || this.partsCount() < this.maxParts) return undefined;
-    const maxBytes = this.s.maxBytes ?? DEFAULT_MAX_BYTES;
-    const share = name === this.s.bucket && this.maxParts === 1 ? maxBytes : maxBytes / this.maxParts;
-    return share < MAX_OBJECT_DATA_BYTES ? Math.floor(share) : undefined;
+    let bytes: number | undefined;
+    if (layout?.kind !== 'sharded' && parts >= this.maxParts) {
+      const maxBytes = this.s.maxBytes ?? DEFAULT_MAX_BYTES;
+      const share = name === this.s.bucket && this.maxParts === 1 ? maxBytes : maxBytes / this.maxParts;
+      if (share < MAX_OBJECT_DATA_BYTES) bytes = Math.floor(share);
+    }
+    return bytes === undefined && entries === undefined ? undefined : { bytes: bytes ?? MAX_OBJECT_DATA_BYTES, entries };
   }
 
   /** Objects holding entries, as this process knows the layout. */

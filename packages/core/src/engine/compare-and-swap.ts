@@ -59,10 +59,15 @@ export interface SwapTarget {
   guardOf(snapshot: Snapshot): JsonPatchOp[];
   /** Sends the write once (never repeated: see above): the answer's state of the key as a snapshot. Throws {@link RaceLost} when a create lost. */
   send(write: SwapWrite, decision: UpdateDecision & { action: 'put' | 'delete' }, dataKey: string): Promise<Snapshot>;
+  /**
+   * The `test`+`remove` operations that make room for `entry` within the object's
+   * budget (eviction.ts), or undefined when it does not fit.
+   */
+  room(snapshot: Snapshot, entry: PreparedEntry): JsonPatchOp[] | undefined;
   /** True for the API server's refusal of an object too large to store. */
   isTooLarge(error: unknown): boolean;
   /** The error for a put that does not fit. */
-  full(entries: PreparedEntry[], cause: unknown): Promise<BucketFullError>;
+  full(entries: PreparedEntry[], cause?: unknown): Promise<BucketFullError>;
   /** Turns a failure that is none of the above into a typed error. */
   typed(error: unknown): KVError;
 }
@@ -99,7 +104,8 @@ export function pointer(field: string, dataKey: string): string {
 /**
  * The conditional write of a decision made on `snapshot` (none for `keep`, or
  * deleting an absent key). `guard`: the tests that the object is still the one
- * the snapshot shows as ours.
+ * the snapshot shows as ours; `room`: the removals that make room for a put
+ * (test-guarded too; only an object with entries has any).
  */
 export function planSwap(
   snapshot: Snapshot,
@@ -108,6 +114,7 @@ export function planSwap(
   dataKey: string,
   decision: UpdateDecision,
   current: string | undefined,
+  room: JsonPatchOp[] = [],
 ): SwapWrite | undefined {
   if (decision.action === 'keep' || (decision.action === 'delete' && current === undefined)) return undefined;
   if (decision.action === 'put' && !snapshot.exists) return { send: 'create', entries: { [dataKey]: decision.entry.b64 } };
@@ -115,12 +122,12 @@ export function planSwap(
   if (current !== undefined) {
     return {
       send: 'json',
-      ops: [...guard, { op: 'test', path, value: current }, decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path }],
+      ops: [...guard, ...room, { op: 'test', path, value: current }, decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path }],
     };
   }
   if (decision.action !== 'put') return undefined;
   // New key: `test` with null passes only while the key is absent.
-  if (snapshot.hasEntryMap) return { send: 'json', ops: [...guard, { op: 'test', path, value: null }, { op: 'add', path, value: decision.entry.b64 }] };
+  if (snapshot.hasEntryMap) return { send: 'json', ops: [...guard, ...room, { op: 'test', path, value: null }, { op: 'add', path, value: decision.entry.b64 }] };
   return { send: 'merge', uid: snapshot.uid!, resourceVersion: snapshot.resourceVersion!, entries: { [dataKey]: decision.entry.b64 } };
 }
 
@@ -144,7 +151,8 @@ export async function compareAndSwap(
     const { sent, lostAnswer } = state;
     if (state.attempts > 0 && !lostAnswer) await conflictBackoff(state.attempts);
     // The first attempt on this object may plan on the cache: the patch tests the value, so a stale plan only costs a retry.
-    const snapshot = (first && !lostAnswer ? target.peek() : undefined) ?? (await target.read());
+    const cached = first && !lostAnswer ? target.peek() : undefined;
+    const snapshot = cached ?? (await target.read());
     target.holdsEntries(snapshot);
     const stored = snapshot.entries.get(key);
     // A write of ours landed although its answer was lost: done (fn must not be applied twice).
@@ -164,7 +172,13 @@ export async function compareAndSwap(
       state.lostAnswer = undefined;
     }
     const decision = await decide(snapshot);
-    const write = planSwap(snapshot, target.guardOf(snapshot), field, dataKey, decision, stored?.b64);
+    const room = decision.action === 'put' ? target.room(snapshot, decision.entry) : [];
+    if (room === undefined && decision.action === 'put') {
+      // Does not fit: on the cache's view (which may be behind) look again; on a GET it does not.
+      if (snapshot === cached) continue;
+      throw await target.full([decision.entry], undefined);
+    }
+    const write = planSwap(snapshot, target.guardOf(snapshot), field, dataKey, decision, stored?.b64, room);
     if (!write || decision.action === 'keep') return snapshot;
     if (decision.action === 'put') sent.add(decision.entry.b64);
     try {

@@ -7,11 +7,14 @@
  * labels, the annotations of its role: ownership.ts `ownershipTests`), so a write
  * to an object that was replaced, relabelled or given another format fails at
  * the server and changes nothing:
- * - put (group-commit.ts coalesces them): `add` per key;
+ * - put (group-commit.ts coalesces them): `add` per key, and the removals that
+ *   make room within the object's budget or clear out expired entries, each
+ *   guarded by a `test` of the text it was planned on (eviction.ts);
  * - delete: per key `test` of the planned value and `remove`;
  * - update: compare-and-swap, compare-and-swap.ts.
  * The object is created on first write, race-safely (404 -> create -> 409 -> patch).
  * The server's answer to each write is handed to the watch cache (read-your-writes): {@link ObjectStore.learn}.
+ * While the cache runs, an {@link ExpirySweeper} removes expired entries in the background.
  */
 import type { PreparedEntry } from '../codec/entry.ts';
 import { BucketFullError, ConflictError, ForeignObjectError, KVError } from '../errors.ts';
@@ -19,12 +22,14 @@ import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
 import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectKind, type ObjectMeta, type ObjectRef, type PatchOptions } from '../kube/port.ts';
 import { isStatus, TOO_LARGE_FOR_ETCD, toKVError, type CallContext } from './api-errors.ts';
 import { compareAndSwap, pointer, RaceLost, type SwapState, type SwapTarget, type SwapWrite, type UpdateDecision } from './compare-and-swap.ts';
+import { planWrite, type EvictionPolicy, type ObjectBudget, type Removal, type WritePlan } from './eviction.ts';
+import { DEFAULT_SWEEP_INTERVAL_MS, ExpirySweeper } from './expiry-sweeper.ts';
 import { GroupCommit } from './group-commit.ts';
 import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
 import { bucketLabels, checkOwnership, declaresEntrylessHead, isSealed, ownershipTests, roleAnnotations, type BucketIdentity, type ObjectRole } from './ownership.ts';
 import type { RetryOptions } from '../types.ts';
-import { callApi, DEFAULT_MAX_UPDATE_ATTEMPTS, MAX_REPLANS } from './retry-policy.ts';
-import { emptySnapshot, entryField, entrySize, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
+import { callApi, conflictBackoff, DEFAULT_MAX_UPDATE_ATTEMPTS, MAX_REPLANS } from './retry-policy.ts';
+import { emptySnapshot, entryField, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
 import { WatchCache } from './watch-cache.ts';
 import type { WatchLoop } from './watch-loop.ts';
 
@@ -53,12 +58,6 @@ export interface ObjectStoreSettings extends BucketIdentity {
   part?: { depth: number; suffix: number; headUid: string } | undefined;
   /** Told, after each acknowledged put, how many bytes of entries the object holds (exact, or estimated from what was written). */
   afterWrite?: ((bytes: number) => void) | undefined;
-  /**
-   * The object's byte budget now, when it is less than the object limit (an elastic
-   * bucket at its `maxBytes`: its objects may not split, so each keeps its share);
-   * undefined: the object limit only.
-   */
-  budget?: (() => number | undefined) | undefined;
   /** The bucket's `maxBytes`, for the message of a write refused by the budget. */
   maxBytes?: number | undefined;
   /** Called before a shard object is created; throws {@link LayoutChanged} if the bucket is no longer laid out as assumed. */
@@ -77,6 +76,17 @@ export interface ObjectStoreSettings extends BucketIdentity {
   onSnapshot?: ((snapshot: Snapshot, previous: Snapshot | undefined) => void) | undefined;
   /** The list+watch loop shared by a sharded bucket's shards; default: one of its own, by name. */
   watchLoop?: WatchLoop | undefined;
+  /**
+   * The object's budget NOW, when it has one below the object limit (the bucket
+   * decides how its `maxBytes` and `maxEntries` are shared among its objects: an
+   * elastic bucket at its `maxBytes` may not split, so each object keeps its share):
+   * what its entries may hold. Undefined: the object limit only.
+   */
+  budget?: (() => ObjectBudget | undefined) | undefined;
+  /** What a write over the budget does: evict by this policy (eviction.ts); undefined: fail with BucketFullError. */
+  evict?: EvictionPolicy | undefined;
+  /** Period of the background sweep of expired entries, ms (default {@link DEFAULT_SWEEP_INTERVAL_MS}); 0: none. */
+  sweepInterval?: number | undefined;
 }
 
 /** True when the object is a head without entries of its own: a sharded bucket's (format 2) or a split elastic bucket's (format 3). */
@@ -109,6 +119,8 @@ export class ObjectStore implements SwapTarget {
   /** Per data key, the end of the last queued update (updates of one key take turns). */
   private readonly keyTurns = new Map<string, Promise<void>>();
   private readonly commits = new GroupCommit((entries) => this.write(entries));
+  /** Removes expired entries in the background while the cache runs (none with `sweepInterval: 0`). */
+  private readonly sweeper: ExpirySweeper | undefined;
 
   constructor(settings: ObjectStoreSettings) {
     this.s = settings;
@@ -122,9 +134,23 @@ export class ObjectStore implements SwapTarget {
       name: this.ref.name,
       decode: (object) => this.decode(object),
       onError: settings.onError,
-      onReplace: settings.onSnapshot,
+      onReplace: (snapshot, previous) => {
+        // The cache runs: so does the sweep of expired entries (a store that only writes starts neither).
+        this.sweeper?.start();
+        settings.onSnapshot?.(snapshot, previous);
+      },
       loop: settings.watchLoop,
     });
+    const periodMs = settings.sweepInterval ?? DEFAULT_SWEEP_INTERVAL_MS;
+    if (periodMs > 0) {
+      this.sweeper = new ExpirySweeper({
+        periodMs,
+        view: () => this.watched(),
+        now: settings.now,
+        sweep: (snapshot, removals) => this.sweep(snapshot, removals),
+        onError: settings.onError,
+      });
+    }
   }
 
   // ---------------------------------------------------------------- reads
@@ -143,8 +169,9 @@ export class ObjectStore implements SwapTarget {
     return this.s.part !== undefined;
   }
 
-  /** Stops the watch and its timers. */
+  /** Stops the watch, the sweep and their timers. */
   close(): void {
+    this.sweeper?.stop();
     this.cache.close();
   }
 
@@ -411,28 +438,57 @@ export class ObjectStore implements SwapTarget {
     return this.commits.put(entries);
   }
 
-  /** One atomic write of entries (later entries for the same key win). */
-  private async write(entries: PreparedEntry[]): Promise<void> {
-    const batchBytes = entries.reduce((sum, e) => sum + e.size, 0);
-    if (batchBytes > MAX_OBJECT_DATA_BYTES) throw await this.full(entries);
+  /** The object's budget now: the bucket's share for it, capped at the API server's limit. */
+  private budget(): ObjectBudget {
     const budget = this.s.budget?.();
-    if (budget !== undefined && this.knownBytes + batchBytes > budget) {
-      // Over the budget by what this store knows: count exactly (replaced entries free their old size).
-      const snapshot = this.peek() ?? (await this.read());
-      let after = snapshot.totalBytes;
-      for (const entry of entries) after += entry.size - (snapshot.entries.get(entry.key)?.envelope.length ?? 0);
-      if (after > budget) throw await this.full(entries, undefined, budget, this.s.maxBytes ?? budget);
-    }
+    return { bytes: Math.min(budget?.bytes ?? MAX_OBJECT_DATA_BYTES, MAX_OBJECT_DATA_BYTES), entries: budget?.entries };
+  }
+
+  /** Plans a write of `entries` on `view` (eviction.ts). */
+  private plan(view: Snapshot, entries: readonly PreparedEntry[], budget = this.budget()): WritePlan {
+    return planWrite({ snapshot: view, incoming: entries, budget, policy: this.s.evict, now: this.s.now() });
+  }
+
+  /** `test` + `remove` per removal: each applies only while the entry holds the text it was planned on. */
+  private removalOps(removals: readonly Removal[]): JsonPatchOp[] {
+    return removals.flatMap((r): JsonPatchOp[] => [
+      { op: 'test', path: pointer(this.field, r.dataKey), value: r.b64 },
+      { op: 'remove', path: pointer(this.field, r.dataKey) },
+    ]);
+  }
+
+  /**
+   * One atomic write of entries (later entries for the same key win), with the
+   * removals its plan needs (eviction.ts) in the same patch. The plan is made on
+   * the cache's view when the cache runs; without one, a write goes ahead
+   * unplanned unless the object's budget is tighter than the API server's limit
+   * (then it reads the object first). A plan that says "does not fit" on the
+   * cache's view, a refusal as too large, and a failed `test` are planned again
+   * on a fresh GET; a write that does not fit on that fails with BucketFullError.
+   */
+  private async write(entries: PreparedEntry[]): Promise<void> {
+    const latest = new Map<string, PreparedEntry>();
+    for (const entry of entries) latest.set(entry.dataKey, entry);
+    const incoming = [...latest.values()];
     const patchEntries: Record<string, string> = {};
-    for (const entry of entries) patchEntries[entry.dataKey] = entry.b64;
-    let swept = false;
-    for (let plan = 0; plan < MAX_REPLANS; plan++) {
+    for (const entry of incoming) patchEntries[entry.dataKey] = entry.b64;
+    const batchBytes = incoming.reduce((sum, e) => sum + e.size, 0);
+    const budget = this.budget();
+    // Not even an empty object holds them: nothing to plan.
+    if (!planWrite({ snapshot: emptySnapshot(), incoming, budget, now: 0 }).fits) throw await this.full(entries);
+    // Without a cache, a budget below the object limit needs a look at the object first, unless
+    // what this store knows of it (bytes as last seen, plus what it wrote since) leaves room.
+    const mustLook = budget.entries !== undefined || (budget.bytes < MAX_OBJECT_DATA_BYTES && this.knownBytes + batchBytes > budget.bytes);
+    /** The object as a GET showed it for this write: a plan on it is exact as of that read. */
+    let fresh: Snapshot | undefined;
+    for (let attempt = 0; attempt < MAX_REPLANS; attempt++) {
       if (this.owned === undefined) {
-        const current = await this.read();
-        this.holdsEntries(current);
-        if (!current.exists) {
+        fresh = await this.read();
+        this.holdsEntries(fresh);
+        if (!fresh.exists) {
           try {
             if (await this.create(patchEntries)) {
+              this.knownBytes = batchBytes;
               this.s.afterWrite?.(batchBytes);
               return;
             }
@@ -440,11 +496,28 @@ export class ObjectStore implements SwapTarget {
             if (this.isTooLarge(error)) throw await this.full(entries, error);
             throw error;
           }
+          fresh = undefined;
           continue;
         }
       }
-      const { tests, entryMap, strays } = this.owned!;
+      // Plan on the object as last read, else on the cache; with neither, read it when the budget says so.
+      if (!fresh && mustLook && !this.peek()) fresh = await this.read();
+      const view = fresh ?? this.peek();
+      let removals: Removal[] = [];
+      if (view) {
+        this.holdsEntries(view);
+        const plan = this.plan(view, incoming, budget);
+        if (!plan.fits) {
+          if (view === fresh) throw this.fullError(plan, entries);
+          fresh = await this.read(); // the cache may be behind: look again before refusing
+          continue;
+        }
+        removals = plan.removals;
+      }
+      if (this.owned === undefined) continue; // the read found the object gone
+      const { tests, entryMap, strays } = this.owned;
       const ops: JsonPatchOp[] = [...tests];
+      if (entryMap) ops.push(...this.removalOps(removals));
       // A key may not be in `data` and `binaryData` at once: a put replaces an entry added by hand to `data`.
       for (const dataKey of Object.keys(patchEntries)) if (strays.has(dataKey)) ops.push({ op: 'remove', path: pointer('data', dataKey) });
       if (entryMap) for (const [dataKey, b64] of Object.entries(patchEntries)) ops.push({ op: 'add', path: pointer(this.field, dataKey), value: b64 });
@@ -452,52 +525,63 @@ export class ObjectStore implements SwapTarget {
       const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), (refusal) => isRaceLost(refusal) || refusal.status === 409 || this.isTooLarge(refusal));
       if (!(patched instanceof KubeApiError)) {
         for (const dataKey of Object.keys(patchEntries)) strays.delete(dataKey);
-        this.knownBytes += batchBytes; // replaced by the exact figure when the answer is decoded
+        // Replaced by the exact figure when the answer is decoded.
+        this.knownBytes += batchBytes - removals.reduce((sum, r) => sum + r.size, 0);
         await this.learn(patched);
         this.s.afterWrite?.(this.knownBytes);
         return;
       }
       if (this.isTooLarge(patched)) {
-        // Expired entries still take space: remove them and try once more.
-        if (!swept && (await this.sweepExpired()) > 0) {
-          swept = true;
-          continue;
-        }
-        throw await this.full(entries, patched);
+        // Planned on a view that was behind, or on none: plan again on the object as it is.
+        if (view !== undefined && view === fresh) throw await this.full(entries, patched);
+        fresh = await this.read();
+        continue;
       }
-      // Deleted, replaced, no longer ours, or its entry map is gone: read it again (which
-      // refuses an object that is no longer this bucket's) and plan again.
+      // Deleted, replaced, no longer ours, its entry map is gone, or an entry planned for
+      // removal changed: read it again (which refuses an object that is no longer this
+      // bucket's) and plan again. Writers evicting from a full object all plan to remove
+      // its oldest entries: a random pause first, so that they do not collide again.
       this.owned = undefined;
+      fresh = undefined;
+      if (removals.length > 0) await conflictBackoff(attempt + 1);
     }
-    throw new ConflictError(`Could not write to bucket "${this.s.bucket}" (${this.ref.name}): it kept being deleted or replaced while writing.`);
+    throw new ConflictError(`Could not write to bucket "${this.s.bucket}" (${this.ref.name}): it kept being deleted, replaced or changed while writing.`);
   }
 
-  /** Removes expired entries (only if unchanged since read). Returns how many were removed. */
-  async sweepExpired(): Promise<number> {
-    const snapshot = await this.read();
-    const now = this.s.now();
-    const expired = [...snapshot.entries.values()].filter((e) => isExpired(e, now));
-    if (!snapshot.exists || expired.length === 0) return 0;
-    const ops: JsonPatchOp[] = this.guardOf(snapshot);
-    for (const entry of expired) {
-      ops.push({ op: 'test', path: pointer(this.field, entry.dataKey), value: entry.b64 }, { op: 'remove', path: pointer(this.field, entry.dataKey) });
-    }
-    const patched = await this.call('patch', () => this.jsonPatch(ops), isRaceLost);
-    if (patched instanceof KubeApiError) return 0;
-    await this.learn(patched);
-    return expired.length;
+  /** The background sweep's patch (expiry-sweeper.ts): the removals, planned on `snapshot`. A lost race changes nothing and is fine. */
+  private async sweep(snapshot: Snapshot, removals: Removal[]): Promise<void> {
+    if (isSealed(snapshot.annotations)) return; // being split: its entries are being copied
+    const ops = [...this.guardOf(snapshot), ...this.removalOps(removals)];
+    const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), (refusal) => isRaceLost(refusal) || refusal.status === 409);
+    if (!(patched instanceof KubeApiError)) await this.learn(patched);
   }
 
-  /** The error for entries that do not fit (in `limit` bytes: default, the object limit), with the object's usage as a GET shows it. */
-  async full(entries: PreparedEntry[], cause?: unknown, limit = MAX_OBJECT_DATA_BYTES, maxBytes?: number): Promise<BucketFullError> {
+  /**
+   * For a compare-and-swap writing `entry` on `snapshot`: the `test`+`remove`
+   * operations that make room for it (eviction.ts), or undefined when it does not fit.
+   */
+  room(snapshot: Snapshot, entry: PreparedEntry): JsonPatchOp[] | undefined {
+    const plan = this.plan(snapshot, [entry]);
+    return plan.fits ? this.removalOps(plan.removals) : undefined;
+  }
+
+  /** The error for entries that do not fit (in the object's budget), with the object's usage as a GET shows it. */
+  async full(entries: PreparedEntry[], cause?: unknown): Promise<BucketFullError> {
     const snapshot = await this.read();
-    let attempted = snapshot.totalBytes;
-    for (const entry of entries) {
-      const old = snapshot.entries.get(entry.key);
-      attempted += entry.size - (old ? entrySize(old) : 0);
-    }
+    return this.fullError(planWrite({ snapshot, incoming: entries, budget: this.budget(), now: this.s.now() }), entries, cause);
+  }
+
+  /** The error for a plan that does not fit. */
+  private fullError(plan: WritePlan, entries: readonly PreparedEntry[], cause?: unknown): BucketFullError {
+    const { usage } = plan;
     const shard = this.s.shard;
-    return new BucketFullError(this.s.bucket, snapshot.totalBytes, attempted, limit, cause, shard && { ...shard, name: this.ref.name }, maxBytes);
+    return new BucketFullError(this.s.bucket, usage.currentBytes, usage.attemptedBytes, usage.limitBytes, cause, shard && { ...shard, name: this.ref.name }, {
+      maxBytes: usage.limitBytes < MAX_OBJECT_DATA_BYTES ? (this.s.maxBytes ?? usage.limitBytes) : undefined,
+      entries: usage.limitEntries === undefined ? undefined : { current: usage.currentEntries, attempted: usage.attemptedEntries, limit: usage.limitEntries },
+      evict: this.s.evict,
+      tooManyRemovals: !plan.fits && plan.why === 'patch',
+      writing: entries.length,
+    });
   }
 
   // ---------------------------------------------------------------- deletes

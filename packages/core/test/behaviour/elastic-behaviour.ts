@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BucketFullError, createKV, listBuckets, type KubeObject, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
 import { SPLIT_BYTES, SPLIT_HOOK, SPLIT_STEPS, type SplitStep } from '@k8s-kv/core/testing';
 import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
-import type { KvTestEnv } from './kv-behaviour.ts';
+import { objectsOfBucket, type KvTestEnv } from './kv-behaviour.ts';
 
 const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
 /** A value of about 450 bytes once stored (random, so it does not compress). */
@@ -30,11 +30,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       open.push(kv);
       return kv;
     };
-    const objectsOf = async (bucket: string): Promise<Map<string, KubeObject>> => {
-      const env = getEnv();
-      const list = await env.api.list('ConfigMap', env.namespace, { labelSelector: `k8s-kv.io/bucket=${bucket}` });
-      return new Map(list.items.map((o) => [o.metadata.name, o]));
-    };
+    const objectsOf = (bucket: string): Promise<Map<string, KubeObject>> => objectsOfBucket(getEnv(), bucket);
     /** The parts the server holds: name -> annotations and entry count. */
     const partsOf = async (bucket: string): Promise<KubeObject[]> => [...(await objectsOf(bucket)).values()].filter((o) => o.metadata.name !== bucket);
     /** Writes keys `<prefix><i>` for i from `start` to `start + count - 1` in batches of 20; resolves to what was written. */

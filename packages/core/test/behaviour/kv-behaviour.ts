@@ -24,6 +24,7 @@ import {
   UnsupportedFormatError,
   ValueTooLargeError,
   type JsonPatchOp,
+  type KubeObject,
   type KubeApi,
   type KV,
   type KVChangeEvent,
@@ -31,6 +32,12 @@ import {
 } from '@k8s-kv/core';
 import { countingApi } from '@k8s-kv/core/testing';
 import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
+
+/** The objects of a bucket (its own, its shards or parts), by name, as one LIST by the bucket's label returns them. */
+export async function objectsOfBucket(env: KvTestEnv, bucket: string): Promise<Map<string, KubeObject>> {
+  const list = await env.api.list('ConfigMap', env.namespace, { labelSelector: `k8s-kv.io/bucket=${bucket}` });
+  return new Map(list.items.map((o) => [o.metadata.name, o]));
+}
 
 /** What a run of the suite needs from its environment. */
 export interface KvTestEnv {

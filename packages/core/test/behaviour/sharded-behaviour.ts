@@ -23,7 +23,7 @@ import {
 } from '@k8s-kv/core';
 import { countingApi } from '@k8s-kv/core/testing';
 import { bucketName } from '../../../../test/support/test-helpers.ts';
-import type { KvTestEnv } from './kv-behaviour.ts';
+import { objectsOfBucket, type KvTestEnv } from './kv-behaviour.ts';
 
 const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
 const indexOf = (key: string, shards: number): number => shardIndex(encodeKey(key).dataKey, shards);
@@ -52,11 +52,7 @@ export function describeShardedBucket(name: string, getEnv: () => KvTestEnv): vo
       open.push(kv);
       return kv;
     };
-    const objectsOf = async (bucket: string): Promise<Map<string, KubeObject>> => {
-      const env = getEnv();
-      const list = await env.api.list('ConfigMap', env.namespace, { labelSelector: `k8s-kv.io/bucket=${bucket}` });
-      return new Map(list.items.map((o) => [o.metadata.name, o]));
-    };
+    const objectsOf = (bucket: string): Promise<Map<string, KubeObject>> => objectsOfBucket(getEnv(), bucket);
     afterEach(async () => {
       await Promise.all(open.splice(0).map((kv) => kv.close()));
     });
