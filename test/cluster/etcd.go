@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -40,8 +41,11 @@ func startEtcd(stateDir string, clientPort, peerPort int, noFsync bool) (*embed.
 	// suggested maximum; the file only grows as far as the history needs.
 	cfg.QuotaBackendBytes = 8 << 30
 	// Give the freed pages of a state directory reused across runs back to the
-	// file system when the server starts.
-	cfg.BootstrapDefragThresholdMegabytes = 256
+	// file system when the server starts. The setting exists from etcd 3.6 on;
+	// the Kubernetes 1.33 build embeds etcd 3.5, which starts without it.
+	if f := reflect.ValueOf(cfg).Elem().FieldByName("BootstrapDefragThresholdMegabytes"); f.IsValid() {
+		f.SetUint(256)
+	}
 	// Everything else keeps etcd's defaults, which shape what clients see:
 	// MaxRequestBytes 1.5 MiB ("etcdserver: request is too large") as in a
 	// production etcd, and no auto-compaction (kube-apiserver compacts itself,

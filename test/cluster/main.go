@@ -3,10 +3,12 @@
 //
 //	test-apiserver --state-dir .cluster --secure-port 6443 \
 //	    --etcd-client-port 2379 --etcd-peer-port 2380 [-- extra kube-apiserver flags]
+//	test-apiserver client-cert --state-dir .cluster --user carol [--groups g1,g2]
 //
 // The state directory keeps the etcd data, the CA and keys (pki/), the static
 // token file (tokens.csv) and one kubeconfig per user (kubeconfig,
-// kubeconfig-alice, kubeconfig-bob). SIGTERM or SIGINT shuts down the API
+// kubeconfig-alice, kubeconfig-bob). The client-cert command prints a client
+// certificate and key signed by that CA, which the server trusts. SIGTERM or SIGINT shuts down the API
 // server gracefully, then etcd; a second signal exits at once.
 package main
 
@@ -26,6 +28,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "client-cert" {
+		os.Exit(runClientCert(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 

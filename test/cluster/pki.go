@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"math/big"
 	"net"
@@ -272,4 +273,59 @@ func ensureTokens(path string) ([]testUser, error) {
 		return nil, err
 	}
 	return users, nil
+}
+
+// runClientCert prints a client certificate and its private key (PEM) for a
+// user, signed by the state directory's CA: kube-apiserver trusts that CA for
+// client certificates (--client-ca-file), taking the user name from the
+// CommonName and the groups from the Organizations, as a kind or kubeadm
+// cluster does for its admin. Each call makes a new key and certificate.
+func runClientCert(args []string) int {
+	fs := flag.NewFlagSet("test-apiserver client-cert", flag.ContinueOnError)
+	stateDir := fs.String("state-dir", ".cluster", "state directory whose pki/ca.crt and ca.key sign the certificate")
+	user := fs.String("user", "", "user name (the certificate's CommonName)")
+	groups := fs.String("groups", "", "comma-separated groups (the certificate's Organizations)")
+	validFor := fs.Duration("valid-for", 24*time.Hour, "how long the certificate is valid")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *user == "" {
+		return fail("client-cert: --user is required")
+	}
+	caCert, caKey, err := loadCA(newPKIPaths(*stateDir))
+	if err != nil {
+		return fail("client-cert: %v", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fail("client-cert: %v", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return fail("client-cert: %v", err)
+	}
+	var orgs []string
+	if *groups != "" {
+		orgs = strings.Split(*groups, ",")
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: *user, Organization: orgs},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(*validFor),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return fail("client-cert: %v", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fail("client-cert: %v", err)
+	}
+	os.Stdout.Write(pemBlock("CERTIFICATE", der))
+	os.Stdout.Write(pemBlock("PRIVATE KEY", keyDER))
+	return 0
 }

@@ -16,6 +16,7 @@ import {
   CoreV1Api,
   KubeConfig,
   RbacAuthorizationV1Api,
+  type RbacV1Subject,
   type V1PolicyRule,
 } from '@kubernetes/client-node';
 import { inject } from 'vitest';
@@ -35,9 +36,7 @@ export function kubeconfigPath(user: TestUser = 'admin'): string {
   admin ||= process.env.K8S_KV_TEST_KUBECONFIG || DEFAULT_KUBECONFIG;
   const path = user === 'admin' ? admin : join(dirname(admin), `${basename(admin)}-${user}`);
   if (!existsSync(path)) {
-    throw new Error(
-      `no kubeconfig at ${path}: start the test cluster (node scripts/cluster.mjs up) or run the tests with test/setup/global-setup.ts`,
-    );
+    throw new Error(`no kubeconfig at ${path}: start the test cluster (node scripts/cluster.mjs up) or run the tests with test/setup/global-setup.ts`);
   }
   return path;
 }
@@ -107,13 +106,10 @@ export async function createTestNamespace(prefix = 'test'): Promise<TestNamespac
  * Gives a user the rules in a namespace (a Role plus a RoleBinding, both named
  * after the user and a random suffix), then waits until the authorizer applies
  * them: RBAC is read from an informer cache, so a grant takes a moment.
- * Returns the Role's name.
+ * A service account's user name (system:serviceaccount:<namespace>:<name>) is
+ * bound as that ServiceAccount. Returns the Role's name.
  */
-export async function grantRole(
-  namespace: string,
-  user: string,
-  rules: V1PolicyRule[],
-): Promise<string> {
+export async function grantRole(namespace: string, user: string, rules: V1PolicyRule[]): Promise<string> {
   const kc = adminKubeConfig();
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   const name = `${user.toLowerCase().replace(/[^a-z0-9-]+/g, '-')}-${randomBytes(4).toString('hex')}`;
@@ -123,11 +119,19 @@ export async function grantRole(
     body: {
       metadata: { name },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+      subjects: [subjectOf(user)],
     },
   });
   await waitUntilAllowed(kc, namespace, user, rules);
   return name;
+}
+
+/** The RBAC subject of a user name: a ServiceAccount for system:serviceaccount:<namespace>:<name>, else a User. */
+function subjectOf(user: string): RbacV1Subject {
+  const serviceAccount = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(user);
+  return serviceAccount
+    ? { kind: 'ServiceAccount', namespace: serviceAccount[1]!, name: serviceAccount[2]! }
+    : { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user };
 }
 
 /** Polls SubjectAccessReviews until every verb/resource of the rules is allowed. */
@@ -174,11 +178,30 @@ async function waitUntilAllowed(kc: KubeConfig, namespace: string, user: string,
 /** The parts of scripts/cluster.mjs that fault-injection tests use. */
 interface ClusterScript {
   restartCluster(opts?: {
+    k8s?: string;
     signal?: 'SIGTERM' | 'SIGKILL';
     downMs?: number;
     log?: (msg: string) => void;
   }): Promise<{ server: string; pid: number; startMs: number; downtimeMs: number }>;
-  clusterStatus(): Promise<{ running: boolean; ready: boolean; pid?: number; rssKiB?: number }>;
+  clusterStatus(opts?: { k8s?: string }): Promise<{ running: boolean; ready: boolean; pid?: number; rssKiB?: number }>;
+}
+
+/** The release this project's server was asked for (the version matrix), or undefined for the default. */
+function requestedRelease(): string | undefined {
+  try {
+    return inject('k8s');
+  } catch {
+    return undefined; // not inside a vitest worker
+  }
+}
+
+/**
+ * The test cluster's state directory (where its kubeconfigs are): pki/ holds
+ * its CA (ca.crt, ca.key) and service-account signing key (sa.key), bin/ the
+ * test-apiserver binary.
+ */
+export function clusterStateDir(): string {
+  return dirname(kubeconfigPath());
 }
 
 const scriptUrl = new URL('../../scripts/cluster.mjs', import.meta.url).href;
@@ -191,5 +214,5 @@ const scriptUrl = new URL('../../scripts/cluster.mjs', import.meta.url).href;
  */
 export async function restartTestCluster(opts?: { signal?: 'SIGTERM' | 'SIGKILL'; downMs?: number }) {
   const cluster = (await import(scriptUrl)) as ClusterScript;
-  return cluster.restartCluster(opts);
+  return cluster.restartCluster({ ...opts, k8s: requestedRelease() });
 }

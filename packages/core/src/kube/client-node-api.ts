@@ -31,6 +31,7 @@ import {
   type WatchHandle,
   type WatchOptions,
 } from './port.ts';
+import { TokenFile, tokenFileOf } from './token-file.ts';
 
 /** Options of {@link createClientNodeApi}. */
 export interface ClientNodeApiOptions {
@@ -186,9 +187,17 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
    * retire()): the next call then opens a new one.
    */
   let shared: { options: object; dispatcher: Dispatcher } | undefined;
+  let tokenFile: TokenFile | undefined;
   async function authenticated(url: string, method: HttpMethod): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
     const ctx = new RequestContext(url, method);
     await kubeConfig.applySecurityAuthentication(ctx);
+    // A pod's token file: the token it holds now, not the one client-node read up to a minute ago (see token-file.ts).
+    const file = tokenFileOf(kubeConfig.getCurrentUser());
+    if (file !== undefined) {
+      if (tokenFile?.path !== file) tokenFile = new TokenFile(file);
+      const token = tokenFile.current();
+      if (token !== undefined) ctx.setHeaderParam('Authorization', `Bearer ${token}`);
+    }
     const fresh = ctx.getDispatcher() as Dispatcher | undefined;
     // No TLS setup at all (plain http, or undici's defaults): compare as an empty one.
     const options = fresh ? dispatcherOptions(fresh) : {};
