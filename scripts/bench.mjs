@@ -44,7 +44,9 @@ const procsOnly = args.includes('--procs');
 const evictOnly = args.includes('--evict');
 if (args.includes('--help')) {
   // The usage lines at the top of this file.
-  const usage = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((line) => line.startsWith('//   '));
+  const usage = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('//   '));
   console.log(usage.map((line) => line.slice(5)).join('\n'));
   process.exit(0);
 }
@@ -64,7 +66,10 @@ if (process.env.K8S_KV_BENCH_CONTEXT === '1') {
   const info = await ensureCluster({ log: (m) => console.error(`[cluster] ${m}`) });
   kubeconfigFile = info.kubeconfig;
   kubeConfig.loadFromFile(kubeconfigFile);
-  if (info.started) stopAfter = async () => { await stopCluster({ log: () => {} }); };
+  if (info.started)
+    stopAfter = async () => {
+      await stopCluster({ log: () => {} });
+    };
 }
 const api = createClientNodeApi(kubeConfig);
 const namespace = process.env.K8S_KV_BENCH_NAMESPACE || 'default';
@@ -86,7 +91,9 @@ function row(operation, size, ours, base) {
   rows.push({ operation, size, ours, base });
   const f = (r, key) => (r ? r[key].toFixed(key === 'ops' ? 0 : 2) : '—');
   const ratio = base ? `${(ours.ops / base.ops).toFixed(1)}x ops/s, ${(base.p50 / ours.p50).toFixed(1)}x p50` : '—';
-  console.error(`  ${operation.padEnd(28)} ${size.padEnd(11)} ours ${f(ours, 'ops')} ops/s p50 ${f(ours, 'p50')} ms | baseline ${f(base, 'ops')} ops/s p50 ${f(base, 'p50')} ms | ${ratio}`);
+  console.error(
+    `  ${operation.padEnd(28)} ${size.padEnd(11)} ours ${f(ours, 'ops')} ops/s p50 ${f(ours, 'p50')} ms | baseline ${f(base, 'ops')} ops/s p50 ${f(base, 'p50')} ms | ${ratio}`,
+  );
 }
 
 /**
@@ -124,12 +131,24 @@ async function scenario(label, keyCount, valueSize, shards = 1, bases = undefine
   add('get (cached)', await measure(n(5000), (i) => ours.get(key(i))), await base('get (cached)', () => measure(n(200), (i) => baseline.get(key(i)))));
   add('get (uncached)', await measure(n(300), (i) => uncached.get(key(i))), measured.get('get (cached)'));
   add('list (cached)', await measure(n(300), () => ours.list('key-')), await base('list (cached)', () => measure(n(100), () => baseline.list('key-'))));
-  add('put, 1 writer', await measure(n(300), (i) => ours.put(key(i), `v${i}`)), await base('put, 1 writer', () => measure(n(100), (i) => baseline.put(key(i), `v${i}`))));
-  add('put, 64 concurrent callers', await measure(n(2000), (i) => ours.put(key(i), `c${i}`), 64), await base('put, 64 concurrent callers', () => measure(n(200), (i) => baseline.put(key(i), `c${i}`), 64)));
+  add(
+    'put, 1 writer',
+    await measure(n(300), (i) => ours.put(key(i), `v${i}`)),
+    await base('put, 1 writer', () => measure(n(100), (i) => baseline.put(key(i), `v${i}`))),
+  );
+  add(
+    'put, 64 concurrent callers',
+    await measure(n(2000), (i) => ours.put(key(i), `c${i}`), 64),
+    await base('put, 64 concurrent callers', () => measure(n(200), (i) => baseline.put(key(i), `c${i}`), 64)),
+  );
   // Delete keys that exist: add them first (not measured).
   await ours.putMany(Array.from({ length: n(300) }, (_, i) => [`del-${i}`, 'x']));
   if (baseline) await baseline.putAll(Array.from({ length: n(300) }, (_, i) => [`del-${i}`, 'x']));
-  add('delete, 1 writer', await measure(n(300), (i) => ours.delete(`del-${i}`)), await base('delete, 1 writer', () => measure(n(100), (i) => baseline.delete(`del-${i}`))));
+  add(
+    'delete, 1 writer',
+    await measure(n(300), (i) => ours.delete(`del-${i}`)),
+    await base('delete, 1 writer', () => measure(n(100), (i) => baseline.delete(`del-${i}`))),
+  );
   await Promise.all([ours.close(), uncached.close()]);
   return measured;
 }
@@ -141,7 +160,9 @@ async function scenario(label, keyCount, valueSize, shards = 1, bases = undefine
  * above, the same put drifted by a few ms between runs; see docs/PERFORMANCE.md.)
  */
 async function putBySize(shards, rounds = 6, perRound = n(50)) {
-  const stores = [10, 2000].map((keyCount) => createKV({ bucket: shards > 1 ? `bench-${keyCount}-s${shards}` : `bench-${keyCount}`, namespace, kubeConfig, app: 'bench', ...layoutOptions(shards) }));
+  const stores = [10, 2000].map((keyCount) =>
+    createKV({ bucket: shards > 1 ? `bench-${keyCount}-s${shards}` : `bench-${keyCount}`, namespace, kubeConfig, app: 'bench', ...layoutOptions(shards) }),
+  );
   const keysOf = await Promise.all(stores.map((kv) => kv.keys('key-'))); // starts each cache
   const samples = [[], []];
   for (let round = 0; round < rounds; round++) {
@@ -149,14 +170,18 @@ async function putBySize(shards, rounds = 6, perRound = n(50)) {
       const keys = keysOf[s];
       for (let i = 0; i < perRound; i++) {
         const t0 = performance.now();
-        await kv.put(keys[(round * perRound + i) * 7919 % keys.length], `r${round}-${i}`);
+        await kv.put(keys[((round * perRound + i) * 7919) % keys.length], `r${round}-${i}`);
         samples[s].push(performance.now() - t0);
       }
     }
   }
   await Promise.all(stores.map((kv) => kv.close()));
-  const [small, large] = samples.map((list) => list.sort((a, b) => a - b)).map((list) => ({ p50: percentile(list, 50), p99: percentile(list, 99), count: list.length }));
-  console.error(`  put p50, ${shards} shard(s), interleaved: 10 keys ${small.p50.toFixed(2)} ms, 2000 keys ${large.p50.toFixed(2)} ms (${(large.p50 / small.p50).toFixed(2)}x)`);
+  const [small, large] = samples
+    .map((list) => list.sort((a, b) => a - b))
+    .map((list) => ({ p50: percentile(list, 50), p99: percentile(list, 99), count: list.length }));
+  console.error(
+    `  put p50, ${shards} shard(s), interleaved: 10 keys ${small.p50.toFixed(2)} ms, 2000 keys ${large.p50.toFixed(2)} ms (${(large.p50 / small.p50).toFixed(2)}x)`,
+  );
   return { shards, small, large };
 }
 
@@ -197,9 +222,21 @@ async function evictingPut(rounds = 6, perRound = n(50)) {
   const controlStats = await control.stats();
   await Promise.all([empty.teardown(), full.teardown(), control.teardown()]);
   await Promise.all([empty.close(), full.close(), control.close()]);
-  const [e, f, c] = samples.map((list) => list.sort((a, b) => a - b)).map((list) => ({ p50: percentile(list, 50), p99: percentile(list, 99), count: list.length }));
-  const result = { maxBytes, empty: e, full: f, control: c, fullBytes: [before.bytes, after.bytes], fullKeys: [before.keys, after.keys], controlBytes: controlStats.bytes };
-  console.error(`  put p50 into a full evicting bucket ${f.p50.toFixed(2)} ms (p99 ${f.p99.toFixed(2)}), into an empty one ${e.p50.toFixed(2)} ms (p99 ${e.p99.toFixed(2)}): ${(f.p50 / e.p50).toFixed(2)}x; into the same size without eviction ${c.p50.toFixed(2)} ms (p99 ${c.p99.toFixed(2)})`);
+  const [e, f, c] = samples
+    .map((list) => list.sort((a, b) => a - b))
+    .map((list) => ({ p50: percentile(list, 50), p99: percentile(list, 99), count: list.length }));
+  const result = {
+    maxBytes,
+    empty: e,
+    full: f,
+    control: c,
+    fullBytes: [before.bytes, after.bytes],
+    fullKeys: [before.keys, after.keys],
+    controlBytes: controlStats.bytes,
+  };
+  console.error(
+    `  put p50 into a full evicting bucket ${f.p50.toFixed(2)} ms (p99 ${f.p99.toFixed(2)}), into an empty one ${e.p50.toFixed(2)} ms (p99 ${e.p99.toFixed(2)}): ${(f.p50 / e.p50).toFixed(2)}x; into the same size without eviction ${c.p50.toFixed(2)} ms (p99 ${c.p99.toFixed(2)})`,
+  );
   return result;
 }
 
@@ -252,7 +289,18 @@ async function multiProcess(processes, perProcess, concurrency, shards = 1, sepa
     await check.teardown();
     await check.close();
   }
-  return { processes, shards, separate, patches, attemptsPerPatch, writes: processes * perProcess, ops: (processes * perProcess) / (ms / 1000), stored, lost: processes * perProcess - stored, cores };
+  return {
+    processes,
+    shards,
+    separate,
+    patches,
+    attemptsPerPatch,
+    writes: processes * perProcess,
+    ops: (processes * perProcess) / (ms / 1000),
+    stored,
+    lost: processes * perProcess - stored,
+    cores,
+  };
 }
 
 /**
@@ -265,7 +313,11 @@ function targetTable(targets) {
     const ok = typeof limit === 'function' ? limit(value) : limit < 0 ? value <= -limit : value >= limit;
     return ok ? 'met' : 'NOT met';
   };
-  return ['| target | measured | |', '| --- | --- | --- |', ...targets.map(([name, value, limit, show]) => `| ${name} | ${show(value)} | ${verdict(value, limit)} |`)];
+  return [
+    '| target | measured | |',
+    '| --- | --- | --- |',
+    ...targets.map(([name, value, limit, show]) => `| ${name} | ${show(value)} | ${verdict(value, limit)} |`),
+  ];
 }
 
 // ------------------------------------------------------------------ run
@@ -310,7 +362,9 @@ if (kubeconfigFile) {
   const total = n(4800);
   const rounds = quick ? 1 : 3;
   for (const shards of [1, SHARDS]) {
-    console.error(`\nmulti-process puts, ${shards} shard(s), ${rounds} round(s): ${total} puts by 1 process, then by 4 (each process: 16 concurrent callers), then by 4 into 4 buckets`);
+    console.error(
+      `\nmulti-process puts, ${shards} shard(s), ${rounds} round(s): ${total} puts by 1 process, then by 4 (each process: 16 concurrent callers), then by 4 into 4 buckets`,
+    );
     const runs = [[], [], []];
     for (let round = 0; round < rounds; round++) {
       const measured = [
@@ -338,8 +392,10 @@ const fmt = (v, d = 0) => (v === undefined ? '—' : v.toFixed(d));
 const lines = [
   '| operation | bucket | k8s-kv ops/s | p50 ms | p99 ms | baseline ops/s | p50 ms | p99 ms | ops/s ratio | p50 speed-up |',
   '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...rows.map(({ operation, size, ours, base }) =>
-    `| ${operation} | ${size} | ${fmt(ours.ops)} | ${fmt(ours.p50, 3)} | ${fmt(ours.p99, 3)} | ${fmt(base?.ops)} | ${fmt(base?.p50, 2)} | ${fmt(base?.p99, 2)} | ${base ? fmt(ours.ops / base.ops, 1) + 'x' : '—'} | ${base ? fmt(base.p50 / ours.p50, 1) + 'x' : '—'} |`),
+  ...rows.map(
+    ({ operation, size, ours, base }) =>
+      `| ${operation} | ${size} | ${fmt(ours.ops)} | ${fmt(ours.p50, 3)} | ${fmt(ours.p99, 3)} | ${fmt(base?.ops)} | ${fmt(base?.p50, 2)} | ${fmt(base?.p99, 2)} | ${base ? fmt(ours.ops / base.ops, 1) + 'x' : '—'} | ${base ? fmt(base.p50 / ours.p50, 1) + 'x' : '—'} |`,
+  ),
 ];
 const find = (op, size) => rows.find((r) => r.operation === op && r.size === size);
 const cachedGet = find('get (cached)', '2000 keys');
@@ -353,7 +409,12 @@ const procTarget = (shards, name) => {
 /** What this machine allows four processes at all: four into four buckets vs one process. */
 const procControl = (shards) => {
   const [one, , apart] = procsOf(shards);
-  return [`(${shards === 1 ? 'one ConfigMap' : `${shards} shards`}, control) 4 processes into 4 separate buckets vs 1 process`, apart.ops / one.ops, -Infinity, (v) => `${v.toFixed(2)}x`];
+  return [
+    `(${shards === 1 ? 'one ConfigMap' : `${shards} shards`}, control) 4 processes into 4 separate buckets vs 1 process`,
+    apart.ops / one.ops,
+    -Infinity,
+    (v) => `${v.toFixed(2)}x`,
+  ];
 };
 const targets = [
   ['cached get p50 >= 100x faster than the baseline get (2000 keys)', cachedGet.base.p50 / cachedGet.ours.p50, 100, (v) => `${v.toFixed(0)}x`],
@@ -363,7 +424,12 @@ const targets = [
   // Earlier targets, kept for comparison: the size ratio of a sharded bucket (default
   // buckets are elastic now: above), and 4 processes against 1, which issue 14 restated as
   // 4 processes on one bucket against 4 on a bucket each (above: what the library controls).
-  [`(${SHARDS} shards) put p50 at 2000 keys vs 10 keys (interleaved; earlier target <= 1.5x)`, bySizeSharded.large.p50 / bySizeSharded.small.p50, -Infinity, (v) => `${v.toFixed(2)}x`],
+  [
+    `(${SHARDS} shards) put p50 at 2000 keys vs 10 keys (interleaved; earlier target <= 1.5x)`,
+    bySizeSharded.large.p50 / bySizeSharded.small.p50,
+    -Infinity,
+    (v) => `${v.toFixed(2)}x`,
+  ],
   ...(procs.length ? [procTarget(SHARDS, `(${SHARDS} shards) 4 processes vs 1 process in put ops/s (earlier target >= 1x)`).with(2, -Infinity)] : []),
   // The same two in a bucket of one ConfigMap, for comparison (not targets: its writes grow with it).
   ['(one ConfigMap) put p50 at 2000 keys vs 10 keys (interleaved)', bySizeOne.large.p50 / bySizeOne.small.p50, -Infinity, (v) => `${v.toFixed(2)}x`],
@@ -375,13 +441,22 @@ const report = [
   '',
   ...targetTable(targets),
   '',
-  memory ? `Memory of a fresh process caching the 2000-key bucket (${memory.keys} keys, every value decoded): heap and buffers +${memory.heapDeltaMiB.toFixed(1)} MiB, process RSS ${memory.rssMiB.toFixed(0)} MiB.` : 'Memory: measured only against the local API server.',
-  ...bySize.map((b) => `Put p50 by size, ${b.shards} shard(s), ${b.small.count} puts per size in alternating rounds: 10 keys ${b.small.p50.toFixed(2)} ms (p99 ${b.small.p99.toFixed(2)}), 2000 keys ${b.large.p50.toFixed(2)} ms (p99 ${b.large.p99.toFixed(2)}).`),
+  memory
+    ? `Memory of a fresh process caching the 2000-key bucket (${memory.keys} keys, every value decoded): heap and buffers +${memory.heapDeltaMiB.toFixed(1)} MiB, process RSS ${memory.rssMiB.toFixed(0)} MiB.`
+    : 'Memory: measured only against the local API server.',
+  ...bySize.map(
+    (b) =>
+      `Put p50 by size, ${b.shards} shard(s), ${b.small.count} puts per size in alternating rounds: 10 keys ${b.small.p50.toFixed(2)} ms (p99 ${b.small.p99.toFixed(2)}), 2000 keys ${b.large.p50.toFixed(2)} ms (p99 ${b.large.p99.toFixed(2)}).`,
+  ),
   ...(evicting ? [evictLine(evicting)] : []),
   ...procs.map((p) => `Multi-process: ${procsLine(p)}`),
   ...elasticLines(elastic),
   `Buckets: ${JSON.stringify(extra)}`,
 ].join('\n');
 console.log(report);
-if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ rows, targets: targets.map(([name, value]) => ({ name, value })), memory, procs, bySize, evicting, elastic, extra }, null, 2));
+if (jsonOut)
+  writeFileSync(
+    jsonOut,
+    JSON.stringify({ rows, targets: targets.map(([name, value]) => ({ name, value })), memory, procs, bySize, evicting, elastic, extra }, null, 2),
+  );
 await stopAfter();

@@ -65,13 +65,15 @@ function checkManifest(dir, workspaceVersions) {
   for (const target of [pkg.main, pkg.types, ...exportTargets(pkg.exports), ...Object.values(pkg.bin ?? {})]) {
     if (target && !has(target)) problem(`${pkg.name}: ${target} is referenced by package.json but not in the tarball`);
   }
-  if (exportConditions(pkg.exports).includes('source')) problem(`${pkg.name}: the "source" export condition is published (publishConfig.exports should leave it out)`);
+  if (exportConditions(pkg.exports).includes('source'))
+    problem(`${pkg.name}: the "source" export condition is published (publishConfig.exports should leave it out)`);
   if (pkg.publishConfig?.access !== 'public') problem(`${pkg.name}: publishConfig.access is not "public"`);
   for (const field of ['dependencies', 'peerDependencies', 'optionalDependencies']) {
     for (const [name, range] of Object.entries(pkg[field] ?? {})) {
       if (String(range).startsWith('workspace:')) problem(`${pkg.name}: ${field}.${name} is still "${range}" (pack with pnpm, which rewrites it)`);
       const own = workspaceVersions.get(name);
-      if (own && String(range).replace(/^[\^~]/, '') !== own) problem(`${pkg.name}: ${field}.${name} is "${range}", not a range of the workspace's ${name}@${own}`);
+      if (own && String(range).replace(/^[\^~]/, '') !== own)
+        problem(`${pkg.name}: ${field}.${name} is "${range}", not a range of the workspace's ${name}@${own}`);
     }
   }
   // The registry shows the README outside the repository: relative links there lead nowhere.
@@ -212,10 +214,12 @@ try {
   const packs = path.join(tmp, 'packs');
   /** @type {Map<string, string>} name -> tarball */
   const tarballs = new Map();
-  const workspaceVersions = new Map(PACKAGES.map((dir) => {
-    const pkg = readJson(path.join(root, 'packages', dir, 'package.json'));
-    return [pkg.name, pkg.version];
-  }));
+  const workspaceVersions = new Map(
+    PACKAGES.map((dir) => {
+      const pkg = readJson(path.join(root, 'packages', dir, 'package.json'));
+      return [pkg.name, pkg.version];
+    }),
+  );
   for (const dir of PACKAGES) {
     console.error(`[check-packages] packing packages/${dir}`);
     const before = new Set(fs.existsSync(packs) ? fs.readdirSync(packs) : []);

@@ -120,7 +120,11 @@ try {
   step('update: two pods increment one counter 100 times each, concurrently');
   const increment = (v) => String(Number(v ? decoder.decode(v) : '0') + 1);
   const started = Date.now();
-  await Promise.all([podA, podB].map(async (pod) => { for (let i = 0; i < 100; i++) await pod.update('counter', increment); }));
+  await Promise.all(
+    [podA, podB].map(async (pod) => {
+      for (let i = 0; i < 100; i++) await pod.update('counter', increment);
+    }),
+  );
   const elapsed = Date.now() - started;
   // Read it straight from the API server: pod A's watch cache may not have B's last increment yet.
   const fresh = createKV({ bucket: podA.bucket, app: 'k8s-kv-demo', kubeConfig, cache: false });
@@ -130,7 +134,10 @@ try {
   step('batch: 500 keys in one atomic patch, read back in one call');
   await podA.putMany(Array.from({ length: 500 }, (_, i) => ({ key: `batch/${String(i).padStart(3, '0')}`, value: `value ${i}` })));
   const some = await podA.getMany(['batch/000', 'batch/499', 'batch/500']);
-  console.log('getMany (pod A)   =', some.map((v) => v && decoder.decode(v)));
+  console.log(
+    'getMany (pod A)   =',
+    some.map((v) => v && decoder.decode(v)),
+  );
   // Pod B reads from its watch cache: it sees A's batch once the watch delivers it (milliseconds).
   await new Promise((r) => setTimeout(r, 200));
   console.log('keys under batch/ (pod B) =', (await podB.keys('batch/')).length);
@@ -142,7 +149,10 @@ try {
 
   step('typed errors: a value over 1 MiB is refused before any API call');
   try {
-    await podA.put('too-big', new Uint8Array(1_100_000).map(() => Math.random() * 256));
+    await podA.put(
+      'too-big',
+      new Uint8Array(1_100_000).map(() => Math.random() * 256),
+    );
   } catch (error) {
     console.log(`${error.code}: ${error.message}`);
   }
@@ -175,7 +185,11 @@ try {
     console.log(`./dev k8s-kv stats ${big.bucket} -n ${ns} --app k8s-kv-demo`);
     console.log(`./dev k8s-kv watch ${podA.bucket} -n ${ns} --app k8s-kv-demo     # and put keys from another terminal`);
     console.log(`kubectl get configmaps -n ${ns} -l app.kubernetes.io/managed-by=k8s-kv --show-labels`);
-    console.log(local ? './dev cluster:down    # stops the local API server when you are done' : `./dev k8s-kv teardown ${podA.bucket} -n ${ns} --app k8s-kv-demo --yes    # when you are done (and ${big.bucket})`);
+    console.log(
+      local
+        ? './dev cluster:down    # stops the local API server when you are done'
+        : `./dev k8s-kv teardown ${podA.bucket} -n ${ns} --app k8s-kv-demo --yes    # when you are done (and ${big.bucket})`,
+    );
   } else {
     step('teardown');
     await podA.teardown();

@@ -109,10 +109,18 @@ const INVALID_DATA_KEYS = [
   ['x'.repeat(187) + '_h' + '0'.repeat(63), '63 hex digits', '"x" × 187 + "_h" + "0" × 63'],
   ['x'.repeat(186) + '_h' + '0'.repeat(64) + 'b', 'characters after the hash', '"x" × 186 + "_h" + "0" × 64 + "b"'],
   ['x'.repeat(188) + '_h' + HASH, '"_h" after index 187: the readable prefix is too long', '"x" × 188 + "_h" + 64 hex digits'],
-  ['x'.repeat(175) + '_h' + HASH, '"_h" before index 176: the encoder keeps at least 176 characters (whole units of at most 12)', '"x" × 175 + "_h" + 64 hex digits'],
+  [
+    'x'.repeat(175) + '_h' + HASH,
+    '"_h" before index 176: the encoder keeps at least 176 characters (whole units of at most 12)',
+    '"x" × 175 + "_h" + 64 hex digits',
+  ],
   ['a_h' + HASH, 'readable prefix of 1 character', '"a_h" + 64 hex digits'],
   ['.' + 'x'.repeat(186) + '_h' + HASH, 'hashed key whose readable prefix is not canonical (a leading "." is "_2E")', '"." + "x" × 186 + "_h" + 64 hex digits'],
-  ['x'.repeat(175) + '_uD83D_uDE00' + '_h' + HASH, 'hashed key whose readable prefix is not canonical (a surrogate pair is written as UTF-8)', '"x" × 175 + "_uD83D_uDE00_h" + 64 hex digits'],
+  [
+    'x'.repeat(175) + '_uD83D_uDE00' + '_h' + HASH,
+    'hashed key whose readable prefix is not canonical (a surrogate pair is written as UTF-8)',
+    '"x" × 175 + "_uD83D_uDE00_h" + 64 hex digits',
+  ],
   ['a b', 'space is not a data-key character'],
 ];
 
@@ -130,9 +138,17 @@ function envelopeCases() {
     { name: '63 compressible bytes: below the threshold, stored as is', fields: { value: utf8.encode('a'.repeat(63)), text: true, modifiedAt: T0 } },
     { name: '64 compressible bytes: at the threshold, deflated', fields: { value: utf8.encode('a'.repeat(64)), text: true, modifiedAt: T0 } },
     { name: '100 incompressible bytes: DEFLATE is not smaller, stored as is', fields: { value: noise(100), text: false, modifiedAt: T0 } },
-    { name: 'compressible 200-byte value, writer compression off', fields: { value: utf8.encode('abcdefghij'.repeat(20)), text: true, modifiedAt: T0 }, options: { compress: false } },
+    {
+      name: 'compressible 200-byte value, writer compression off',
+      fields: { value: utf8.encode('abcdefghij'.repeat(20)), text: true, modifiedAt: T0 },
+      options: { compress: false },
+    },
     { name: 'with expiry (TTL 60 s)', fields: { value: utf8.encode('session-data'), text: true, modifiedAt: T0, expiresAt: T0 + 60_000 } },
-    { name: 'hashed key: full key inside', key: hashedKey, fields: { value: utf8.encode('v'), text: true, modifiedAt: T0, fullKey: encodeKey(hashedKey).fullKey } },
+    {
+      name: 'hashed key: full key inside',
+      key: hashedKey,
+      fields: { value: utf8.encode('v'), text: true, modifiedAt: T0, fullKey: encodeKey(hashedKey).fullKey },
+    },
     {
       name: 'every flag: deflated, expiry, full key, text',
       key: allFlagsKey,
@@ -140,7 +156,13 @@ function envelopeCases() {
     },
     {
       name: 'write id (an update), with expiry',
-      fields: { value: utf8.encode('42'), text: true, modifiedAt: T0, expiresAt: T0 + 60_000, writeId: Uint8Array.of(0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef) },
+      fields: {
+        value: utf8.encode('42'),
+        text: true,
+        modifiedAt: T0,
+        expiresAt: T0 + 60_000,
+        writeId: Uint8Array.of(0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef),
+      },
     },
     { name: 'extreme times: modified 2^53-1, expiry 0', fields: { value: utf8.encode('z'), text: false, modifiedAt: Number.MAX_SAFE_INTEGER, expiresAt: 0 } },
   ];
@@ -215,8 +237,14 @@ function invalidEnvelopeCases(base, compressed) {
     ['uncompressed length 1 more than the DEFLATE stream holds', withLength(compressed, valueLength + 1)],
     ['uncompressed length 1 less than the DEFLATE stream holds', withLength(compressed, valueLength - 1)],
     ['uncompressed length 0 for a non-empty DEFLATE stream', withLength(compressed, 0)],
-    [`uncompressed length at the DEFLATE limit (${payloadLength} × 1032 + 1032), more than the stream holds`, withLength(compressed, payloadLength * 1032 + 1032)],
-    [`uncompressed length impossible for DEFLATE: ${payloadLength} × 1032 + 1032 + 1 for a ${payloadLength}-byte payload`, withLength(compressed, payloadLength * 1032 + 1032 + 1)],
+    [
+      `uncompressed length at the DEFLATE limit (${payloadLength} × 1032 + 1032), more than the stream holds`,
+      withLength(compressed, payloadLength * 1032 + 1032),
+    ],
+    [
+      `uncompressed length impossible for DEFLATE: ${payloadLength} × 1032 + 1032 + 1 for a ${payloadLength}-byte payload`,
+      withLength(compressed, payloadLength * 1032 + 1032 + 1),
+    ],
     ['uncompressed length 2^32 - 1', withLength(compressed, 0xffffffff)],
   ];
 }
@@ -310,7 +338,8 @@ export function buildVectors() {
 
   const accepted = acceptedCases().map(({ name, bytes, expect }) => {
     const decoded = decodeEnvelope(bytes);
-    if (hex(decoded.value) !== hex(expect.value) || decoded.text !== expect.text || decoded.modifiedAt !== expect.modifiedAt) fail(`accepted envelope ${JSON.stringify(name)}`);
+    if (hex(decoded.value) !== hex(expect.value) || decoded.text !== expect.text || decoded.modifiedAt !== expect.modifiedAt)
+      fail(`accepted envelope ${JSON.stringify(name)}`);
     return {
       name,
       hex: hex(bytes),
@@ -335,7 +364,13 @@ export function buildVectors() {
     invalidEnvelopes,
     shards: SHARD_CASES.map((key) => {
       const { dataKey } = encodeKey(key);
-      return { key, dataKey, hash: shardHash(dataKey), index: Object.fromEntries([2, 4, 32, 256].map((n) => [n, shardIndex(dataKey, n)])), name32: shardName('sessions', shardIndex(dataKey, 32)) };
+      return {
+        key,
+        dataKey,
+        hash: shardHash(dataKey),
+        index: Object.fromEntries([2, 4, 32, 256].map((n) => [n, shardIndex(dataKey, n)])),
+        name32: shardName('sessions', shardIndex(dataKey, 32)),
+      };
     }),
   };
 }
@@ -374,7 +409,9 @@ function renderKeys(vectors) {
   lines.push('Long keys:');
   lines.push('');
   for (const [n, v] of long) {
-    lines.push(`${n}. ${v.name}: key ${v.display} (${v.key.length} UTF-16 code units); full encoded form ${v.fullKey.length} characters; ${v.hashed ? `data key (hashed, ${v.dataKey.length} characters, readable prefix ${v.hashedPrefix.length})` : `data key (${v.dataKey.length} characters)`}:`);
+    lines.push(
+      `${n}. ${v.name}: key ${v.display} (${v.key.length} UTF-16 code units); full encoded form ${v.fullKey.length} characters; ${v.hashed ? `data key (hashed, ${v.dataKey.length} characters, readable prefix ${v.hashedPrefix.length})` : `data key (${v.dataKey.length} characters)`}:`,
+    );
     lines.push('');
     lines.push('   ```text');
     lines.push('   ' + v.dataKey);
@@ -386,7 +423,12 @@ function renderKeys(vectors) {
   lines.push('| Data key | Why |');
   lines.push('|----------|-----|');
   for (const v of vectors.invalidDataKeys) {
-    const shown = v.display !== undefined ? `${v.display} (${v.dataKey.length} characters)` : v.dataKey.length > 40 ? code(`${v.dataKey.slice(0, 12)}… (${v.dataKey.length} characters)`) : code(v.dataKey);
+    const shown =
+      v.display !== undefined
+        ? `${v.display} (${v.dataKey.length} characters)`
+        : v.dataKey.length > 40
+          ? code(`${v.dataKey.slice(0, 12)}… (${v.dataKey.length} characters)`)
+          : code(v.dataKey);
     lines.push(`| ${v.dataKey === '' ? '(empty)' : cell(shown)} | ${cell(v.why)} |`);
   }
   return lines.join('\n');
@@ -417,10 +459,20 @@ function renderEnvelope(v, n) {
   const lines = [];
   lines.push(`#### E${n}. ${v.name}`);
   lines.push('');
-  const value = v.input.valueText !== undefined && /^[\x20-\x7e]*$/.test(v.input.valueText) ? `text ${JSON.stringify(v.input.valueText.length > 40 ? v.input.valueText.slice(0, 40) + '…' : v.input.valueText)} (${bytes(v.input.valueHex.length / 2)})` : `bytes \`${v.input.valueHex.length > 80 ? v.input.valueHex.slice(0, 80) + '…' : v.input.valueHex || '(none)'}\` (${bytes(v.input.valueHex.length / 2)})`;
-  lines.push(`- Input: ${value}, text ${v.input.text}, modifiedAt ${v.input.modifiedAt}, expiresAt ${v.input.expiresAt ?? 'none'}, full key ${v.input.fullKey === null ? 'none' : `${v.input.fullKey.length} characters`}${v.input.writeId ? `, write id ${v.input.writeId}` : ''}${v.input.compress ? '' : ', **compression off**'}.`);
-  if (v.entry) lines.push(`- Entry: key ${v.entry.key.length > 20 ? `of ${v.entry.key.length} characters` : literal(v.entry.key)}, data key \`${v.entry.dataKey.slice(0, 24)}…\` (see the key vectors).`);
-  lines.push(`- Flags 0x${L.flags.toString(16).padStart(2, '0')} (${L.flagNames.join(', ') || 'none'}); CRC-32 ${L.crc32}; header ${bytes(L.headerLength)}; payload ${bytes(L.payloadLength)}; envelope ${bytes(v.hex.length / 2)}.`);
+  const value =
+    v.input.valueText !== undefined && /^[\x20-\x7e]*$/.test(v.input.valueText)
+      ? `text ${JSON.stringify(v.input.valueText.length > 40 ? v.input.valueText.slice(0, 40) + '…' : v.input.valueText)} (${bytes(v.input.valueHex.length / 2)})`
+      : `bytes \`${v.input.valueHex.length > 80 ? v.input.valueHex.slice(0, 80) + '…' : v.input.valueHex || '(none)'}\` (${bytes(v.input.valueHex.length / 2)})`;
+  lines.push(
+    `- Input: ${value}, text ${v.input.text}, modifiedAt ${v.input.modifiedAt}, expiresAt ${v.input.expiresAt ?? 'none'}, full key ${v.input.fullKey === null ? 'none' : `${v.input.fullKey.length} characters`}${v.input.writeId ? `, write id ${v.input.writeId}` : ''}${v.input.compress ? '' : ', **compression off**'}.`,
+  );
+  if (v.entry)
+    lines.push(
+      `- Entry: key ${v.entry.key.length > 20 ? `of ${v.entry.key.length} characters` : literal(v.entry.key)}, data key \`${v.entry.dataKey.slice(0, 24)}…\` (see the key vectors).`,
+    );
+  lines.push(
+    `- Flags 0x${L.flags.toString(16).padStart(2, '0')} (${L.flagNames.join(', ') || 'none'}); CRC-32 ${L.crc32}; header ${bytes(L.headerLength)}; payload ${bytes(L.payloadLength)}; envelope ${bytes(v.hex.length / 2)}.`,
+  );
   lines.push('');
   lines.push('```text');
   let at = 0;
@@ -459,7 +511,8 @@ function renderEnvelopes(vectors) {
   more.push('');
   more.push('| Case | Bytes (hex) | Header alone |');
   more.push('|------|-------------|--------|');
-  for (const v of vectors.invalidEnvelopes) more.push(`| ${cell(v.name)} | ${v.hex === '' ? '(none)' : code(v.hex)} | ${v.headerRejected ? 'rejected' : 'accepted'} |`);
+  for (const v of vectors.invalidEnvelopes)
+    more.push(`| ${cell(v.name)} | ${v.hex === '' ? '(none)' : code(v.hex)} | ${v.headerRejected ? 'rejected' : 'accepted'} |`);
   return [...parts, more.join('\n')].join('\n\n');
 }
 
@@ -470,7 +523,9 @@ function renderShards(vectors) {
   const lines = ['| Key | Data key | hash (hex) | shard of 2 | of 4 | of 32 | of 256 |', '|-----|----------|-----------|---:|---:|---:|---:|'];
   for (const v of vectors.shards) {
     const dataKey = v.dataKey.length > 40 ? v.dataKey.slice(0, 20) + '…' + v.dataKey.slice(-12) : v.dataKey;
-    lines.push(`| ${v.key.length > 20 ? code(`"x" x ${v.key.length}`) : code(JSON.stringify(v.key))} | ${code(dataKey)} | ${code(v.hash.toString(16).padStart(8, '0'))} | ${v.index[2]} | ${v.index[4]} | ${v.index[32]} | ${v.index[256]} |`);
+    lines.push(
+      `| ${v.key.length > 20 ? code(`"x" x ${v.key.length}`) : code(JSON.stringify(v.key))} | ${code(dataKey)} | ${code(v.hash.toString(16).padStart(8, '0'))} | ${v.index[2]} | ${v.index[4]} | ${v.index[32]} | ${v.index[256]} |`,
+    );
   }
   return lines.join('\n');
 }

@@ -73,7 +73,10 @@ describe('cache-manager 7: createCache({ stores: [new Keyv({ store })] })', () =
     await cache.set('b', { n: 2 }, 120_000);
     expect(await cache.get('a')).toBe('A');
     expect(await cache.mget(['a', 'b', 'c'])).toEqual(['A', { n: 2 }, undefined]);
-    await cache.mset([{ key: 'c', value: 3 }, { key: 'd', value: 4, ttl: 5_000 }]);
+    await cache.mset([
+      { key: 'c', value: 3 },
+      { key: 'd', value: 4, ttl: 5_000 },
+    ]);
     expect(await cache.mget(['c', 'd'])).toEqual([3, 4]);
     expect(await cache.del('a')).toBe(true);
     expect(await cache.get('a')).toBeUndefined();

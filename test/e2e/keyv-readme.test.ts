@@ -46,7 +46,10 @@ beforeAll(async () => {
   writeFileSync(kubeconfigFile, kc.exportConfig(), { mode: 0o600 });
   // Module resolution for the examples: the test workspace's packages; for the
   // Keyv 6 example, "keyv" is keyv@6 (installed there as "keyv6").
-  for (const [dir, keyvPackage] of [['keyv5', 'keyv'], ['keyv6', 'keyv6']] as const) {
+  for (const [dir, keyvPackage] of [
+    ['keyv5', 'keyv'],
+    ['keyv6', 'keyv6'],
+  ] as const) {
     const modules = join(workDir, dir, 'node_modules');
     mkdirSync(modules, { recursive: true });
     for (const name of readdirSync(testModules)) {

@@ -158,9 +158,9 @@ describe('Nitro app with the k8s-kv driver mounted by package name', () => {
 
     await http('PUT', `${b.url}/kv/from-b`, [1, 2, 3]);
     await expect.poll(async () => (await http('GET', `${a.url}/kv/from-b`)).json?.value, { timeout: 15_000 }).toEqual([1, 2, 3]);
-    await expect.poll(async () => (await http('GET', `${a.url}/kv`)).json.keys.sort(), { timeout: 15_000 }).toEqual(
-      expect.arrayContaining(['from-a', 'from-b', 'greeting']),
-    );
+    await expect
+      .poll(async () => (await http('GET', `${a.url}/kv`)).json.keys.sort(), { timeout: 15_000 })
+      .toEqual(expect.arrayContaining(['from-a', 'from-b', 'greeting']));
 
     await http('DELETE', `${b.url}/kv/from-a`);
     await expect.poll(async () => (await http('GET', `${a.url}/kv/from-a`)).status, { timeout: 15_000 }).toBe(404);

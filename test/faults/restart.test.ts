@@ -43,10 +43,17 @@ for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
       bucket,
       processes: 4,
       opsPerProcess: 1250,
-      onProgress: { after: 1500, run: async () => { downtimeMs = (await restartTestCluster({ signal })).downtimeMs; } },
+      onProgress: {
+        after: 1500,
+        run: async () => {
+          downtimeMs = (await restartTestCluster({ signal })).downtimeMs;
+        },
+      },
     });
     const reconvergeMs = await converged(watcher, truth, 30_000);
-    console.log(`restart (${signal}): ${result.operations} operations, ${result.acknowledged} acknowledged, ${result.failed.length} failed (${[...new Set(result.failed.map((f) => f.code))].join(', ') || 'none'}), server down ${downtimeMs} ms, watch cache reconverged ${reconvergeMs} ms after the workload, ${errors.length} background errors reported`);
+    console.log(
+      `restart (${signal}): ${result.operations} operations, ${result.acknowledged} acknowledged, ${result.failed.length} failed (${[...new Set(result.failed.map((f) => f.code))].join(', ') || 'none'}), server down ${downtimeMs} ms, watch cache reconverged ${reconvergeMs} ms after the workload, ${errors.length} background errors reported`,
+    );
     expect(downtimeMs).toBeGreaterThan(0);
     expect(result.operations).toBe(5000);
     for (const failure of result.failed) expect(failure).toMatchObject({ retryable: true, code: expect.stringMatching(/^KV_(UNAVAILABLE|CONFLICT)$/) });

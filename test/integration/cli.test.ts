@@ -198,7 +198,10 @@ describe.concurrent('commands against the API server', () => {
     const json = await cli(['get', 'missing', 'not-there', '--json']);
     expect(json).toMatchObject({ code: 1, stdout: '' });
     // A bucket that does not exist: it says so.
-    expect(await cli(['get', 'no-such-bucket', 'k'])).toMatchObject({ code: 1, stderr: `k8s-kv: bucket "no-such-bucket" in namespace "${ns.name}" does not exist\nk8s-kv: list the buckets with "k8s-kv buckets" (-A for every namespace)\n` });
+    expect(await cli(['get', 'no-such-bucket', 'k'])).toMatchObject({
+      code: 1,
+      stderr: `k8s-kv: bucket "no-such-bucket" in namespace "${ns.name}" does not exist\nk8s-kv: list the buckets with "k8s-kv buckets" (-A for every namespace)\n`,
+    });
   });
 
   it('global options after the command and --context work like before it', async ({ expect }) => {
@@ -229,7 +232,9 @@ describe.concurrent('commands against the API server', () => {
     const run = await cli(['get', 'b', 'k', '--timeout', '1500ms', '--kubeconfig', kubeconfig], { user: null, namespace: null, timeoutMs: 20_000 });
     const elapsed = Date.now() - started;
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^k8s-kv: The API server at https:\/\/127\.0\.0\.1:\d+ \(kube context "x"\) could not be reached for "get" configmaps: .*ECONNREFUSED/);
+    expect(run.stderr).toMatch(
+      /^k8s-kv: The API server at https:\/\/127\.0\.0\.1:\d+ \(kube context "x"\) could not be reached for "get" configmaps: .*ECONNREFUSED/,
+    );
     // Well under the 30 s default (process start included); not a timing assertion on the retries themselves.
     expect(elapsed).toBeLessThan(15_000);
   });
@@ -237,7 +242,12 @@ describe.concurrent('commands against the API server', () => {
   it('delete removes keys in one patch and exits with 1 naming missing keys', async ({ expect }) => {
     const kv = openKV('del');
     try {
-      await kv.putMany([['a', '1'], ['b', '2'], ['c', '3'], ['d', '4']]);
+      await kv.putMany([
+        ['a', '1'],
+        ['b', '2'],
+        ['c', '3'],
+        ['d', '4'],
+      ]);
       expect(await cli(['delete', 'del', 'a', 'b'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
       expect(await kv.keys()).toEqual(['c', 'd']);
       const partly = await cli(['delete', 'del', 'c', 'nope', 'zilch']);
@@ -246,7 +256,10 @@ describe.concurrent('commands against the API server', () => {
       expect(await kv.keys()).toEqual(['d']);
       const json = await cli(['delete', 'del', 'd', 'nope', '--json']);
       expect(json.code).toBe(1);
-      expect(JSON.parse(json.stdout)).toEqual([{ key: 'd', deleted: true }, { key: 'nope', deleted: false }]);
+      expect(JSON.parse(json.stdout)).toEqual([
+        { key: 'd', deleted: true },
+        { key: 'nope', deleted: false },
+      ]);
     } finally {
       await kv.close();
     }
@@ -292,7 +305,11 @@ describe.concurrent('commands against the API server', () => {
   it('stats, clear with a prefix, and clear refusing without --yes', async ({ expect }) => {
     const kv = openKV('tidy');
     try {
-      await kv.putMany([['tmp/1', 'a'], ['tmp/2', 'b'], ['keep', 'c']]);
+      await kv.putMany([
+        ['tmp/1', 'a'],
+        ['tmp/2', 'b'],
+        ['keep', 'c'],
+      ]);
       await kv.put('gone', 'x', { ttl: 1 });
       await new Promise((r) => setTimeout(r, 20));
       const stats = JSON.parse((await cli(['stats', 'tidy', '--json'])).stdout) as Record<string, number>;
@@ -334,7 +351,8 @@ describe.concurrent('commands against the API server', () => {
 
   it('stats and buckets show a bucket that split into parts as one bucket; teardown deletes every part', async ({ expect }) => {
     const kv = openKV('grown');
-    for (let i = 0; i < 10; i++) await kv.putMany(Array.from({ length: 30 }, (_, j) => [`k${i}-${j}`, randomBytes(330).toString('base64')] as [string, string]));
+    for (let i = 0; i < 10; i++)
+      await kv.putMany(Array.from({ length: 30 }, (_, j) => [`k${i}-${j}`, randomBytes(330).toString('base64')] as [string, string]));
     await kv.close();
     const stats = JSON.parse((await cli(['stats', 'grown', '--json'])).stdout) as Record<string, unknown>;
     expect(stats).toMatchObject({ keys: 300, layout: 'elastic', limitBytes: 64 * 1048576 });
@@ -394,7 +412,12 @@ describe.concurrent('commands against the API server', () => {
 describe.concurrent('the first hour: missing buckets and namespaces, -o, wide keys, foreign objects', () => {
   it('keys, list, stats and get on a missing bucket, and -n on a missing namespace, say so and exit with 1', async ({ expect }) => {
     const bucketMissing = `k8s-kv: bucket "nosuch" in namespace "${ns.name}" does not exist\nk8s-kv: list the buckets with "k8s-kv buckets" (-A for every namespace)\n`;
-    for (const args of [['keys', 'nosuch'], ['list', 'nosuch'], ['stats', 'nosuch'], ['get', 'nosuch', 'k']]) {
+    for (const args of [
+      ['keys', 'nosuch'],
+      ['list', 'nosuch'],
+      ['stats', 'nosuch'],
+      ['get', 'nosuch', 'k'],
+    ]) {
       expect(await cli(args), args.join(' ')).toMatchObject({ code: 1, stdout: '', stderr: bucketMissing });
     }
     const json = await cli(['stats', 'nosuch', '-o', 'json']);
@@ -421,7 +444,9 @@ describe.concurrent('the first hour: missing buckets and namespaces, -o, wide ke
     expect((await cli(['keys', 'formats', '-o', 'json'])).stdout).toBe('[\n  "greeting"\n]\n');
     const missing = await cli(['get', 'formats', 'nope', '--json']);
     expect(missing.code).toBe(1);
-    expect(JSON.parse(missing.stderr)).toEqual({ error: { code: 'KEY_NOT_FOUND', message: `key "nope" not found in bucket "formats" in namespace "${ns.name}"` } });
+    expect(JSON.parse(missing.stderr)).toEqual({
+      error: { code: 'KEY_NOT_FOUND', message: `key "nope" not found in bucket "formats" in namespace "${ns.name}"` },
+    });
     const forbidden = await cli(['get', 'formats', 'greeting', '-o', 'yaml'], { user: 'alice' });
     expect(forbidden.code).toBe(1);
     expect(forbidden.stderr).toMatch(/^error:\n  code: KV_FORBIDDEN\n  message: 'Forbidden: user "alice" may not "get" configmaps/);
@@ -430,7 +455,12 @@ describe.concurrent('the first hour: missing buckets and namespaces, -o, wide ke
   it('list aligns CJK and emoji keys by their width on the terminal', async ({ expect }) => {
     const kv = openKV('wide-keys');
     try {
-      await kv.putMany([['日本語のキー', 'a'], ['ascii', 'b'], ['한국어', 'c'], ['🙂', 'd']]);
+      await kv.putMany([
+        ['日本語のキー', 'a'],
+        ['ascii', 'b'],
+        ['한국어', 'c'],
+        ['🙂', 'd'],
+      ]);
     } finally {
       await kv.close();
     }
@@ -444,7 +474,9 @@ describe.concurrent('the first hour: missing buckets and namespaces, -o, wide ke
     await createClientNodeApi(adminKubeConfig()).create('ConfigMap', ns.name, { metadata: { name: 'someone-elses' }, data: { k: 'v' } });
     const run = await cli(['get', 'someone-elses', 'k']);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^k8s-kv: ConfigMap "someone-elses" in namespace ".*" was not created by k8s-kv for this bucket \(.*\); k8s-kv neither reads nor changes it, and changed nothing\./);
+    expect(run.stderr).toMatch(
+      /^k8s-kv: ConfigMap "someone-elses" in namespace ".*" was not created by k8s-kv for this bucket \(.*\); k8s-kv neither reads nor changes it, and changed nothing\./,
+    );
     expect(run.stderr).not.toContain('modify');
   });
 });
@@ -464,16 +496,20 @@ describe('running the CLI from a clone', () => {
   });
 
   it('on a Node.js older than the engines field, it says what is needed before loading anything', () => {
-    const run = spawnSync(process.execPath, ['--import', 'data:text/javascript,Object.defineProperty(process.versions,"node",{value:"20.20.2"})', BIN, '--help'], { encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      ['--import', 'data:text/javascript,Object.defineProperty(process.versions,"node",{value:"20.20.2"})', BIN, '--help'],
+      { encoding: 'utf8' },
+    );
     expect(run.status).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(/^k8s-kv: Node\.js 22\.19\.0 or newer is needed; this is Node\.js 20\.20\.2 \(.*\)\.\nk8s-kv: install a current Node\.js/);
   });
 
-  it('./dev k8s-kv runs it from the sources, in the caller\'s directory', () => {
+  it("./dev k8s-kv runs it from the sources, in the caller's directory", () => {
     const dir = join(tmp, 'dev-cwd');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'value.txt'), 'from the caller\'s directory');
+    writeFileSync(join(dir, 'value.txt'), "from the caller's directory");
     const globals = ['--kubeconfig', kubeconfigPath(), '-n', ns.name];
     const put = spawnSync(join(ROOT, 'dev'), ['k8s-kv', ...globals, 'put', 'dev-bucket', 'k', '--file', 'value.txt'], { cwd: dir, encoding: 'utf8' });
     expect(put.status, put.stderr).toBe(0);
@@ -489,7 +525,10 @@ describe.concurrent('buckets', () => {
     const a = openKV('alpha', own.name);
     const b = openKV('beta', own.name, 'shop');
     try {
-      await a.putMany([['k1', 'v1'], ['k2', 'v2']]);
+      await a.putMany([
+        ['k1', 'v1'],
+        ['k2', 'v2'],
+      ]);
       await a.put('old', 'x', { ttl: 1 });
       await b.put('k', randomBytes(2048));
     } finally {
@@ -529,11 +568,22 @@ describe.concurrent('buckets', () => {
     const b = openKV('gamma', second.name, app);
     const c = openKV('delta', second.name, app);
     try {
-      await Promise.all([a.put('k', '1'), b.putMany([['k', '1'], ['l', '2']]), c.put('k', '1')]);
+      await Promise.all([
+        a.put('k', '1'),
+        b.putMany([
+          ['k', '1'],
+          ['l', '2'],
+        ]),
+        c.put('k', '1'),
+      ]);
     } finally {
       await Promise.all([a.close(), b.close(), c.close()]);
     }
-    const json = JSON.parse((await cli(['buckets', '-A', '--app', app, '--json'], { namespace: null })).stdout) as Array<{ name: string; namespace: string; keys: number }>;
+    const json = JSON.parse((await cli(['buckets', '-A', '--app', app, '--json'], { namespace: null })).stdout) as Array<{
+      name: string;
+      namespace: string;
+      keys: number;
+    }>;
     // Sorted by namespace, then name.
     expect(json.map((x) => [x.namespace, x.name, x.keys])).toEqual([
       [first.name, 'gamma', 1],
@@ -552,7 +602,9 @@ describe.concurrent('buckets', () => {
 
     const refused = await cli(['buckets', '-A'], { user: 'alice' });
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/^k8s-kv: Forbidden: user "alice" may not "list" configmaps in every namespace \(cluster-wide\)\. Grant a ClusterRole with verb list on configmaps/);
+    expect(refused.stderr).toMatch(
+      /^k8s-kv: Forbidden: user "alice" may not "list" configmaps in every namespace \(cluster-wide\)\. Grant a ClusterRole with verb list on configmaps/,
+    );
   });
 });
 
@@ -702,7 +754,9 @@ describe('an identity without rights', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(
-      new RegExp(`^k8s-kv: Forbidden: user "alice" may not "${verb}" configmaps in namespace "${ns.name}"\\. Grant a Role with verbs get, list, watch, create, patch, delete on configmaps`),
+      new RegExp(
+        `^k8s-kv: Forbidden: user "alice" may not "${verb}" configmaps in namespace "${ns.name}"\\. Grant a Role with verbs get, list, watch, create, patch, delete on configmaps`,
+      ),
     );
   });
 });

@@ -42,7 +42,11 @@ afterAll(async () => {
 
 function demo(args: string[], timeoutMs = 240_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [DEMO, ...args], { cwd: ROOT, env: { ...process.env, KUBECONFIG: productionKubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [DEMO, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, KUBECONFIG: productionKubeconfig },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -59,24 +63,35 @@ function demo(args: string[], timeoutMs = 240_000): Promise<{ code: number | nul
 }
 
 describe('the demo', () => {
-  it('--keep: uses the local API server (reused, and says so), never the current context, and prints lines that work as printed', { timeout: 300_000 }, async () => {
+  it('--keep: uses the local API server (reused, and says so), never the current context, and prints lines that work as printed', {
+    timeout: 300_000,
+  }, async () => {
     const run = await demo(['--keep']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^Reusing the local API server already running at https:\/\/127\.0\.0\.1:\d+ \(pid \d+\)\.$/m);
     expect(run.stdout).not.toMatch(/^Started/m);
     expect(run.stdout).toMatch(/^counter {11}= 200 \(expected 200\)/m);
     // The CLI, run by the demo, reads the same bucket.
-    expect(run.stdout).toMatch(/^\$ \.\/dev k8s-kv list k8s-kv-demo users\/ -n default --app k8s-kv-demo --values\n {2}KEY +SIZE +MODIFIED +EXPIRES +VALUE\n {2}users\/42\/profile .*\{"name":"Ada","plan":"pro"\}$/m);
+    expect(run.stdout).toMatch(
+      /^\$ \.\/dev k8s-kv list k8s-kv-demo users\/ -n default --app k8s-kv-demo --values\n {2}KEY +SIZE +MODIFIED +EXPIRES +VALUE\n {2}users\/42\/profile .*\{"name":"Ada","plan":"pro"\}$/m,
+    );
     // The current context (a "production" server) was never contacted.
     expect(connections).toBe(0);
 
     const kept = run.stdout.slice(run.stdout.indexOf('== kept'));
-    const lines = kept.split('\n').slice(1).filter((line) => line && !line.startsWith('Done'));
+    const lines = kept
+      .split('\n')
+      .slice(1)
+      .filter((line) => line && !line.startsWith('Done'));
     expect(lines[0]).toBe(`export KUBECONFIG=${kubeconfigPath()}`);
     const cliLines = lines.filter((line) => line.startsWith('./dev k8s-kv') && !line.includes(' watch '));
     expect(cliLines.length).toBeGreaterThanOrEqual(2);
     for (const line of cliLines) {
-      const shell = spawnSync('bash', ['-c', `${lines[0]}\n${line}`], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, KUBECONFIG: productionKubeconfig } });
+      const shell = spawnSync('bash', ['-c', `${lines[0]}\n${line}`], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, KUBECONFIG: productionKubeconfig },
+      });
       expect(shell.status, `${line}\n${shell.stderr}`).toBe(0);
       expect(shell.stdout.length, line).toBeGreaterThan(0);
     }
@@ -95,7 +110,9 @@ describe('the demo', () => {
   it('--current-context uses the current kube context, and says when it does not answer', async () => {
     const run = await demo(['--current-context'], 60_000);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^demo: the current kube context "production" \(https:\/\/127\.0\.0\.1:\d+\) does not answer\. Run \.\/dev demo without --current-context/m);
+    expect(run.stderr).toMatch(
+      /^demo: the current kube context "production" \(https:\/\/127\.0\.0\.1:\d+\) does not answer\. Run \.\/dev demo without --current-context/m,
+    );
     expect(connections).toBeGreaterThan(0);
   });
 

@@ -28,7 +28,9 @@ it('4 processes x 1,000 mixed operations while the bucket splits from 1 ConfigMa
     valueBytes: 1500,
   });
   const [bucket] = await listBuckets({ kubeConfig: adminKubeConfig(), namespace: ns.name, app: 'load' });
-  console.log(`elastic load: ${result.operations} operations, ${result.acknowledged} acknowledged, ${result.failed.length} failed; ${bucket?.keys} keys, ${bucket?.bytes} bytes in ${bucket?.shards} parts`);
+  console.log(
+    `elastic load: ${result.operations} operations, ${result.acknowledged} acknowledged, ${result.failed.length} failed; ${bucket?.keys} keys, ${bucket?.bytes} bytes in ${bucket?.shards} parts`,
+  );
   expect(result.operations).toBe(4000);
   expect(result.failed).toEqual([]);
   expect(result.mismatches).toEqual([]);
@@ -43,17 +45,28 @@ it('a split that a ResourceQuota refuses leaves the bucket unsplit and working, 
   try {
     // Two ConfigMaps: the bucket, and one child; the second child is refused. The test server runs no
     // quota controller, so the quota's usage is set by hand (admission keeps it up to date from then on).
-    await core.createNamespacedResourceQuota({ namespace: quota.name, body: { metadata: { name: 'configmaps' }, spec: { hard: { 'count/configmaps': '2' } } } });
+    await core.createNamespacedResourceQuota({
+      namespace: quota.name,
+      body: { metadata: { name: 'configmaps' }, spec: { hard: { 'count/configmaps': '2' } } },
+    });
     await core.replaceNamespacedResourceQuotaStatus({
       name: 'configmaps',
       namespace: quota.name,
-      body: { metadata: { name: 'configmaps' }, spec: { hard: { 'count/configmaps': '2' } }, status: { hard: { 'count/configmaps': '2' }, used: { 'count/configmaps': '0' } } },
+      body: {
+        metadata: { name: 'configmaps' },
+        spec: { hard: { 'count/configmaps': '2' } },
+        status: { hard: { 'count/configmaps': '2' }, used: { 'count/configmaps': '0' } },
+      },
     });
     const errors: unknown[] = [];
     const kv = createKV({ bucket: 'capped', namespace: quota.name, kubeConfig: adminKubeConfig(), onError: (e) => errors.push(e) });
     const model = new Map<string, string>();
     for (let i = 0; i < 30; i++) {
-      const batch = Array.from({ length: 10 }, (_, j) => [`k${i * 10 + j}`, `${i}.${j}.${'x'.repeat(10)}${Buffer.from(crypto.getRandomValues(new Uint8Array(330))).toString('base64')}`] as [string, string]);
+      const batch = Array.from(
+        { length: 10 },
+        (_, j) =>
+          [`k${i * 10 + j}`, `${i}.${j}.${'x'.repeat(10)}${Buffer.from(crypto.getRandomValues(new Uint8Array(330))).toString('base64')}`] as [string, string],
+      );
       await kv.putMany(batch); // ~135 KiB in all: past the threshold several times
       for (const [k, v] of batch) model.set(k, v);
     }

@@ -13,8 +13,17 @@ afterAll(async () => {
 });
 
 it('4 processes x 1,250 mixed operations: the bucket equals the model', async () => {
-  const result = await runWorkload({ kubeconfig: kubeconfigPath(), kubeConfig: adminKubeConfig(), namespace: ns.name, bucket: 'load', processes: 4, opsPerProcess: 1250 });
-  console.log(`load: ${result.operations} operations, ${result.acknowledged} acknowledged, ${result.failed.length} failed, ${result.keysChecked} keys and ${result.counters.length} counters checked`);
+  const result = await runWorkload({
+    kubeconfig: kubeconfigPath(),
+    kubeConfig: adminKubeConfig(),
+    namespace: ns.name,
+    bucket: 'load',
+    processes: 4,
+    opsPerProcess: 1250,
+  });
+  console.log(
+    `load: ${result.operations} operations, ${result.acknowledged} acknowledged, ${result.failed.length} failed, ${result.keysChecked} keys and ${result.counters.length} counters checked`,
+  );
   expect(result.operations).toBe(5000);
   expect(result.failed).toEqual([]);
   expect(result.mismatches).toEqual([]);

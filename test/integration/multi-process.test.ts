@@ -7,7 +7,11 @@ import { runWorkerProcess } from '../support/worker-process.ts';
 
 const WORKER = fileURLToPath(new URL('./workers/kv-worker.ts', import.meta.url));
 
-interface Ack { op?: string; key?: string; value?: string }
+interface Ack {
+  op?: string;
+  key?: string;
+  value?: string;
+}
 
 /** Runs a worker process to completion; resolves to its acknowledged writes. */
 const runWorker = (task: object): Promise<Ack[]> => runWorkerProcess<Ack>(WORKER, task);

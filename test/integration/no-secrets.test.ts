@@ -32,7 +32,9 @@ beforeAll(async () => {
     }) as typeof stream.write);
   }
   for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => { output.push(args.map(String).join(' ')); });
+    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
+      output.push(args.map(String).join(' '));
+    });
   }
 });
 afterAll(async () => {
@@ -59,23 +61,49 @@ describe('no values or tokens in errors or logs', () => {
     await kv.putMany([0, 1, 2, 3].map((i) => [`fill${i}`, Buffer.concat([Buffer.from(SECRET), randomBytes(240_000)])] as [string, Uint8Array]));
     failures.push(await kv.put('full', Buffer.concat([Buffer.from(SECRET), randomBytes(200_000)])).catch((e: unknown) => e)); // BucketFullError
     failures.push(await kv.put('k', { secret: SECRET } as unknown as string).catch((e: unknown) => e)); // InvalidValueError
-    failures.push(await make({ kubeConfig: userKubeConfig('alice') }).put('k', SECRET).catch((e: unknown) => e)); // ForbiddenError
+    failures.push(
+      await make({ kubeConfig: userKubeConfig('alice') })
+        .put('k', SECRET)
+        .catch((e: unknown) => e),
+    ); // ForbiddenError
     const badToken = new KubeConfig();
     badToken.loadFromFile(kubeconfigPath());
     const user = badToken.getCurrentUser()!;
     (user as { token?: string }).token = `${SECRET}-not-a-token`;
-    failures.push(await make({ kubeConfig: badToken }).get('k').catch((e: unknown) => e)); // UnauthorizedError
+    failures.push(
+      await make({ kubeConfig: badToken })
+        .get('k')
+        .catch((e: unknown) => e),
+    ); // UnauthorizedError
     const api = createClientNodeApi(adminKubeConfig());
-    await api.mergePatch({ kind: 'ConfigMap', namespace: ns.name, name: 'secrets' }, { binaryData: { k: Buffer.from(`${SECRET} edited by hand`).toString('base64') } });
-    failures.push(await make({ cache: false }).get('k').catch((e: unknown) => e)); // CorruptEntryError
+    await api.mergePatch(
+      { kind: 'ConfigMap', namespace: ns.name, name: 'secrets' },
+      { binaryData: { k: Buffer.from(`${SECRET} edited by hand`).toString('base64') } },
+    );
+    failures.push(
+      await make({ cache: false })
+        .get('k')
+        .catch((e: unknown) => e),
+    ); // CorruptEntryError
     const foreign = make({ bucket: 'secrets', app: 'another-app' });
     failures.push(await foreign.put('k', SECRET).catch((e: unknown) => e)); // ForeignObjectError
     const down = new KubeConfig();
     down.loadFromFile(kubeconfigPath());
     down.clusters[0] = { ...down.clusters[0]!, server: 'https://127.0.0.1:1' };
-    failures.push(await make({ kubeConfig: down }).put('k', SECRET).catch((e: unknown) => e)); // UnavailableError
+    failures.push(
+      await make({ kubeConfig: down })
+        .put('k', SECRET)
+        .catch((e: unknown) => e),
+    ); // UnavailableError
     expect(failures.map((e) => (e as { code?: string }).code)).toEqual([
-      'KV_VALUE_TOO_LARGE', 'KV_BUCKET_FULL', 'KV_INVALID_VALUE', 'KV_FORBIDDEN', 'KV_UNAUTHORIZED', 'KV_CORRUPT_ENTRY', 'KV_FOREIGN_OBJECT', 'KV_UNAVAILABLE',
+      'KV_VALUE_TOO_LARGE',
+      'KV_BUCKET_FULL',
+      'KV_INVALID_VALUE',
+      'KV_FORBIDDEN',
+      'KV_UNAUTHORIZED',
+      'KV_CORRUPT_ENTRY',
+      'KV_FOREIGN_OBJECT',
+      'KV_UNAVAILABLE',
     ]);
     for (const failure of failures) expectClean(failure);
   });

@@ -23,7 +23,12 @@ const kvAs = (user: 'alice' | 'bob', namespace: string, extra: Partial<Parameter
 };
 
 beforeAll(async () => {
-  [mine, other, limited, noDelete] = await Promise.all([createTestNamespace('rbac-mine'), createTestNamespace('rbac-other'), createTestNamespace('rbac-limited'), createTestNamespace('rbac-nodelete')]);
+  [mine, other, limited, noDelete] = await Promise.all([
+    createTestNamespace('rbac-mine'),
+    createTestNamespace('rbac-other'),
+    createTestNamespace('rbac-limited'),
+    createTestNamespace('rbac-nodelete'),
+  ]);
   await grantRole(mine.name, 'alice', rules);
   await grantRole(limited.name, 'alice', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'patch'] }]);
   await grantRole(noDelete.name, 'alice', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch'] }]);
@@ -44,7 +49,10 @@ describe('RBAC', () => {
     const events: KVChangeEvent[] = [];
     const stop = await watcher.watch((e) => events.push(e));
     await kv.put('a', '1', { ttl: 60_000 });
-    await kv.putMany([['b', '2'], ['c', '3']]);
+    await kv.putMany([
+      ['b', '2'],
+      ['c', '3'],
+    ]);
     expect(await kv.getText('a')).toBe('1');
     expect(await kv.getMany(['b', 'c'])).toHaveLength(2);
     expect(await kv.update('n', () => '1')).toBeDefined();
@@ -102,7 +110,10 @@ describe('RBAC', () => {
 
   it('without the delete verb, everything but teardown works', async () => {
     const kv = kvAs('alice', noDelete.name);
-    await kv.putMany([['a', '1'], ['b', '2']]);
+    await kv.putMany([
+      ['a', '1'],
+      ['b', '2'],
+    ]);
     expect(await kv.delete('a')).toBe(true);
     expect(await kv.update('b', () => '3')).toBeDefined();
     expect(await kv.clear()).toBe(1);

@@ -13,10 +13,15 @@ const OUT = join(ROOT, 'test', '.examples');
 // The Keyv adapter's README has its own runner (test/e2e/keyv-readme.test.ts): its Keyv 6
 // example needs `keyv` to resolve to Keyv 6, and it runs as a user holding only the README's Role.
 const OWN_RUNNER = new Set([join(ROOT, 'packages', 'keyv-adapter', 'README.md')]);
-const readmes = [join(ROOT, 'README.md'), ...readdirSync(join(ROOT, 'packages')).map((p) => join(ROOT, 'packages', p, 'README.md'))]
-  .filter((file) => existsSync(file) && !OWN_RUNNER.has(file));
+const readmes = [join(ROOT, 'README.md'), ...readdirSync(join(ROOT, 'packages')).map((p) => join(ROOT, 'packages', p, 'README.md'))].filter(
+  (file) => existsSync(file) && !OWN_RUNNER.has(file),
+);
 
-interface Example { file: string; line: number; code: string }
+interface Example {
+  file: string;
+  line: number;
+  code: string;
+}
 
 function examples(file: string): Example[] {
   const lines = readFileSync(file, 'utf8').split('\n');

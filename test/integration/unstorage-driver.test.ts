@@ -81,7 +81,10 @@ describe('unstorage driver on a real API server', () => {
       events.push(`${event} ${key}`);
     });
     await alice.setItem('a', 1, { ttl: 60 });
-    await alice.setItems([{ key: 'b', value: 2 }, { key: 'c', value: 3 }]);
+    await alice.setItems([
+      { key: 'b', value: 2 },
+      { key: 'c', value: 3 },
+    ]);
     expect(await alice.getItems(['a', 'b', 'c'])).toEqual([
       { key: 'a', value: 1 },
       { key: 'b', value: 2 },

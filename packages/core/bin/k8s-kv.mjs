@@ -6,7 +6,10 @@
 import { readFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-const needed = /(\d+)\.(\d+)\.(\d+)/.exec(pkg.engines?.node ?? '')?.slice(1).map(Number) ?? [0, 0, 0];
+const needed = /(\d+)\.(\d+)\.(\d+)/
+  .exec(pkg.engines?.node ?? '')
+  ?.slice(1)
+  .map(Number) ?? [0, 0, 0];
 const running = process.versions.node.split('.').map(Number);
 const older = running[0] !== needed[0] ? running[0] < needed[0] : running[1] !== needed[1] ? running[1] < needed[1] : running[2] < needed[2];
 if (older) {

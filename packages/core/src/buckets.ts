@@ -58,7 +58,11 @@ export async function listBuckets(options: ListBucketsOptions = {}): Promise<Buc
         objects = role.shards;
         limitBytes = MAX_OBJECT_DATA_BYTES * role.shards;
       } else if (role.role === 'elastic') {
-        const layout = new ElasticLayout(object.metadata.name, object.metadata.uid ?? '', rest.flatMap((part) => partInfo(part.metadata) ?? []));
+        const layout = new ElasticLayout(
+          object.metadata.name,
+          object.metadata.uid ?? '',
+          rest.flatMap((part) => partInfo(part.metadata) ?? []),
+        );
         snapshot = mergeSnapshots(rest.filter((part) => layout.live.has(part.metadata.name)).map((part) => snapshotOf(kind, part)));
         objects = layout.size;
       } else {

@@ -300,8 +300,7 @@ export class CorruptEntryError extends KVError {
   constructor(key: string, reason: string) {
     super(
       'KV_CORRUPT_ENTRY',
-      `Entry ${JSON.stringify(key)} is corrupt (${reason}). Other keys are unaffected; ` +
-        'overwrite it with put() or remove it with delete().',
+      `Entry ${JSON.stringify(key)} is corrupt (${reason}). Other keys are unaffected; ` + 'overwrite it with put() or remove it with delete().',
     );
     this.key = key;
   }
@@ -345,7 +344,7 @@ export class UntrustedServerError extends KVError {
     super(
       'KV_UNTRUSTED_SERVER',
       `The API server at ${server}${context ? ` (kube context "${context}")` : ''} presented a TLS certificate that is not trusted: ${reason}. ` +
-        'Nothing was sent. Check the cluster\'s certificate-authority or certificate-authority-data in the kubeconfig (kubectl config view --minify), ' +
+        "Nothing was sent. Check the cluster's certificate-authority or certificate-authority-data in the kubeconfig (kubectl config view --minify), " +
         'and that the server address (or tls-server-name) is a name the certificate was issued for.',
       { cause },
     );

@@ -202,7 +202,9 @@ class KVStore implements KV {
   async putMany(entries: ReadonlyArray<KVPutEntry | readonly [string, KVValue]>, options?: PutOptions): Promise<void> {
     const latest = new Map<string, PreparedEntry>();
     for (const item of entries) {
-      const [key, value, ttl] = Array.isArray(item) ? [item[0], item[1], options?.ttl] : [(item as KVPutEntry).key, (item as KVPutEntry).value, (item as KVPutEntry).ttl ?? options?.ttl];
+      const [key, value, ttl] = Array.isArray(item)
+        ? [item[0], item[1], options?.ttl]
+        : [(item as KVPutEntry).key, (item as KVPutEntry).value, (item as KVPutEntry).ttl ?? options?.ttl];
       const prepared = this.prepare(key, value, ttl);
       latest.set(prepared.dataKey, prepared);
     }
@@ -232,14 +234,16 @@ class KVStore implements KV {
     checkKey(key);
     if (typeof fn !== 'function') throw new InvalidOptionError('fn', 'update(key, fn) needs a function.');
     const { dataKey } = encodeKey(key);
-    const after = await this.within(() => this.target().update(key, dataKey, async (snapshot): Promise<UpdateDecision> => {
-      const entry = this.live(snapshot, key);
-      const next = await fn(entry ? entryValue(entry) : undefined);
-      if (next === undefined) return { action: 'keep' };
-      if (next === null) return { action: 'delete' };
-      // A write id of its own lets the engine recognise this write after a lost answer.
-      return { action: 'put', entry: this.prepare(key, next, options?.ttl, crypto.getRandomValues(new Uint8Array(WRITE_ID_LENGTH))) };
-    }));
+    const after = await this.within(() =>
+      this.target().update(key, dataKey, async (snapshot): Promise<UpdateDecision> => {
+        const entry = this.live(snapshot, key);
+        const next = await fn(entry ? entryValue(entry) : undefined);
+        if (next === undefined) return { action: 'keep' };
+        if (next === null) return { action: 'delete' };
+        // A write id of its own lets the engine recognise this write after a lost answer.
+        return { action: 'put', entry: this.prepare(key, next, options?.ttl, crypto.getRandomValues(new Uint8Array(WRITE_ID_LENGTH))) };
+      }),
+    );
     const entry = this.live(after, key);
     return entry ? entryValue(entry) : undefined;
   }

@@ -79,7 +79,10 @@ export function valueBytes(key: string, value: unknown): { bytes: Uint8Array; te
   }
   if (value instanceof Uint8Array) return { bytes: value, text: false };
   const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
-  throw new InvalidValueError(key, `Value for key ${JSON.stringify(key)} is ${type === 'object' ? 'an object' : `a ${type}`}; store a string or a Uint8Array (JSON.stringify objects first).`);
+  throw new InvalidValueError(
+    key,
+    `Value for key ${JSON.stringify(key)} is ${type === 'object' ? 'an object' : `a ${type}`}; store a string or a Uint8Array (JSON.stringify objects first).`,
+  );
 }
 
 /** Checks the options of `createKV`; returns the app (default "default"). */
@@ -103,18 +106,30 @@ export function checkKVOptions(options: KVOptions): { app: string } {
   }
   const shards = options.shards;
   if (shards !== undefined && !isShardCount(shards)) {
-    throw new InvalidOptionError('shards', `shards must be an integer from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${typeof shards === 'number' ? String(shards) : JSON.stringify(shards)}.`);
+    throw new InvalidOptionError(
+      'shards',
+      `shards must be an integer from ${MIN_SHARDS} to ${MAX_SHARDS}, got ${typeof shards === 'number' ? String(shards) : JSON.stringify(shards)}.`,
+    );
   }
   const { maxEntries } = options;
   if (maxEntries !== undefined && !(Number.isSafeInteger(maxEntries) && maxEntries > 0)) {
-    throw new InvalidOptionError('maxEntries', `maxEntries must be a positive whole number, got ${typeof maxEntries === 'number' ? String(maxEntries) : JSON.stringify(maxEntries)}.`);
+    throw new InvalidOptionError(
+      'maxEntries',
+      `maxEntries must be a positive whole number, got ${typeof maxEntries === 'number' ? String(maxEntries) : JSON.stringify(maxEntries)}.`,
+    );
   }
   if (options.evict !== undefined && !EVICTION_POLICIES.includes(options.evict)) {
-    throw new InvalidOptionError('evict', `evict must be ${EVICTION_POLICIES.map((p) => JSON.stringify(p)).join(' or ')} (or absent: a full bucket fails writes), got ${JSON.stringify(options.evict)}.`);
+    throw new InvalidOptionError(
+      'evict',
+      `evict must be ${EVICTION_POLICIES.map((p) => JSON.stringify(p)).join(' or ')} (or absent: a full bucket fails writes), got ${JSON.stringify(options.evict)}.`,
+    );
   }
   const sweep = options.sweepInterval;
   if (sweep !== undefined && !(typeof sweep === 'number' && Number.isFinite(sweep) && (sweep === 0 || sweep >= MIN_SWEEP_INTERVAL_MS))) {
-    throw new InvalidOptionError('sweepInterval', `sweepInterval must be 0 (no background sweep) or a number of milliseconds >= ${MIN_SWEEP_INTERVAL_MS}, got ${typeof sweep === 'number' ? String(sweep) : JSON.stringify(sweep)}.`);
+    throw new InvalidOptionError(
+      'sweepInterval',
+      `sweepInterval must be 0 (no background sweep) or a number of milliseconds >= ${MIN_SWEEP_INTERVAL_MS}, got ${typeof sweep === 'number' ? String(sweep) : JSON.stringify(sweep)}.`,
+    );
   }
   return { app };
 }

@@ -84,7 +84,9 @@ describe('help and usage', () => {
     const api = createMemoryApi();
     const usage = await run(api, ['get', 'b', '--json']);
     expect(usage.code).toBe(2);
-    expect(JSON.parse(usage.stderr)).toEqual({ error: { code: 'USAGE', message: "missing required argument 'key'", hint: 'run "k8s-kv get --help" for usage' } });
+    expect(JSON.parse(usage.stderr)).toEqual({
+      error: { code: 'USAGE', message: "missing required argument 'key'", hint: 'run "k8s-kv get --help" for usage' },
+    });
     await run(api, ['put', 'b', 'k', 'v']);
     const missing = await run(api, ['get', 'b', 'nope', '-o', 'json']);
     expect(missing).toMatchObject({ code: 1, stdout: '' });
@@ -98,7 +100,12 @@ describe('help and usage', () => {
     const section = readme.slice(readme.indexOf('## Command-line tool'), readme.indexOf('### Example session'));
     const rows = [...section.matchAll(/^\| `(k8s-kv [^`]+)` \|/gm)].map((m) => m[1]!);
     const program = buildProgram('0', { writeOut: () => {}, writeErr: () => {} });
-    const usages = program.commands.filter((c) => c.name() !== 'help').map((c) => `k8s-kv ${c.name()}${c.registeredArguments.map((a) => ` ${a.required ? '<' : '['}${a.name()}${a.variadic ? '...' : ''}${a.required ? '>' : ']'}`).join('')}`);
+    const usages = program.commands
+      .filter((c) => c.name() !== 'help')
+      .map(
+        (c) =>
+          `k8s-kv ${c.name()}${c.registeredArguments.map((a) => ` ${a.required ? '<' : '['}${a.name()}${a.variadic ? '...' : ''}${a.required ? '>' : ']'}`).join('')}`,
+      );
     expect(rows).toEqual(usages);
     for (const command of program.commands) {
       for (const option of command.options) if (option.long !== '--help') expect(section, `${command.name()} ${option.flags}`).toContain(`\`${option.flags}\``);
@@ -125,7 +132,10 @@ describe('commands on the in-memory API', () => {
     await run(api, ['put', 'one', 'k', 'v', '-n', 'team-a']);
     await run(api, ['put', 'two', 'k', 'v', '-n', 'team-b']);
     const json = JSON.parse((await run(api, ['buckets', '-A', '-o', 'json'])).stdout) as Array<{ namespace: string; name: string }>;
-    expect(json.map((b) => [b.namespace, b.name])).toEqual([['team-a', 'one'], ['team-b', 'two']]);
+    expect(json.map((b) => [b.namespace, b.name])).toEqual([
+      ['team-a', 'one'],
+      ['team-b', 'two'],
+    ]);
     const table = (await run(api, ['buckets', '--all-namespaces'])).stdout.split('\n');
     expect(table[0]).toMatch(/^NAMESPACE\s+NAME\s+APP/);
     expect((await run(api, ['buckets', '-o', 'json'])).stdout).toBe('[]\n');
@@ -145,7 +155,15 @@ describe('commands on the in-memory API', () => {
     };
     expect(new Set(lines.slice(1).map(column)).size).toBe(1);
     expect(column(lines[1]!)).toBe(14);
-    expect(table(['A', 'B'], [['中', 'x'], ['ab', 'y']])).toBe('A   B\n中  x\nab  y\n');
+    expect(
+      table(
+        ['A', 'B'],
+        [
+          ['中', 'x'],
+          ['ab', 'y'],
+        ],
+      ),
+    ).toBe('A   B\n中  x\nab  y\n');
   });
 
   it('a missing bucket is not an empty one: keys, list, stats, get, delete, clear and export say so and exit 1', async () => {
@@ -156,7 +174,15 @@ describe('commands on the in-memory API', () => {
     expect(await run(api, ['keys', 'there'])).toEqual({ code: 0, stdout: '', stderr: '' });
     expect((await run(api, ['stats', 'there'])).code).toBe(0);
     const message = 'k8s-kv: bucket "nosuch" in namespace "default" does not exist\nk8s-kv: list the buckets with "k8s-kv buckets" (-A for every namespace)\n';
-    for (const argv of [['keys', 'nosuch'], ['list', 'nosuch'], ['stats', 'nosuch'], ['get', 'nosuch', 'k'], ['delete', 'nosuch', 'k'], ['clear', 'nosuch', '--yes'], ['export', 'nosuch']]) {
+    for (const argv of [
+      ['keys', 'nosuch'],
+      ['list', 'nosuch'],
+      ['stats', 'nosuch'],
+      ['get', 'nosuch', 'k'],
+      ['delete', 'nosuch', 'k'],
+      ['clear', 'nosuch', '--yes'],
+      ['export', 'nosuch'],
+    ]) {
       expect(await run(api, argv), argv.join(' ')).toEqual({ code: 1, stdout: '', stderr: message });
     }
     expect(JSON.parse((await run(api, ['keys', 'nosuch', '-o', 'json'])).stderr).error.code).toBe('BUCKET_NOT_FOUND');
@@ -232,7 +258,8 @@ describe('retries on a terminal', () => {
       const code = await main(['get', 'flaky', 'k', '--timeout', '20s'], io, { api, namespaceExists: async () => true });
       expect(code).toBe(0);
       expect(out()).toBe('v');
-      if (tty) expect(err()).toMatch(/^k8s-kv: the API server failed a call \(HTTP 503[^)]*\); retrying for up to (19|20) s more \(--timeout DURATION to change\)\n$/);
+      if (tty)
+        expect(err()).toMatch(/^k8s-kv: the API server failed a call \(HTTP 503[^)]*\); retrying for up to (19|20) s more \(--timeout DURATION to change\)\n$/);
       else expect(err()).toBe('');
     }
   });

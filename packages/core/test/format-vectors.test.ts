@@ -28,7 +28,16 @@ interface KeyVector {
 }
 interface EnvelopeVector {
   name: string;
-  input: { valueHex: string; valueText?: string; text: boolean; modifiedAt: number; expiresAt: number | null; fullKey: string | null; writeId: string | null; compress: boolean };
+  input: {
+    valueHex: string;
+    valueText?: string;
+    text: boolean;
+    modifiedAt: number;
+    expiresAt: number | null;
+    fullKey: string | null;
+    writeId: string | null;
+    compress: boolean;
+  };
   hex: string;
   base64: string;
   layout: {
@@ -56,7 +65,11 @@ interface Vectors {
   keys: KeyVector[];
   invalidDataKeys: Array<{ dataKey: string; why: string; display?: string }>;
   envelopes: EnvelopeVector[];
-  acceptedEnvelopes: Array<{ name: string; hex: string; expect: { valueHex: string; text: boolean; modifiedAt: number; expiresAt: number | null; fullKey: string | null } }>;
+  acceptedEnvelopes: Array<{
+    name: string;
+    hex: string;
+    expect: { valueHex: string; text: boolean; modifiedAt: number; expiresAt: number | null; fullKey: string | null };
+  }>;
   invalidEnvelopes: Array<{ name: string; hex: string; headerRejected: boolean }>;
 }
 
@@ -68,7 +81,8 @@ const orUndefined = <T>(value: T | null) => (value === null ? undefined : value)
 describe('format vectors: keys', () => {
   it('covers the cases docs/FORMAT.md promises', () => {
     const keys = new Set(vectors.keys.map((v) => v.key));
-    for (const key of ['', '.', '..', '.hidden', 'a.b', '_', 'a_b', 'user:42', 'a/b/c', ' ', '$', '\uD800', '😀', 'x'.repeat(300)]) expect(keys.has(key), JSON.stringify(key)).toBe(true);
+    for (const key of ['', '.', '..', '.hidden', 'a.b', '_', 'a_b', 'user:42', 'a/b/c', ' ', '$', '\uD800', '😀', 'x'.repeat(300)])
+      expect(keys.has(key), JSON.stringify(key)).toBe(true);
     expect(vectors.keys.some((v) => /é/.test(v.key))).toBe(true);
     expect(vectors.keys.some((v) => /日本/.test(v.key))).toBe(true);
     // Hashed data keys with the longest (187) and the shortest (176) readable prefix.
@@ -142,7 +156,9 @@ describe('format vectors: envelopes', () => {
     expect(BigInt('0x' + L.modifiedAtHex)).toBe(BigInt(v.input.modifiedAt));
     // The write id follows the modified time and the expiry.
     if (L.writeId !== null) expect(v.hex.slice((11 + (L.expiresAt !== null ? 8 : 0)) * 2, (19 + (L.expiresAt !== null ? 8 : 0)) * 2)).toBe(L.writeId);
-    expect(L.crcOffset).toBe(11 + (L.expiresAt !== null ? 8 : 0) + (L.writeId !== null ? 8 : 0) + (L.fullKey !== null ? 2 + L.fullKey.length : 0) + (L.flags & 1 ? 4 : 0));
+    expect(L.crcOffset).toBe(
+      11 + (L.expiresAt !== null ? 8 : 0) + (L.writeId !== null ? 8 : 0) + (L.fullKey !== null ? 2 + L.fullKey.length : 0) + (L.flags & 1 ? 4 : 0),
+    );
     expect(L.valueLength).toBe(fields.value.length);
     // Deflated: the uncompressed length (uint32) sits right before the CRC.
     if (L.flags & 1) expect(v.hex.slice((L.crcOffset - 4) * 2, L.crcOffset * 2)).toBe(fields.value.length.toString(16).padStart(8, '0'));

@@ -63,24 +63,51 @@ function specDataKey(key: string): string {
 
 const fromUnits = (units: number[]) => String.fromCharCode(...units);
 /** Any sequence of UTF-16 code units (lone surrogates, reversed pairs, NUL, ...). */
-const codeUnitString = (maxLength: number, size: fc.SizeForArbitrary) =>
-  fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength, size }).map(fromUnits);
+const codeUnitString = (maxLength: number, size: fc.SizeForArbitrary) => fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength, size }).map(fromUnits);
 /** Code units biased towards surrogates and the characters the codec treats specially. */
 const surrogateHeavy = fc
   .array(
-    fc.oneof(
-      fc.integer({ min: 0xd800, max: 0xdfff }),
-      fc.constantFrom(0x2e, 0x5f, 0x2d, 0x68, 0x75, 0x41, 0x7a, 0x30),
-      fc.integer({ min: 0, max: 0xffff }),
-    ),
+    fc.oneof(fc.integer({ min: 0xd800, max: 0xdfff }), fc.constantFrom(0x2e, 0x5f, 0x2d, 0x68, 0x75, 0x41, 0x7a, 0x30), fc.integer({ min: 0, max: 0xffff })),
     { maxLength: 120, size: 'medium' },
   )
   .map(fromUnits);
-const TRICKY = ['a', 'Z', '0', '9', '-', '.', '_', 'h', 'u', 'D', '8', 'F', '/', ':', ' ', '~', '%', '\u0000', 'é', '日', '😀', '\uFEFF', '\uD800', '\uDBFF', '\uDC00', '\uD83D', '\uDE00'];
+const TRICKY = [
+  'a',
+  'Z',
+  '0',
+  '9',
+  '-',
+  '.',
+  '_',
+  'h',
+  'u',
+  'D',
+  '8',
+  'F',
+  '/',
+  ':',
+  ' ',
+  '~',
+  '%',
+  '\u0000',
+  'é',
+  '日',
+  '😀',
+  '\uFEFF',
+  '\uD800',
+  '\uDBFF',
+  '\uDC00',
+  '\uD83D',
+  '\uDE00',
+];
 const tricky = (maxLength: number, size: fc.SizeForArbitrary) => fc.string({ unit: fc.constantFrom(...TRICKY), maxLength, size });
 const PLAIN_CHARS = [...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-'];
 /** Mostly-plain keys around the 253-character limit, with a few escapes. */
-const nearLimit = fc.string({ unit: fc.oneof({ arbitrary: fc.constantFrom(...PLAIN_CHARS, '.'), weight: 20 }, fc.constantFrom('_', '/', 'é', '😀', '\uD800')), minLength: 235, maxLength: 265 });
+const nearLimit = fc.string({
+  unit: fc.oneof({ arbitrary: fc.constantFrom(...PLAIN_CHARS, '.'), weight: 20 }, fc.constantFrom('_', '/', 'é', '😀', '\uD800')),
+  minLength: 235,
+  maxLength: 265,
+});
 
 /** Every kind of key: full unicode, graphemes, raw code units, tricky characters, long keys (up to ~400 characters). */
 const anyKey = fc.oneof(
@@ -104,11 +131,21 @@ const shortKey = fc.oneof(
 
 /** A key and a close variant of it (one code unit inserted, removed or replaced). */
 const keyAndNeighbour = fc
-  .tuple(anyKey, fc.nat(), fc.oneof(fc.integer({ min: 0, max: 0xffff }), fc.constantFrom(...TRICKY.map((c) => c.charCodeAt(0)))), fc.constantFrom('insert', 'delete', 'replace'))
+  .tuple(
+    anyKey,
+    fc.nat(),
+    fc.oneof(fc.integer({ min: 0, max: 0xffff }), fc.constantFrom(...TRICKY.map((c) => c.charCodeAt(0)))),
+    fc.constantFrom('insert', 'delete', 'replace'),
+  )
   .map(([key, at, unit, edit]) => {
     const i = key.length === 0 ? 0 : at % (key.length + (edit === 'insert' ? 1 : 0));
     const ch = String.fromCharCode(unit);
-    const other = edit === 'insert' ? key.slice(0, i) + ch + key.slice(i) : edit === 'delete' ? key.slice(0, i) + key.slice(i + 1) : key.slice(0, i) + ch + key.slice(i + 1);
+    const other =
+      edit === 'insert'
+        ? key.slice(0, i) + ch + key.slice(i)
+        : edit === 'delete'
+          ? key.slice(0, i) + key.slice(i + 1)
+          : key.slice(0, i) + ch + key.slice(i + 1);
     return [key, other] as const;
   });
 
@@ -127,7 +164,9 @@ const garbageDataKey = fc.oneof(
     if (edit === 'replace') return dk.slice(0, i) + ch + dk.slice(i + 1);
     return dk.slice(0, i);
   }),
-  fc.tuple(fc.string({ unit: fc.constantFrom(...DATA_KEY_CHARS, ...PLAIN_CHARS), maxLength: 190 }), fc.stringMatching(/^[0-9a-fA-F]{62,66}$/)).map(([p, h]) => p + '_h' + h),
+  fc
+    .tuple(fc.string({ unit: fc.constantFrom(...DATA_KEY_CHARS, ...PLAIN_CHARS), maxLength: 190 }), fc.stringMatching(/^[0-9a-fA-F]{62,66}$/))
+    .map(([p, h]) => p + '_h' + h),
   // Hash-shaped, with a readable prefix around the accepted lengths (176 to 187), canonical or not.
   fc
     .tuple(
@@ -223,7 +262,31 @@ describe('key codec: examples', () => {
   });
 
   it('rejects data keys that are not the canonical encoding of a key', () => {
-    for (const dataKey of ['', '_41', '_2e', '_2E_2E', '.a', 'a_', '_x', '_5F', '_C3', '_C3_A9_A9', '_C0_80', '_ED_A0_80', '_F4_90_80_80', '_uD83D_uDE00', '_ud800', '_uE000', '_uD80', 'x'.repeat(187) + '_hxyz', 'x'.repeat(187) + '_h' + HEX64.toUpperCase(), 'x'.repeat(187) + '_h' + HEX64.slice(1), 'x'.repeat(186) + '_h' + HEX64 + 'b', 'a b', 'é']) {
+    for (const dataKey of [
+      '',
+      '_41',
+      '_2e',
+      '_2E_2E',
+      '.a',
+      'a_',
+      '_x',
+      '_5F',
+      '_C3',
+      '_C3_A9_A9',
+      '_C0_80',
+      '_ED_A0_80',
+      '_F4_90_80_80',
+      '_uD83D_uDE00',
+      '_ud800',
+      '_uE000',
+      '_uD80',
+      'x'.repeat(187) + '_hxyz',
+      'x'.repeat(187) + '_h' + HEX64.toUpperCase(),
+      'x'.repeat(187) + '_h' + HEX64.slice(1),
+      'x'.repeat(186) + '_h' + HEX64 + 'b',
+      'a b',
+      'é',
+    ]) {
       expect(decodeKey(dataKey), JSON.stringify(dataKey)).toMatchObject({ kind: 'invalid' });
       expect(decodeKeyFull(dataKey).kind, JSON.stringify(dataKey)).toBe('invalid');
     }
@@ -292,125 +355,163 @@ describe('key codec: examples', () => {
 });
 
 describe('key codec: properties', () => {
-  it('every key encodes to a legal data key, as the specification says, and decodes back', () => {
-    fc.assert(
-      fc.property(anyKey, (key) => {
-        const encoded = encodeKey(key);
-        expect(dataKeyError(encoded.dataKey)).toBeUndefined();
-        expect(encoded.fullKey).toBe(encodeKeyFull(key));
-        expect(encoded.fullKey).toBe(specFull(key));
-        expect(encoded.dataKey).toBe(specDataKey(key));
-        expect(encoded.hashed).toBe(encoded.fullKey.length > MAX_DATA_KEY_LENGTH);
-        if (!encoded.hashed) {
-          expect(encoded.dataKey).toBe(encoded.fullKey);
-          expect(decodeKey(encoded.dataKey)).toEqual({ kind: 'plain', key });
-        } else {
-          expect(decodeKey(encoded.dataKey)).toEqual({ kind: 'hashed' });
+  it(
+    'every key encodes to a legal data key, as the specification says, and decodes back',
+    () => {
+      fc.assert(
+        fc.property(anyKey, (key) => {
+          const encoded = encodeKey(key);
+          expect(dataKeyError(encoded.dataKey)).toBeUndefined();
+          expect(encoded.fullKey).toBe(encodeKeyFull(key));
+          expect(encoded.fullKey).toBe(specFull(key));
+          expect(encoded.dataKey).toBe(specDataKey(key));
+          expect(encoded.hashed).toBe(encoded.fullKey.length > MAX_DATA_KEY_LENGTH);
+          if (!encoded.hashed) {
+            expect(encoded.dataKey).toBe(encoded.fullKey);
+            expect(decodeKey(encoded.dataKey)).toEqual({ kind: 'plain', key });
+          } else {
+            expect(decodeKey(encoded.dataKey)).toEqual({ kind: 'hashed' });
+            expect(decodeKeyFull(encoded.fullKey)).toEqual({ kind: 'plain', key });
+            const mark = encoded.dataKey.length - 66;
+            expect(mark).toBeGreaterThanOrEqual(HASHED_PREFIX_MAX - 11);
+            expect(mark).toBeLessThanOrEqual(HASHED_PREFIX_MAX);
+            expect(encoded.fullKey.startsWith(encoded.dataKey.slice(0, mark))).toBe(true);
+          }
           expect(decodeKeyFull(encoded.fullKey)).toEqual({ kind: 'plain', key });
-          const mark = encoded.dataKey.length - 66;
-          expect(mark).toBeGreaterThanOrEqual(HASHED_PREFIX_MAX - 11);
-          expect(mark).toBeLessThanOrEqual(HASHED_PREFIX_MAX);
-          expect(encoded.fullKey.startsWith(encoded.dataKey.slice(0, mark))).toBe(true);
-        }
-        expect(decodeKeyFull(encoded.fullKey)).toEqual({ kind: 'plain', key });
-      }),
-      { numRuns: NUM_RUNS },
-    );
-  }, PROPERTY_TIMEOUT);
+        }),
+        { numRuns: NUM_RUNS },
+      );
+    },
+    PROPERTY_TIMEOUT,
+  );
 
-  it('is injective: distinct keys get distinct data keys (random sets)', () => {
-    fc.assert(
-      fc.property(fc.uniqueArray(fc.oneof({ arbitrary: shortKey, weight: 9 }, anyKey), { minLength: 2, maxLength: 8 }), (keys) => {
-        const dataKeys = new Set(keys.map((k) => encodeKey(k).dataKey));
-        const fullKeys = new Set(keys.map((k) => encodeKeyFull(k)));
-        expect(dataKeys.size).toBe(keys.length);
-        expect(fullKeys.size).toBe(keys.length);
-      }),
-      { numRuns: NUM_RUNS },
-    );
-  }, PROPERTY_TIMEOUT);
+  it(
+    'is injective: distinct keys get distinct data keys (random sets)',
+    () => {
+      fc.assert(
+        fc.property(fc.uniqueArray(fc.oneof({ arbitrary: shortKey, weight: 9 }, anyKey), { minLength: 2, maxLength: 8 }), (keys) => {
+          const dataKeys = new Set(keys.map((k) => encodeKey(k).dataKey));
+          const fullKeys = new Set(keys.map((k) => encodeKeyFull(k)));
+          expect(dataKeys.size).toBe(keys.length);
+          expect(fullKeys.size).toBe(keys.length);
+        }),
+        { numRuns: NUM_RUNS },
+      );
+    },
+    PROPERTY_TIMEOUT,
+  );
 
-  it('is injective: a key and a one-code-unit edit of it get distinct data keys', () => {
-    fc.assert(
-      fc.property(keyAndNeighbour, ([a, b]) => {
-        fc.pre(a !== b);
-        expect(encodeKeyFull(a)).not.toBe(encodeKeyFull(b));
-        expect(encodeKey(a).dataKey).not.toBe(encodeKey(b).dataKey);
-      }),
-      { numRuns: NUM_RUNS },
-    );
-  }, PROPERTY_TIMEOUT);
+  it(
+    'is injective: a key and a one-code-unit edit of it get distinct data keys',
+    () => {
+      fc.assert(
+        fc.property(keyAndNeighbour, ([a, b]) => {
+          fc.pre(a !== b);
+          expect(encodeKeyFull(a)).not.toBe(encodeKeyFull(b));
+          expect(encodeKey(a).dataKey).not.toBe(encodeKey(b).dataKey);
+        }),
+        { numRuns: NUM_RUNS },
+      );
+    },
+    PROPERTY_TIMEOUT,
+  );
 
-  it('ordinary keys /^[A-Za-z0-9-][A-Za-z0-9.-]*$/ encode to themselves (hashed beyond 253 characters)', () => {
-    const ordinary = fc
-      .tuple(
-        fc.constantFrom(...PLAIN_CHARS),
-        fc.oneof(fc.string({ unit: fc.constantFrom(...PLAIN_CHARS, '.'), maxLength: 399 }), fc.string({ unit: fc.constantFrom(...PLAIN_CHARS, '.'), maxLength: 399, size: 'max' })),
-      )
-      .map(([first, rest]) => first + rest);
-    fc.assert(
-      fc.property(ordinary, (key) => {
-        expect(key).toMatch(/^[A-Za-z0-9-][A-Za-z0-9.-]*$/);
-        const encoded = encodeKey(key);
-        expect(encoded.fullKey).toBe(key);
-        if (key.length <= 253) {
-          expect(encoded).toEqual({ dataKey: key, hashed: false, fullKey: key });
-        } else {
-          expect(encoded.dataKey.slice(0, 189)).toBe(key.slice(0, 187) + '_h');
-        }
-      }),
-      { numRuns: NUM_RUNS },
-    );
-  }, PROPERTY_TIMEOUT);
+  it(
+    'ordinary keys /^[A-Za-z0-9-][A-Za-z0-9.-]*$/ encode to themselves (hashed beyond 253 characters)',
+    () => {
+      const ordinary = fc
+        .tuple(
+          fc.constantFrom(...PLAIN_CHARS),
+          fc.oneof(
+            fc.string({ unit: fc.constantFrom(...PLAIN_CHARS, '.'), maxLength: 399 }),
+            fc.string({ unit: fc.constantFrom(...PLAIN_CHARS, '.'), maxLength: 399, size: 'max' }),
+          ),
+        )
+        .map(([first, rest]) => first + rest);
+      fc.assert(
+        fc.property(ordinary, (key) => {
+          expect(key).toMatch(/^[A-Za-z0-9-][A-Za-z0-9.-]*$/);
+          const encoded = encodeKey(key);
+          expect(encoded.fullKey).toBe(key);
+          if (key.length <= 253) {
+            expect(encoded).toEqual({ dataKey: key, hashed: false, fullKey: key });
+          } else {
+            expect(encoded.dataKey.slice(0, 189)).toBe(key.slice(0, 187) + '_h');
+          }
+        }),
+        { numRuns: NUM_RUNS },
+      );
+    },
+    PROPERTY_TIMEOUT,
+  );
 
   // Prefix preservation of the full encoded form holds except in two cases:
   // the empty key (encoded "_") and a prefix that ends between the two halves of a surrogate pair.
-  it('preserves prefixes of the full encoded form, except "" and a split surrogate pair', () => {
-    fc.assert(
-      // Biased so that about a quarter of the cases split a surrogate pair.
-      fc.property(fc.oneof(anyKey, anyKey.map((k) => k + '\uD83D')), fc.oneof(anyKey, tricky(8, 'small'), anyKey.map((k) => '\uDE00' + k)), (a, c) => {
-        const b = a + c;
-        const holds = encodeKeyFull(b).startsWith(encodeKeyFull(a));
-        const splitPair = a.length > 0 && isHigh(a.charCodeAt(a.length - 1)) && c.length > 0 && isLow(c.charCodeAt(0));
-        if (a === '') {
-          expect(holds).toBe(c === '' || !/^[A-Za-z0-9-]/.test(c));
-        } else if (splitPair) {
-          expect(holds).toBe(false);
-        } else {
-          expect(holds).toBe(true);
-          const [da, db] = [encodeKey(a), encodeKey(b)];
-          if (!da.hashed && !db.hashed) expect(db.dataKey.startsWith(da.dataKey)).toBe(true);
-        }
-      }),
-      { numRuns: NUM_RUNS },
-    );
-  }, PROPERTY_TIMEOUT);
+  it(
+    'preserves prefixes of the full encoded form, except "" and a split surrogate pair',
+    () => {
+      fc.assert(
+        // Biased so that about a quarter of the cases split a surrogate pair.
+        fc.property(
+          fc.oneof(
+            anyKey,
+            anyKey.map((k) => k + '\uD83D'),
+          ),
+          fc.oneof(
+            anyKey,
+            tricky(8, 'small'),
+            anyKey.map((k) => '\uDE00' + k),
+          ),
+          (a, c) => {
+            const b = a + c;
+            const holds = encodeKeyFull(b).startsWith(encodeKeyFull(a));
+            const splitPair = a.length > 0 && isHigh(a.charCodeAt(a.length - 1)) && c.length > 0 && isLow(c.charCodeAt(0));
+            if (a === '') {
+              expect(holds).toBe(c === '' || !/^[A-Za-z0-9-]/.test(c));
+            } else if (splitPair) {
+              expect(holds).toBe(false);
+            } else {
+              expect(holds).toBe(true);
+              const [da, db] = [encodeKey(a), encodeKey(b)];
+              if (!da.hashed && !db.hashed) expect(db.dataKey.startsWith(da.dataKey)).toBe(true);
+            }
+          },
+        ),
+        { numRuns: NUM_RUNS },
+      );
+    },
+    PROPERTY_TIMEOUT,
+  );
 
-  it('never throws on garbage data keys: plain results re-encode to the same data key', () => {
-    fc.assert(
-      fc.property(garbageDataKey, (text) => {
-        const decoded = decodeKey(text);
-        if (decoded.kind === 'plain') {
-          expect(encodeKeyFull(decoded.key)).toBe(text);
-          if (text.length <= MAX_DATA_KEY_LENGTH) expect(encodeKey(decoded.key)).toEqual({ dataKey: text, hashed: false, fullKey: text });
-        } else if (decoded.kind === 'hashed') {
-          expect(text).toMatch(/_h[0-9a-f]{64}$/);
-        } else {
-          expect(decoded.kind).toBe('invalid');
-          expect(typeof decoded.reason).toBe('string');
-        }
-        // Hashed exactly when the tail is "_h" + 64 lowercase hex digits, after a readable
-        // prefix of 176 to 187 characters that is a canonical full encoded form.
-        const prefix = text.slice(0, -66);
-        const hashShaped = text.length >= 66 && /^_h[0-9a-f]{64}$/.test(text.slice(-66));
-        const prefixOk = prefix.length >= HASHED_PREFIX_MIN && prefix.length <= HASHED_PREFIX_MAX && decodeKeyFull(prefix).kind === 'plain';
-        expect(decoded.kind === 'hashed', JSON.stringify(text)).toBe(hashShaped && prefixOk);
-        const full = decodeKeyFull(text);
-        expect(full.kind).not.toBe('hashed');
-        if (full.kind === 'plain') expect(encodeKeyFull(full.key)).toBe(text);
-        if (decoded.kind === 'plain') expect(full).toEqual(decoded);
-      }),
-      { numRuns: NUM_RUNS },
-    );
-  }, PROPERTY_TIMEOUT);
+  it(
+    'never throws on garbage data keys: plain results re-encode to the same data key',
+    () => {
+      fc.assert(
+        fc.property(garbageDataKey, (text) => {
+          const decoded = decodeKey(text);
+          if (decoded.kind === 'plain') {
+            expect(encodeKeyFull(decoded.key)).toBe(text);
+            if (text.length <= MAX_DATA_KEY_LENGTH) expect(encodeKey(decoded.key)).toEqual({ dataKey: text, hashed: false, fullKey: text });
+          } else if (decoded.kind === 'hashed') {
+            expect(text).toMatch(/_h[0-9a-f]{64}$/);
+          } else {
+            expect(decoded.kind).toBe('invalid');
+            expect(typeof decoded.reason).toBe('string');
+          }
+          // Hashed exactly when the tail is "_h" + 64 lowercase hex digits, after a readable
+          // prefix of 176 to 187 characters that is a canonical full encoded form.
+          const prefix = text.slice(0, -66);
+          const hashShaped = text.length >= 66 && /^_h[0-9a-f]{64}$/.test(text.slice(-66));
+          const prefixOk = prefix.length >= HASHED_PREFIX_MIN && prefix.length <= HASHED_PREFIX_MAX && decodeKeyFull(prefix).kind === 'plain';
+          expect(decoded.kind === 'hashed', JSON.stringify(text)).toBe(hashShaped && prefixOk);
+          const full = decodeKeyFull(text);
+          expect(full.kind).not.toBe('hashed');
+          if (full.kind === 'plain') expect(encodeKeyFull(full.key)).toBe(text);
+          if (decoded.kind === 'plain') expect(full).toEqual(decoded);
+        }),
+        { numRuns: NUM_RUNS },
+      );
+    },
+    PROPERTY_TIMEOUT,
+  );
 });

@@ -146,7 +146,10 @@ describe('elastic bucket with a watch that lags (in-memory port)', () => {
     holding = true;
     const values = new Map<string, string>();
     for (let i = 0; i < 400; i += 20) {
-      const batch = Array.from({ length: 20 }, (_, j) => [`w${i + j}`, `${'v'.repeat(300)}${i + j}`.replace(/v/g, () => String.fromCharCode(97 + Math.floor(Math.random() * 26)))] as [string, string]);
+      const batch = Array.from(
+        { length: 20 },
+        (_, j) => [`w${i + j}`, `${'v'.repeat(300)}${i + j}`.replace(/v/g, () => String.fromCharCode(97 + Math.floor(Math.random() * 26)))] as [string, string],
+      );
       await writer.putMany(batch);
       for (const [k, v] of batch) values.set(k, v);
     }

@@ -17,7 +17,8 @@ function setup(options: Partial<KVOptions> = {}): { api: MemoryApi; kv: KV; make
   };
   return { api, kv: make(), make };
 }
-const networkError = (): Error => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' }) });
+const networkError = (): Error =>
+  Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' }) });
 /** The connection broke after the request was sent: the server may have applied it. */
 const connectionReset = (): Error => Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
 const until = async (check: () => boolean | Promise<boolean>): Promise<void> => {
@@ -116,7 +117,7 @@ describe('retries', () => {
     expect(await kv.getText('n')).toBe('1');
   });
 
-  it('a lost answer followed by another writer\'s change is reported as unknown, never applied twice', async () => {
+  it("a lost answer followed by another writer's change is reported as unknown, never applied twice", async () => {
     const { api, kv, make } = setup({ cache: false });
     const other = make({ cache: false });
     await kv.put('n', '0');
@@ -128,7 +129,10 @@ describe('retries', () => {
 
   it('a delete whose answer was lost is repeated; the key is gone and it reports false', async () => {
     const { api, kv } = setup({ cache: false });
-    await kv.putMany([['a', '1'], ['b', '2']]);
+    await kv.putMany([
+      ['a', '1'],
+      ['b', '2'],
+    ]);
     breakNext(api, 'jsonPatch', true);
     expect(await kv.delete('a')).toBe(false);
     expect(await kv.keys()).toEqual(['b']);
@@ -152,7 +156,7 @@ describe('retries', () => {
     expect(await kv.has('token')).toBe(false);
   });
 
-  it('a lost answer to the create of the bucket, then another writer\'s increment: reported as unknown, never applied twice', async () => {
+  it("a lost answer to the create of the bucket, then another writer's increment: reported as unknown, never applied twice", async () => {
     const { api, kv, make } = setup({ cache: false });
     const other = make();
     breakNext(api, 'create', true, () => other.update('n', increment));

@@ -20,7 +20,10 @@ export type KeyvContract = 'keyv5' | 'keyv6';
 
 /** The options of core's `createKV` that the adapter takes as they are and passes through unchanged. */
 export type KeyvK8sKvCoreOptions = Partial<Pick<KVOptions, 'bucket'>> &
-  Pick<KVOptions, 'app' | 'kubeConfig' | 'api' | 'compress' | 'cache' | 'retry' | 'requestTimeoutMs' | 'shards' | 'maxBytes' | 'maxEntries' | 'evict' | 'sweepInterval'>;
+  Pick<
+    KVOptions,
+    'app' | 'kubeConfig' | 'api' | 'compress' | 'cache' | 'retry' | 'requestTimeoutMs' | 'shards' | 'maxBytes' | 'maxEntries' | 'evict' | 'sweepInterval'
+  >;
 
 /**
  * Options of {@link KeyvK8sKv}: core's (see `@k8s-kv/core`'s `KVOptions`;
@@ -130,12 +133,21 @@ export class KeyvK8sKv extends Hookified {
     if (typeof options !== 'string' && (!options || typeof options !== 'object')) {
       throw new InvalidOptionError('options', 'KeyvK8sKv needs options with at least { bucket }, or a bucket name.');
     }
-    const { kv, namespace, kubeNamespace, contract = INSTALLED_CONTRACT, ...core }: KeyvK8sKvOptions = typeof options === 'string' ? { bucket: options } : options;
+    const {
+      kv,
+      namespace,
+      kubeNamespace,
+      contract = INSTALLED_CONTRACT,
+      ...core
+    }: KeyvK8sKvOptions = typeof options === 'string' ? { bucket: options } : options;
     if (contract !== 'keyv5' && contract !== 'keyv6') {
       throw new InvalidOptionError('contract', `KeyvK8sKv: contract must be "keyv5" or "keyv6", got ${JSON.stringify(contract)}.`);
     }
     if (kv) {
-      const extra = [...Object.keys(core).filter((name) => core[name as keyof typeof core] !== undefined), ...(kubeNamespace === undefined ? [] : ['kubeNamespace'])];
+      const extra = [
+        ...Object.keys(core).filter((name) => core[name as keyof typeof core] !== undefined),
+        ...(kubeNamespace === undefined ? [] : ['kubeNamespace']),
+      ];
       if (extra.length > 0) {
         throw new InvalidOptionError(extra[0]!, `KeyvK8sKv: pass either "kv" or the options that create one (${extra.join(', ')}), not both.`);
       }
@@ -329,7 +341,7 @@ export class KeyvK8sKv extends Hookified {
     throw new InvalidValueError(
       key,
       `Value for key ${JSON.stringify(key)} is ${describeValue(value)}: the k8s-kv Keyv adapter stores the strings Keyv's serializer produces. ` +
-        'Keep Keyv\'s serialization on (the default), or serialize values to strings yourself.',
+        "Keep Keyv's serialization on (the default), or serialize values to strings yourself.",
     );
   }
 

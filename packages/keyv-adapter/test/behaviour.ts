@@ -40,7 +40,6 @@ export interface KeyvTestSuites {
 // biome-ignore lint/suspicious/noExplicitAny: Keyv 6's types are not this package's dev dependency
 export type Keyv6Class = new (...args: any[]) => any;
 
-
 const total = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
 
 let serial = 0;
@@ -235,11 +234,13 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
         await keyv.set('seed', 0); // creates the bucket
         expect(await keyv.get('seed')).toBe(0); // starts the watch
         counted.reset();
-        expect(await keyv.setMany([
-          { key: 'a', value: 1 },
-          { key: 'b', value: 2, ttl: 60_000 },
-          { key: 'c', value: 3 },
-        ])).toEqual([true, true, true]);
+        expect(
+          await keyv.setMany([
+            { key: 'a', value: 1 },
+            { key: 'b', value: 2, ttl: 60_000 },
+            { key: 'c', value: 3 },
+          ]),
+        ).toEqual([true, true, true]);
         expect(counted.counts).toEqual({ jsonPatch: 1 });
 
         counted.reset();
@@ -272,7 +273,11 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
         const a = new Keyv({ store: opened.track(new KeyvK8sKv({ bucket, api: counted.api, kubeNamespace: getEnv().kubeNamespace })), namespace: 'a' });
         const b = new Keyv({ store: adapter(bucket), namespace: 'b' });
         const c = new Keyv({ store: adapter(bucket), namespace: 'a:b' });
-        await a.setMany([{ key: 'x', value: 1 }, { key: 'y', value: 2 }, { key: 'z', value: 3 }]);
+        await a.setMany([
+          { key: 'x', value: 1 },
+          { key: 'y', value: 2 },
+          { key: 'z', value: 3 },
+        ]);
         await b.set('x', 'bx');
         await b.set('a:x', 'b-ax');
         await c.set('q', 'c');
@@ -297,7 +302,10 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
         await b.set('one', 'b1');
         const seen: Array<[string, unknown]> = [];
         for await (const [key, value] of a.iterator!(undefined)) seen.push([key, value]);
-        expect(seen.sort()).toEqual([['one', 1], ['two:with:colons', { n: 2 }]]);
+        expect(seen.sort()).toEqual([
+          ['one', 1],
+          ['two:with:colons', { n: 2 }],
+        ]);
         const seenB: Array<[string, unknown]> = [];
         for await (const entry of b.iterator!(undefined)) seenB.push(entry);
         expect(seenB).toEqual([['one', 'b1']]);
@@ -340,11 +348,16 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
         expect(entries).toEqual([['a', 'A']]);
       });
 
-      it('rejects values that are not strings (Keyv\'s serializer turned off) with InvalidValueError', async () => {
+      it("rejects values that are not strings (Keyv's serializer turned off) with InvalidValueError", async () => {
         const store = adapter(bucketName('values'));
         await expect(store.set('k', { value: 1 })).rejects.toBeInstanceOf(InvalidValueError);
         await expect(store.set('k', new Uint8Array([1]))).rejects.toBeInstanceOf(InvalidValueError);
-        await expect(store.setMany([{ key: 'a', value: 'ok' }, { key: 'b', value: 2 }])).rejects.toBeInstanceOf(InvalidValueError);
+        await expect(
+          store.setMany([
+            { key: 'a', value: 'ok' },
+            { key: 'b', value: 2 },
+          ]),
+        ).rejects.toBeInstanceOf(InvalidValueError);
         expect(await store.get('a')).toBeUndefined(); // nothing of the batch was written
         const keyv = new Keyv({ store, serialize: undefined, deserialize: undefined });
         const errors: unknown[] = [];
@@ -355,7 +368,9 @@ export function describeKeyvAdapter(label: string, suites: KeyvTestSuites, getEn
       });
 
       it('reports each failure once: the adapter rejects, Keyv 5 emits (or throws with throwOnErrors)', async () => {
-        const store = opened.track(new KeyvK8sKv({ bucket: bucketName('forbidden'), api: getEnv().forbiddenApi, kubeNamespace: getEnv().kubeNamespace, cache: false }));
+        const store = opened.track(
+          new KeyvK8sKv({ bucket: bucketName('forbidden'), api: getEnv().forbiddenApi, kubeNamespace: getEnv().kubeNamespace, cache: false }),
+        );
         await expect(store.get('k')).rejects.toBeInstanceOf(ForbiddenError);
         await expect(store.set('k', 'v')).rejects.toMatchObject({ code: 'KV_FORBIDDEN' });
 
@@ -484,13 +499,23 @@ export function describeKeyv6Contract(label: string, Keyv6: Keyv6Class, getEnv: 
       expect(entry!.expiresAt!.getTime()).toBeLessThanOrEqual(after + 60_000 + 1);
       expect(await store.set('k', 'w', Date.now() - 1)).toBe(true);
       expect(await keyv.get('k')).toBeUndefined();
-      expect(await store.setMany([{ key: 'a', value: 'x', expires: Date.now() + 60_000 }, { key: 'b', value: 'y', expires: Date.now() - 1 }])).toEqual([true, true]);
+      expect(
+        await store.setMany([
+          { key: 'a', value: 'x', expires: Date.now() + 60_000 },
+          { key: 'b', value: 'y', expires: Date.now() - 1 },
+        ]),
+      ).toEqual([true, true]);
       expect(await store.hasMany(['a', 'b'])).toEqual([true, false]);
     });
 
     it('batch calls answer with arrays', async () => {
       const keyv = new Keyv6({ store: adapter(bucketName('v6-batch')), namespace: 'ns' });
-      expect(await keyv.setMany([{ key: 'a', value: 1 }, { key: 'b', value: 2 }])).toEqual([true, true]);
+      expect(
+        await keyv.setMany([
+          { key: 'a', value: 1 },
+          { key: 'b', value: 2 },
+        ]),
+      ).toEqual([true, true]);
       expect(await keyv.getMany(['a', 'b', 'c'])).toEqual([1, 2, undefined]);
       expect(await keyv.hasMany(['a', 'c'])).toEqual([true, false]);
       expect(await keyv.deleteMany(['a', 'c'])).toEqual([true, false]);
@@ -506,7 +531,10 @@ export function describeKeyv6Contract(label: string, Keyv6: Keyv6Class, getEnv: 
       await b.set('1', 'b1');
       const seen: unknown[] = [];
       for await (const entry of a.iterator()) seen.push(entry);
-      expect(seen).toEqual([['1', 'a1'], ['2', 'a2']]);
+      expect(seen).toEqual([
+        ['1', 'a1'],
+        ['2', 'a2'],
+      ]);
       await a.clear();
       expect(await a.get('1')).toBeUndefined();
       expect(await b.get('1')).toBe('b1');

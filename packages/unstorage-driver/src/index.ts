@@ -11,7 +11,16 @@
  * await storage.setItem('user:42', { name: 'Ada' }, { ttl: 3600 });
  * @packageDocumentation
  */
-import { defineDriver, normalizeBaseKey, normalizeKey, type Driver, type Storage, type StorageMeta, type TransactionOptions, type WatchCallback } from 'unstorage';
+import {
+  defineDriver,
+  normalizeBaseKey,
+  normalizeKey,
+  type Driver,
+  type Storage,
+  type StorageMeta,
+  type TransactionOptions,
+  type WatchCallback,
+} from 'unstorage';
 import {
   createKV,
   InvalidOptionError,
@@ -116,7 +125,10 @@ function driverError(error: unknown, bucket?: string): unknown {
 function ttlSeconds(ttl: unknown, option: string): number | undefined {
   if (ttl === undefined || ttl === null) return undefined;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-    throw new InvalidOptionError(option, `${option} must be a finite number of seconds >= 0, got ${typeof ttl === 'string' ? JSON.stringify(ttl) : String(ttl)}.`);
+    throw new InvalidOptionError(
+      option,
+      `${option} must be a finite number of seconds >= 0, got ${typeof ttl === 'string' ? JSON.stringify(ttl) : String(ttl)}.`,
+    );
   }
   return ttl;
 }
@@ -218,7 +230,10 @@ const k8sKvDriver = defineDriver<K8sKvDriverOptions, KV>((opts: K8sKvDriverOptio
         (current) => {
           const value = current === null ? 0 : Number(current);
           if (current !== null && (current.trim() === '' || !Number.isFinite(value))) {
-            throw new InvalidValueError(key, `Key ${JSON.stringify(key)} holds ${JSON.stringify(current.slice(0, 40))}, not a number: increment() cannot add to it.`);
+            throw new InvalidValueError(
+              key,
+              `Key ${JSON.stringify(key)} holds ${JSON.stringify(current.slice(0, 40))}, not a number: increment() cannot add to it.`,
+            );
           }
           return String(value + by);
         },

@@ -48,8 +48,7 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
       created.push(driver);
       return driver;
     };
-    const makeStorage = async (bucket: string, extra: Partial<K8sKvDriverOptions> = {}) =>
-      createStorage({ driver: await makeDriver(bucket, extra) });
+    const makeStorage = async (bucket: string, extra: Partial<K8sKvDriverOptions> = {}) => createStorage({ driver: await makeDriver(bucket, extra) });
     afterEach(async () => {
       await Promise.all(created.splice(0).map((d) => d.dispose?.()));
     });
@@ -107,11 +106,7 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
         await ctx.storage.setItem('depth0:depth1_0', 'test_data');
         await ctx.storage.setItem('depth0:depth1_1', 'test_data');
         expect(await ctx.storage.getKeys(undefined, { maxDepth: 0 })).toMatchObject(['depth0_0']);
-        expect((await ctx.storage.getKeys(undefined, { maxDepth: 1 })).sort()).toMatchObject([
-          'depth0:depth1_0',
-          'depth0:depth1_1',
-          'depth0_0',
-        ]);
+        expect((await ctx.storage.getKeys(undefined, { maxDepth: 1 })).sort()).toMatchObject(['depth0:depth1_0', 'depth0:depth1_1', 'depth0_0']);
         expect((await ctx.storage.getKeys(undefined, { maxDepth: 2 })).sort()).toMatchObject([
           'depth0:depth1:depth2_0',
           'depth0:depth1:depth2_1',
@@ -291,7 +286,13 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
         await storage.setItem('ttl:long', 'b', { ttl: 100 });
         await storage.setItem('ttl:none', 'c');
         await storage.setItemRaw('ttl:raw', new Uint8Array([1]), { ttl: 10 });
-        await storage.setItems([{ key: 'ttl:batch-short', value: 'd', options: { ttl: 10 } }, { key: 'ttl:batch-long', value: 'e' }], { ttl: 100 });
+        await storage.setItems(
+          [
+            { key: 'ttl:batch-short', value: 'd', options: { ttl: 10 } },
+            { key: 'ttl:batch-long', value: 'e' },
+          ],
+          { ttl: 100 },
+        );
         await withDefault.setItem('ttl:default', 'f');
         await withDefault.setItem('ttl:zero', 'g', { ttl: 0 });
 
@@ -330,7 +331,10 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
         ]);
         expect(await storage.getItems([])).toEqual([]);
         // The last write of a key within a batch wins.
-        await storage.setItems([{ key: 'dup', value: 'first' }, { key: 'dup', value: 'second' }]);
+        await storage.setItems([
+          { key: 'dup', value: 'first' },
+          { key: 'dup', value: 'second' },
+        ]);
         expect(await storage.getItem('dup')).toBe('second');
       });
 
@@ -402,7 +406,10 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
         await writer.setItem('w:1', 'one');
         await eventually(() => expect(events).toContainEqual(['update', 'mnt:w:1']));
         await writer.setItemRaw('w:raw', new Uint8Array([1, 2]));
-        await writer.setItems([{ key: 'w:2', value: 2 }, { key: 'w:3', value: 3 }]);
+        await writer.setItems([
+          { key: 'w:2', value: 2 },
+          { key: 'w:3', value: 3 },
+        ]);
         await eventually(() => {
           expect(events).toContainEqual(['update', 'mnt:w:raw']);
           expect(events).toContainEqual(['update', 'mnt:w:2']);
@@ -491,7 +498,11 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
         const badTtl = await storage.setItem('k', 'v', { ttl: -1 }).catch((error: unknown) => error);
         expect(badTtl).toBeInstanceOf(InvalidOptionError);
         expect((badTtl as Error).message).toBe(`[unstorage] [k8s-kv] bucket "${bucket}": ttl must be a finite number of seconds >= 0, got -1.`);
-        expect(badTtl).toMatchObject({ code: 'KV_INVALID_OPTION', option: 'ttl', cause: expect.objectContaining({ message: 'ttl must be a finite number of seconds >= 0, got -1.' }) });
+        expect(badTtl).toMatchObject({
+          code: 'KV_INVALID_OPTION',
+          option: 'ttl',
+          cause: expect.objectContaining({ message: 'ttl must be a finite number of seconds >= 0, got -1.' }),
+        });
 
         const tooLarge = await storage.setItemRaw('huge', randomBytes(1536 * 1024)).catch((error: unknown) => error);
         expect(tooLarge).toBeInstanceOf(KVError);
@@ -513,9 +524,7 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
         storageA.mount('data', a);
         const storageB = createStorage();
         storageB.mount('data', b);
-        const results = await Promise.all(
-          Array.from({ length: 50 }, (_, i) => k8sKvDriverOf(i % 2 ? storageA : storageB, 'data').increment('visits')),
-        );
+        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => k8sKvDriverOf(i % 2 ? storageA : storageB, 'data').increment('visits')));
         expect([...results].sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
         expect(await storageA.getItem('data:visits')).toBe(50);
         await eventually(async () => expect(await storageB.getItem('data:visits')).toBe(50));
@@ -533,10 +542,16 @@ export function describeDriverConformance(name: string, makeDriverOptions: MakeD
         expect(await storageA.hasItem('data:profile')).toBe(false);
 
         await storageA.setItem('data:word', 'hello');
-        const notNumber = await k8sKvDriverOf(storageA, 'data').increment('word').catch((error: unknown) => error);
+        const notNumber = await k8sKvDriverOf(storageA, 'data')
+          .increment('word')
+          .catch((error: unknown) => error);
         expect(notNumber).toBeInstanceOf(InvalidValueError);
-        expect((notNumber as Error).message).toBe(`[unstorage] [k8s-kv] bucket "${bucket}": Key "word" holds "hello", not a number: increment() cannot add to it.`);
-        expect(() => k8sKvDriverOf(storageA, 'cache')).toThrow(/^\[unstorage\] \[k8s-kv\] No k8s-kv driver is mounted at "cache": the mount there is driver "memory" at ""/);
+        expect((notNumber as Error).message).toBe(
+          `[unstorage] [k8s-kv] bucket "${bucket}": Key "word" holds "hello", not a number: increment() cannot add to it.`,
+        );
+        expect(() => k8sKvDriverOf(storageA, 'cache')).toThrow(
+          /^\[unstorage\] \[k8s-kv\] No k8s-kv driver is mounted at "cache": the mount there is driver "memory" at ""/,
+        );
         await Promise.all([storageA.dispose(), storageB.dispose()]);
       });
 

@@ -56,14 +56,16 @@ describe('driver over the in-memory API', () => {
     }
   });
 
-  it('reports API refusals as core\'s ForbiddenError, naming the bucket and the user, the original as cause', async () => {
+  it("reports API refusals as core's ForbiddenError, naming the bucket and the user, the original as cause", async () => {
     const own = createMemoryApi();
     own.forbid('patch');
     own.forbid('create');
     const storage = createStorage({ driver: k8sKvDriver({ bucket: 'rbac', api: own, namespace: 'team-a' }) });
     const error = await storage.setItem('k', 'v').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ForbiddenError);
-    expect((error as Error).message).toMatch(/^\[unstorage\] \[k8s-kv\] bucket "rbac": Forbidden: user "memory-user" may not "(create|patch)" configmaps in namespace "team-a"/);
+    expect((error as Error).message).toMatch(
+      /^\[unstorage\] \[k8s-kv\] bucket "rbac": Forbidden: user "memory-user" may not "(create|patch)" configmaps in namespace "team-a"/,
+    );
     expect((error as { code: string }).code).toBe('KV_FORBIDDEN');
     expect((error as Error).cause).toBeInstanceOf(ForbiddenError);
     await storage.dispose();

@@ -78,7 +78,9 @@ async function slot(s: number): Promise<void> {
       const k = key(random(task.keysPerSlot));
       op = 'delete';
       effects = [[k, null]];
-      run = async () => { await kv.delete(k); };
+      run = async () => {
+        await kv.delete(k);
+      };
     } else if (pick < 60) {
       const keys = [...new Set(Array.from({ length: 1 + random(4) }, () => key(random(task.keysPerSlot))))];
       op = 'putMany';
@@ -88,7 +90,9 @@ async function slot(s: number): Promise<void> {
       const keys = [...new Set(Array.from({ length: 1 + random(3) }, () => key(random(task.keysPerSlot))))];
       op = 'deleteMany';
       effects = keys.map((k) => [k, null]);
-      run = async () => { await kv.deleteMany(keys); };
+      run = async () => {
+        await kv.deleteMany(keys);
+      };
     } else if (pick < 80) {
       const k = key(random(task.keysPerSlot));
       op = 'append';
@@ -101,7 +105,9 @@ async function slot(s: number): Promise<void> {
       const k = `shared/c${random(task.sharedCounters)}`;
       op = 'increment';
       effects = [[k, '+1']];
-      run = async () => { await kv.update(k, (v) => String(Number(v ? decoder.decode(v) : '0') + 1)); };
+      run = async () => {
+        await kv.update(k, (v) => String(Number(v ? decoder.decode(v) : '0') + 1));
+      };
     }
     let record: OpRecord;
     try {

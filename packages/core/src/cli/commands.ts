@@ -170,12 +170,19 @@ async function buckets(ctx: CommandContext): Promise<void> {
   if (formatOf(ctx)) {
     await printData(
       ctx,
-      list.map((b) => ({ ...b, percent: Number(((b.bytes / b.limitBytes) * 100).toFixed(2)), createdAt: b.createdAt?.toISOString() ?? null, app: b.app ?? null })),
+      list.map((b) => ({
+        ...b,
+        percent: Number(((b.bytes / b.limitBytes) * 100).toFixed(2)),
+        createdAt: b.createdAt?.toISOString() ?? null,
+        app: b.app ?? null,
+      })),
     );
     return;
   }
   if (list.length === 0) {
-    ctx.io.stderr.write(`No k8s-kv buckets ${all ? 'in any namespace' : `in namespace "${ctx.namespace}"`}${ctx.options.app !== undefined ? ` for app "${ctx.options.app}"` : ''}.\n`);
+    ctx.io.stderr.write(
+      `No k8s-kv buckets ${all ? 'in any namespace' : `in namespace "${ctx.namespace}"`}${ctx.options.app !== undefined ? ` for app "${ctx.options.app}"` : ''}.\n`,
+    );
     return;
   }
   const rows = list.map((b) => [
@@ -262,7 +269,11 @@ async function del(ctx: CommandContext): Promise<void> {
   const [bucket, ...keys] = ctx.args as [string, ...string[]];
   await withKV(ctx, bucket, async (kv) => {
     const deleted = await kv.deleteMany(keys);
-    if (formatOf(ctx)) await printData(ctx, keys.map((key, i) => ({ key, deleted: deleted[i] })));
+    if (formatOf(ctx))
+      await printData(
+        ctx,
+        keys.map((key, i) => ({ key, deleted: deleted[i] })),
+      );
     const seen = new Set<string>();
     const missing = keys.filter((key, i) => {
       const first = !seen.has(key);
@@ -271,7 +282,8 @@ async function del(ctx: CommandContext): Promise<void> {
     });
     if (missing.length > 0 && missing.length === new Set(keys).size) await requireBucket(ctx, bucket);
     if (missing.length === 1) throw new CliError(`key ${quoteKey(missing[0]!)} not found in ${where(ctx, bucket)}`, undefined, 'KEY_NOT_FOUND');
-    if (missing.length > 1) throw new CliError(`${missing.length} keys not found in ${where(ctx, bucket)}: ${missing.map(quoteKey).join(', ')}`, undefined, 'KEY_NOT_FOUND');
+    if (missing.length > 1)
+      throw new CliError(`${missing.length} keys not found in ${where(ctx, bucket)}: ${missing.map(quoteKey).join(', ')}`, undefined, 'KEY_NOT_FOUND');
   });
 }
 
@@ -349,7 +361,11 @@ async function stats(ctx: CommandContext): Promise<void> {
 
 async function clear(ctx: CommandContext): Promise<void> {
   const [bucket, prefix = ''] = ctx.args as [string, string?];
-  requireYes(ctx, 'clear', prefix ? `deletes every key starting with ${quoteKey(prefix)} in ${where(ctx, bucket)}` : `deletes every key of ${where(ctx, bucket)}`);
+  requireYes(
+    ctx,
+    'clear',
+    prefix ? `deletes every key starting with ${quoteKey(prefix)} in ${where(ctx, bucket)}` : `deletes every key of ${where(ctx, bucket)}`,
+  );
   await withKV(ctx, bucket, async (kv) => {
     const count = await kv.clear(prefix);
     if (count === 0) await requireBucket(ctx, bucket);
@@ -407,7 +423,10 @@ function parseImport(text: string, source: string): ImportLine[] {
     const raw = rows[i]!.trim();
     if (raw === '') continue;
     const bad = (why: string): never => {
-      throw new CliError(`${source} line ${i + 1}: ${why}; nothing was imported`, 'Each line must be {"key": string, "value": base64, "text": boolean, "expiresAt": ISO time or null}, as "k8s-kv export" writes.');
+      throw new CliError(
+        `${source} line ${i + 1}: ${why}; nothing was imported`,
+        'Each line must be {"key": string, "value": base64, "text": boolean, "expiresAt": ISO time or null}, as "k8s-kv export" writes.',
+      );
     };
     let parsed: unknown;
     try {
@@ -501,19 +520,30 @@ async function watch(ctx: CommandContext): Promise<void> {
   const [bucket] = ctx.args as [string];
   // Listen before the watch starts, so a signal during start-up still ends it cleanly.
   const stopped = ctx.untilStopped();
-  await withKV(ctx, bucket, async (kv) => {
-    const format = formatOf(ctx);
-    const unsubscribe = await kv.watch((event) => {
-      const record = { type: event.type, key: event.key };
-      ctx.io.stdout.write(format === 'json' ? JSON.stringify(record) + '\n' : format === 'yaml' ? `---\n${formatData(record, 'yaml')}` : `${event.type} ${printable(event.key)}\n`);
-    });
-    ctx.io.stderr.write(`Watching ${where(ctx, bucket)}; stop with Ctrl-C.\n`);
-    await stopped;
-    unsubscribe();
-  }, (error) => {
-    // The watch reconnects by itself; say why it dropped.
-    ctx.io.stderr.write(`k8s-kv: warning: the watch was interrupted and is reconnecting: ${error instanceof Error ? error.message : String(error)}\n`);
-  });
+  await withKV(
+    ctx,
+    bucket,
+    async (kv) => {
+      const format = formatOf(ctx);
+      const unsubscribe = await kv.watch((event) => {
+        const record = { type: event.type, key: event.key };
+        ctx.io.stdout.write(
+          format === 'json'
+            ? JSON.stringify(record) + '\n'
+            : format === 'yaml'
+              ? `---\n${formatData(record, 'yaml')}`
+              : `${event.type} ${printable(event.key)}\n`,
+        );
+      });
+      ctx.io.stderr.write(`Watching ${where(ctx, bucket)}; stop with Ctrl-C.\n`);
+      await stopped;
+      unsubscribe();
+    },
+    (error) => {
+      // The watch reconnects by itself; say why it dropped.
+      ctx.io.stderr.write(`k8s-kv: warning: the watch was interrupted and is reconnecting: ${error instanceof Error ? error.message : String(error)}\n`);
+    },
+  );
 }
 
 async function teardown(ctx: CommandContext): Promise<void> {

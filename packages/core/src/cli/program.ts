@@ -70,7 +70,10 @@ interface CommandSpec {
 }
 
 const shardsOption = (): Option =>
-  new Option('--shards <n>', 'when this creates the bucket: spread it over N ConfigMaps (1-256; up to N MiB, writes stay fast as it grows); an existing bucket keeps its layout');
+  new Option(
+    '--shards <n>',
+    'when this creates the bucket: spread it over N ConfigMaps (1-256; up to N MiB, writes stay fast as it grows); an existing bucket keeps its layout',
+  );
 const progressOption = (): Option => new Option('--progress', 'show progress on stderr even when it is not a terminal');
 const yesOption = (): Option => new Option('--yes', 'confirm');
 
@@ -82,9 +85,14 @@ const COMMANDS: CommandSpec[] = [
     description:
       'Lists the k8s-kv buckets (ConfigMaps labelled app.kubernetes.io/managed-by=k8s-kv) in the ' +
       'namespace: name, app, live keys, expired and corrupt entries, bytes used of the 1 MiB ' +
-      'limit, and when the bucket was created. Lists every app\'s buckets unless --app is given. ' +
+      "limit, and when the bucket was created. Lists every app's buckets unless --app is given. " +
       'Needs "list" on configmaps.',
-    options: [new Option('-A, --all-namespaces', 'list the buckets of every namespace (adds a NAMESPACE column; needs "list" on configmaps cluster-wide: a ClusterRole)')],
+    options: [
+      new Option(
+        '-A, --all-namespaces',
+        'list the buckets of every namespace (adds a NAMESPACE column; needs "list" on configmaps cluster-wide: a ClusterRole)',
+      ),
+    ],
   },
   {
     name: 'get',
@@ -121,22 +129,23 @@ const COMMANDS: CommandSpec[] = [
     name: 'keys',
     args: ['<bucket>', '[prefix]'],
     summary: 'list keys',
-    description: 'Prints the live keys starting with PREFIX (default: all), sorted, one a line. A key with control characters or surrounding spaces is printed JSON-quoted.',
+    description:
+      'Prints the live keys starting with PREFIX (default: all), sorted, one a line. A key with control characters or surrounding spaces is printed JSON-quoted.',
   },
   {
     name: 'list',
     args: ['<bucket>', '[prefix]'],
     summary: 'list entries: key, size, modified, expires',
     description:
-      'Prints a table of the live entries starting with PREFIX: key, size (bytes in the bucket, ' +
-      'after compression), when last modified, when it expires.',
+      'Prints a table of the live entries starting with PREFIX: key, size (bytes in the bucket, ' + 'after compression), when last modified, when it expires.',
     options: [new Option('--values', 'add a VALUE column (text as is, bytes as base64:...)')],
   },
   {
     name: 'stats',
     args: ['<bucket>'],
     summary: "show the bucket's usage",
-    description: "Prints the bucket's live keys, expired and corrupt entries, and bytes used of the 1 MiB ConfigMap limit (of each shard's, in a sharded bucket).",
+    description:
+      "Prints the bucket's live keys, expired and corrupt entries, and bytes used of the 1 MiB ConfigMap limit (of each shard's, in a sharded bucket).",
   },
   {
     name: 'clear',
@@ -207,7 +216,7 @@ export function buildProgram(version: string, output: ProgramOutput): Command {
     .version(version, '--version', 'show the version')
     .helpOption('-h, --help', 'show help (also: k8s-kv <command> --help)')
     .helpCommand('help [command]', 'show help of a command')
-    .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the pod\'s service account)')
+    .option('--kubeconfig <file>', "kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the pod's service account)")
     .option('--context <name>', 'kubeconfig context to use (default: the current context)')
     .option('-n, --namespace <ns>', 'namespace (default: the pod\'s own, else the context\'s, else "default")')
     .option('--app <app>', 'app the bucket belongs to, label k8s-kv.io/app (default "default")')

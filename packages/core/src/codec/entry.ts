@@ -41,5 +41,10 @@ export function prepareEntry(fields: EntryFields): PreparedEntry {
     { value, text, modifiedAt: now, expiresAt: ttl === undefined ? undefined : now + ttl, fullKey: encoded.hashed ? encoded.fullKey : undefined, writeId },
     { compress },
   );
-  return { key, dataKey: encoded.dataKey, b64: Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength).toString('base64'), size: envelope.length };
+  return {
+    key,
+    dataKey: encoded.dataKey,
+    b64: Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength).toString('base64'),
+    size: envelope.length,
+  };
 }

@@ -69,7 +69,10 @@ export interface EncodeOptions {
 export function encodeEnvelope(fields: EnvelopeFields, options: EncodeOptions = {}): Uint8Array {
   const { value, modifiedAt, expiresAt, fullKey, text, writeId } = fields;
   if (writeId !== undefined && writeId.length !== WRITE_ID_LENGTH) throw new RangeError(`a write id is ${WRITE_ID_LENGTH} bytes, got ${writeId.length}`);
-  for (const [name, time] of [['modifiedAt', modifiedAt], ['expiresAt', expiresAt]] as const) {
+  for (const [name, time] of [
+    ['modifiedAt', modifiedAt],
+    ['expiresAt', expiresAt],
+  ] as const) {
     if (time !== undefined && !(Number.isSafeInteger(Math.trunc(time)) && time >= 0)) {
       throw new RangeError(`${name} must be a whole number of milliseconds from 0 to 2^53-1, got ${time}`);
     }
@@ -87,7 +90,14 @@ export function encodeEnvelope(fields: EnvelopeFields, options: EncodeOptions = 
   if (fullKey !== undefined) flags |= FLAG_FULL_KEY;
   if (writeId !== undefined) flags |= FLAG_WRITE_ID;
   const compressed = (flags & FLAG_DEFLATE) !== 0;
-  const headerLength = 3 + 8 + (expiresAt !== undefined ? 8 : 0) + (writeId !== undefined ? WRITE_ID_LENGTH : 0) + (fullKey !== undefined ? 2 + fullKey.length : 0) + (compressed ? 4 : 0) + 4;
+  const headerLength =
+    3 +
+    8 +
+    (expiresAt !== undefined ? 8 : 0) +
+    (writeId !== undefined ? WRITE_ID_LENGTH : 0) +
+    (fullKey !== undefined ? 2 + fullKey.length : 0) +
+    (compressed ? 4 : 0) +
+    4;
   const out = new Uint8Array(headerLength + payload.length);
   const view = new DataView(out.buffer);
   out[0] = ENVELOPE_MAGIC;

@@ -78,10 +78,7 @@ export function encodeKey(key: string): EncodedKey {
 }
 
 /** Result of {@link decodeKey}. */
-export type DecodedKey =
-  | { kind: 'plain'; key: string }
-  | { kind: 'hashed' }
-  | { kind: 'invalid'; reason: string };
+export type DecodedKey = { kind: 'plain'; key: string } | { kind: 'hashed' } | { kind: 'invalid'; reason: string };
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -123,7 +120,11 @@ function decodeUnits(text: string, allowHash: boolean): DecodedKey {
       continue;
     }
     const next = text[i + 1];
-    if (next === '_') { out += '_'; i += 2; continue; }
+    if (next === '_') {
+      out += '_';
+      i += 2;
+      continue;
+    }
     if (next === 'h') {
       // encodeKey keeps whole units up to HASHED_PREFIX_MAX, and a unit is at most 12 characters long.
       if (!allowHash || i > HASHED_PREFIX_MAX || i < HASHED_PREFIX_MAX - 11 || !HASH_TAIL.test(text.slice(i))) {

@@ -2,15 +2,7 @@
  * Classifies what the port throws: transient (worth repeating, see retry-policy.ts)
  * or not, and the typed error a user sees for it.
  */
-import {
-  ApiError,
-  ForbiddenError,
-  KVError,
-  NamespaceNotFoundError,
-  UnauthorizedError,
-  UnavailableError,
-  UntrustedServerError,
-} from '../errors.ts';
+import { ApiError, ForbiddenError, KVError, NamespaceNotFoundError, UnauthorizedError, UnavailableError, UntrustedServerError } from '../errors.ts';
 import { KubeApiError, KubeConnectionError, NOT_SENT, resourceOf, type ObjectKind } from '../kube/port.ts';
 
 /** etcd's refusals of an object too large to store (key names and metadata count there too). */
@@ -104,13 +96,24 @@ export function toKVError(error: unknown, ctx: CallContext): KVError {
     if (error.status === 404 && error.details?.kind === 'namespaces') return new NamespaceNotFoundError(ctx.namespace, error);
     if (isTransient(error)) {
       const asked = error.retryAfterSeconds === undefined ? '' : ` It asked to retry after ${error.retryAfterSeconds} s.`;
-      return new UnavailableError(`The API server answered HTTP ${error.status} to "${ctx.verb}" ${resourceOf(ctx.kind)}: ${error.message}.${asked}${retriesSpent(error)}`, error);
+      return new UnavailableError(
+        `The API server answered HTTP ${error.status} to "${ctx.verb}" ${resourceOf(ctx.kind)}: ${error.message}.${asked}${retriesSpent(error)}`,
+        error,
+      );
     }
-    return new ApiError(error.status, error.reason, `The API server refused "${ctx.verb}" ${resourceOf(ctx.kind)}: HTTP ${error.status} ${error.reason ?? ''} ${error.message}`.replace(/\s+/g, ' '), error);
+    return new ApiError(
+      error.status,
+      error.reason,
+      `The API server refused "${ctx.verb}" ${resourceOf(ctx.kind)}: HTTP ${error.status} ${error.reason ?? ''} ${error.message}`.replace(/\s+/g, ' '),
+      error,
+    );
   }
   if (isTransient(error)) {
-    const reason = error instanceof Error ? `${error.message}${(error.cause as Error | undefined)?.message ? ` (${(error.cause as Error).message})` : ''}` : String(error);
+    const reason =
+      error instanceof Error ? `${error.message}${(error.cause as Error | undefined)?.message ? ` (${(error.cause as Error).message})` : ''}` : String(error);
     return new UnavailableError(`The API server could not be reached for "${ctx.verb}" ${resourceOf(ctx.kind)}: ${reason}.${retriesSpent(error)}`, error);
   }
-  return new KVError('KV_API_ERROR', `Unexpected failure of "${ctx.verb}" ${resourceOf(ctx.kind)}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  return new KVError('KV_API_ERROR', `Unexpected failure of "${ctx.verb}" ${resourceOf(ctx.kind)}: ${error instanceof Error ? error.message : String(error)}`, {
+    cause: error,
+  });
 }

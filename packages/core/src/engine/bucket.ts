@@ -139,7 +139,10 @@ export class Bucket {
   // ---------------------------------------------------------------- objects and their stores
 
   /** The store of a shard or part (made once per object name). */
-  private storeFor(name: string, role: { shard: { index: number; count: number } } | { part: { depth: number; suffix: number; headUid: string } }): ObjectStore {
+  private storeFor(
+    name: string,
+    role: { shard: { index: number; count: number } } | { part: { depth: number; suffix: number; headUid: string } },
+  ): ObjectStore {
     let store = this.stores.get(name);
     if (store) return store;
     store = new ObjectStore({
@@ -314,7 +317,9 @@ export class Bucket {
   /** Every object of this bucket (its own, and its shards or parts), as one LIST by label returns them. */
   private async list(metadataOnly = false): Promise<KubeObject[]> {
     const { api, kind, namespace, bucket, retry } = this.s;
-    const list = await callApi({ verb: 'list', kind, namespace }, retry, () => api.list(kind, namespace, { labelSelector: bucketSelector(bucket) }, { metadataOnly }));
+    const list = await callApi({ verb: 'list', kind, namespace }, retry, () =>
+      api.list(kind, namespace, { labelSelector: bucketSelector(bucket) }, { metadataOnly }),
+    );
     return list.items;
   }
 
@@ -333,7 +338,8 @@ export class Bucket {
   /** The stores of every object holding entries in a layout. */
   private holders(layout: Layout): ObjectStore[] {
     if (layout.kind === 'single') return [this.head];
-    if (layout.kind === 'sharded') return Array.from({ length: layout.count }, (_, index) => this.storeFor(shardName(this.s.bucket, index), { shard: { index, count: layout.count } }));
+    if (layout.kind === 'sharded')
+      return Array.from({ length: layout.count }, (_, index) => this.storeFor(shardName(this.s.bucket, index), { shard: { index, count: layout.count } }));
     return [...layout.parts.live.values()].map((part) => this.storeFor(part.name, { part: { depth: part.depth, suffix: part.suffix, headUid: part.headUid } }));
   }
 
@@ -417,7 +423,8 @@ export class Bucket {
       // A write that found no bucket created a format-1 one: later calls go ahead on that layout.
       if (!this.known && this.head.owning) this.known = { kind: 'single' };
     }
-    if (pending.length > 0) throw new ConflictError(`The layout of bucket "${this.s.bucket}" kept changing under the operation (${last?.message}); try again.`, undefined, last);
+    if (pending.length > 0)
+      throw new ConflictError(`The layout of bucket "${this.s.bucket}" kept changing under the operation (${last?.message}); try again.`, undefined, last);
     return results;
   }
 
@@ -539,7 +546,12 @@ export class Bucket {
     for (const entry of entries) {
       if (entry.size > MAX_OBJECT_DATA_BYTES) throw new ValueTooLargeError(entry.key, entry.size, MAX_OBJECT_DATA_BYTES);
     }
-    await this.routed(entries, (e) => e.dataKey, (store, group) => store.put(group), { creating: true });
+    await this.routed(
+      entries,
+      (e) => e.dataKey,
+      (store, group) => store.put(group),
+      { creating: true },
+    );
   }
 
   /** Removes keys; per data key, whether a live entry was there. `known`: the view the caller planned on. */
@@ -555,14 +567,24 @@ export class Bucket {
       const object = foundIn.get(dataKey);
       return object === undefined ? undefined : object === this.s.bucket ? this.head : this.stores.get(object);
     };
-    const results = await this.routed(dataKeys, (k) => k, (store, group) => store.remove(group, views.get(store.ref.name)), { placed });
+    const results = await this.routed(
+      dataKeys,
+      (k) => k,
+      (store, group) => store.remove(group, views.get(store.ref.name)),
+      { placed },
+    );
     return new Map(results.flatMap((result) => [...result]));
   }
 
   /** Atomic read-modify-write of one key, on the object that holds it (which may change under it: the update's state goes along). */
   async update(key: string, dataKey: string, decide: (snapshot: Snapshot) => Promise<UpdateDecision>): Promise<Snapshot> {
     const state = newSwapState();
-    const [after] = await this.routed([dataKey], (k) => k, (store) => store.update(key, dataKey, decide, state), { creating: true });
+    const [after] = await this.routed(
+      [dataKey],
+      (k) => k,
+      (store) => store.update(key, dataKey, decide, state),
+      { creating: true },
+    );
     return after!;
   }
 
@@ -812,7 +834,12 @@ export class Bucket {
       checkOwnership(object, this.s);
       const ref = { kind, namespace, name: object.metadata.name };
       // Gone already (404), or replaced since the list (409: the uid precondition failed): not ours to delete.
-      await callApi({ verb: 'delete', kind, namespace }, retry, () => api.delete(ref, { uid: object.metadata.uid! }), (refusal) => refusal.status === 404 || refusal.status === 409);
+      await callApi(
+        { verb: 'delete', kind, namespace },
+        retry,
+        () => api.delete(ref, { uid: object.metadata.uid! }),
+        (refusal) => refusal.status === 404 || refusal.status === 409,
+      );
     }
     this.head.forget();
     for (const store of this.stores.values()) store.forget();

@@ -31,10 +31,7 @@ import { LayoutChanged } from './layout-changed.ts';
 import type { Snapshot } from './snapshot.ts';
 
 /** What an update callback decided. */
-export type UpdateDecision =
-  | { action: 'keep' }
-  | { action: 'delete' }
-  | { action: 'put'; entry: PreparedEntry };
+export type UpdateDecision = { action: 'keep' } | { action: 'delete' } | { action: 'put'; entry: PreparedEntry };
 
 /** The write that carries a decision, with the test that makes it conditional. */
 export type SwapWrite =
@@ -122,12 +119,18 @@ export function planSwap(
   if (current !== undefined) {
     return {
       send: 'json',
-      ops: [...guard, ...room, { op: 'test', path, value: current }, decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path }],
+      ops: [
+        ...guard,
+        ...room,
+        { op: 'test', path, value: current },
+        decision.action === 'put' ? { op: 'replace', path, value: decision.entry.b64 } : { op: 'remove', path },
+      ],
     };
   }
   if (decision.action !== 'put') return undefined;
   // New key: `test` with null passes only while the key is absent.
-  if (snapshot.hasEntryMap) return { send: 'json', ops: [...guard, ...room, { op: 'test', path, value: null }, { op: 'add', path, value: decision.entry.b64 }] };
+  if (snapshot.hasEntryMap)
+    return { send: 'json', ops: [...guard, ...room, { op: 'test', path, value: null }, { op: 'add', path, value: decision.entry.b64 }] };
   return { send: 'merge', uid: snapshot.uid!, resourceVersion: snapshot.resourceVersion!, entries: { [dataKey]: decision.entry.b64 } };
 }
 
@@ -201,5 +204,9 @@ export async function compareAndSwap(
       throw target.typed(error);
     }
   }
-  throw new ConflictError(`update("${key}") lost to concurrent writers ${maxAttempts} times in bucket "${target.bucket}"; try again later.`, key, state.lastError);
+  throw new ConflictError(
+    `update("${key}") lost to concurrent writers ${maxAttempts} times in bucket "${target.bucket}"; try again later.`,
+    key,
+    state.lastError,
+  );
 }

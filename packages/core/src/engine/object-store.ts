@@ -20,14 +20,32 @@ import type { PreparedEntry } from '../codec/entry.ts';
 import { BucketFullError, ConflictError, ForeignObjectError, KVError } from '../errors.ts';
 import { untilDeadline } from '../kube/call-deadline.ts';
 import { MAX_OBJECT_DATA_BYTES, objectDataBytes } from '../kube/object-rules.ts';
-import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectKind, type ObjectMeta, type ObjectRef, type PatchOptions } from '../kube/port.ts';
+import {
+  KubeApiError,
+  type JsonPatchOp,
+  type KubeApi,
+  type KubeObject,
+  type ObjectKind,
+  type ObjectMeta,
+  type ObjectRef,
+  type PatchOptions,
+} from '../kube/port.ts';
 import { isStatus, TOO_LARGE_FOR_ETCD, toKVError, type CallContext } from './api-errors.ts';
 import { compareAndSwap, pointer, RaceLost, type SwapState, type SwapTarget, type SwapWrite, type UpdateDecision } from './compare-and-swap.ts';
 import { planWrite, type EvictionPolicy, type ObjectBudget, type Removal, type WritePlan } from './eviction.ts';
 import { DEFAULT_SWEEP_INTERVAL_MS, ExpirySweeper } from './expiry-sweeper.ts';
 import { GroupCommit } from './group-commit.ts';
 import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
-import { bucketLabels, checkOwnership, declaresEntrylessHead, isSealed, ownershipTests, roleAnnotations, type BucketIdentity, type ObjectRole } from './ownership.ts';
+import {
+  bucketLabels,
+  checkOwnership,
+  declaresEntrylessHead,
+  isSealed,
+  ownershipTests,
+  roleAnnotations,
+  type BucketIdentity,
+  type ObjectRole,
+} from './ownership.ts';
 import type { RetryOptions } from '../types.ts';
 import { callApi, conflictBackoff, DEFAULT_MAX_UPDATE_ATTEMPTS, MAX_REPLANS } from './retry-policy.ts';
 import { emptySnapshot, entryField, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
@@ -303,15 +321,24 @@ export class ObjectStore implements SwapTarget {
     const { shard, part } = this.s;
     if (part) {
       if (role.role !== 'part' || role.depth !== part.depth || role.suffix !== part.suffix || role.headUid !== part.headUid) {
-        throw new LayoutChanged(`${this.s.kind} "${object.metadata.name}" is not part ${part.depth}/${part.suffix} of the bucket "${this.s.bucket}" this store knows`);
+        throw new LayoutChanged(
+          `${this.s.kind} "${object.metadata.name}" is not part ${part.depth}/${part.suffix} of the bucket "${this.s.bucket}" this store knows`,
+        );
       }
     } else if (shard) {
       if (role.role !== 'shard' || role.index !== shard.index || role.count !== shard.count) {
         const says = role.role === 'shard' ? `${role.index}/${role.count}` : 'no shard';
-        throw new LayoutChanged(`${this.s.kind} "${object.metadata.name}" should be shard ${shard.index}/${shard.count} of bucket "${this.s.bucket}" but says ${JSON.stringify(says)}`);
+        throw new LayoutChanged(
+          `${this.s.kind} "${object.metadata.name}" should be shard ${shard.index}/${shard.count} of bucket "${this.s.bucket}" but says ${JSON.stringify(says)}`,
+        );
       }
     } else if (role.role === 'shard' || role.role === 'part') {
-      throw new ForeignObjectError(this.s.kind, object.metadata.name, this.s.namespace, `it is ${role.role === 'shard' ? `shard ${role.index}/${role.count}` : `part ${role.depth}/${role.suffix}`} of a bucket, not a bucket`);
+      throw new ForeignObjectError(
+        this.s.kind,
+        object.metadata.name,
+        this.s.namespace,
+        `it is ${role.role === 'shard' ? `shard ${role.index}/${role.count}` : `part ${role.depth}/${role.suffix}`} of a bucket, not a bucket`,
+      );
     }
     return role;
   }
@@ -553,7 +580,11 @@ export class ObjectStore implements SwapTarget {
       for (const dataKey of Object.keys(patchEntries)) if (strays.has(dataKey)) ops.push({ op: 'remove', path: pointer('data', dataKey) });
       if (entryMap) for (const [dataKey, b64] of Object.entries(patchEntries)) ops.push({ op: 'add', path: pointer(this.field, dataKey), value: b64 });
       else ops.push({ op: 'test', path: `/${this.field}`, value: null }, { op: 'add', path: `/${this.field}`, value: patchEntries });
-      const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), (refusal) => isRaceLost(refusal) || refusal.status === 409 || this.isTooLarge(refusal));
+      const patched = await this.call(
+        'patch',
+        () => this.jsonPatch(ops, this.answerOptions()),
+        (refusal) => isRaceLost(refusal) || refusal.status === 409 || this.isTooLarge(refusal),
+      );
       if (!(patched instanceof KubeApiError)) {
         for (const dataKey of Object.keys(patchEntries)) strays.delete(dataKey);
         // Replaced by the exact figure when the answer is decoded.
@@ -583,7 +614,11 @@ export class ObjectStore implements SwapTarget {
   private async sweep(snapshot: Snapshot, removals: Removal[]): Promise<void> {
     if (isSealed(snapshot.annotations)) return; // being split: its entries are being copied
     const ops = [...this.guardOf(snapshot), ...this.removalOps(removals)];
-    const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), (refusal) => isRaceLost(refusal) || refusal.status === 409);
+    const patched = await this.call(
+      'patch',
+      () => this.jsonPatch(ops, this.answerOptions()),
+      (refusal) => isRaceLost(refusal) || refusal.status === 409,
+    );
     if (!(patched instanceof KubeApiError)) await this.learn(patched);
   }
 
@@ -692,7 +727,10 @@ export class ObjectStore implements SwapTarget {
     const previous = this.keyTurns.get(dataKey) ?? Promise.resolve();
     const maxAttempts = this.s.maxUpdateAttempts ?? DEFAULT_MAX_UPDATE_ATTEMPTS;
     const turn = previous.then(() => compareAndSwap(this, this.field, key, dataKey, decide, maxAttempts, state));
-    const settled = turn.then(() => undefined, () => undefined);
+    const settled = turn.then(
+      () => undefined,
+      () => undefined,
+    );
     this.keyTurns.set(dataKey, settled);
     void settled.then(() => {
       if (this.keyTurns.get(dataKey) === settled) this.keyTurns.delete(dataKey);
@@ -725,4 +763,3 @@ export class ObjectStore implements SwapTarget {
     return this.accept(written);
   }
 }
-

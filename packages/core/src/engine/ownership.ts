@@ -130,7 +130,10 @@ export function parseRole(annotations: Record<string, string> | undefined): Decl
 /** True when annotations are those of a head without entries: a sharded bucket's (format 2) or a split elastic bucket's (format 3), valid or not. */
 export function declaresEntrylessHead(annotations: Record<string, string> | undefined): boolean {
   const format = annotations?.[ANNOTATION_FORMAT];
-  return (format === SHARDED_FORMAT_VERSION && annotations?.[ANNOTATION_SHARD] === undefined) || (format === ELASTIC_FORMAT_VERSION && annotations?.[ANNOTATION_PART] === undefined);
+  return (
+    (format === SHARDED_FORMAT_VERSION && annotations?.[ANNOTATION_SHARD] === undefined) ||
+    (format === ELASTIC_FORMAT_VERSION && annotations?.[ANNOTATION_PART] === undefined)
+  );
 }
 
 /** Why `object` is not k8s-kv's for this bucket and app, or undefined when it is. */

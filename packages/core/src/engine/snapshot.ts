@@ -61,7 +61,16 @@ export interface Snapshot {
 
 /** The snapshot of a bucket that does not exist. */
 export function emptySnapshot(): Snapshot {
-  return { exists: false, hasEntryMap: false, entries: new Map(), byDataKey: new Map(), corrupt: [], corruptByDataKey: new Map(), totalBytes: 0, annotations: {} };
+  return {
+    exists: false,
+    hasEntryMap: false,
+    entries: new Map(),
+    byDataKey: new Map(),
+    corrupt: [],
+    corruptByDataKey: new Map(),
+    totalBytes: 0,
+    annotations: {},
+  };
 }
 
 /**

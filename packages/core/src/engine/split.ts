@@ -12,16 +12,7 @@ import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type Obj
 import type { RetryOptions } from '../types.ts';
 import { isStatus } from './api-errors.ts';
 import { ANNOTATION_FORMAT, ANNOTATION_SEALED, ANNOTATION_SPLIT_FROM, ELASTIC_FORMAT_VERSION } from './labels.ts';
-import {
-  bucketLabels,
-  checkOwnership,
-  isSealed,
-  ownershipTests,
-  parseRole,
-  roleAnnotations,
-  splitSource,
-  type BucketIdentity,
-} from './ownership.ts';
+import { bucketLabels, checkOwnership, isSealed, ownershipTests, parseRole, roleAnnotations, splitSource, type BucketIdentity } from './ownership.ts';
 import { callApi } from './retry-policy.ts';
 import { entryField } from './snapshot.ts';
 import { rvNumber } from './watch-loop.ts';
@@ -96,7 +87,11 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
   const clearManagedFields: JsonPatchOp = { op: 'add', path: '/metadata/managedFields', value: [{}] };
 
   // 1. Seal (or find it sealed by another process, which this call then helps finish).
-  let object = await call('get', () => ctx.api.get(ref), (r) => r.status === 404);
+  let object = await call(
+    'get',
+    () => ctx.api.get(ref),
+    (r) => r.status === 404,
+  );
   if (object instanceof KubeApiError) return { outcome: 'gone' };
   const role = checkOwnership(object, ctx);
   const isRoot = target.depth === 0;
@@ -116,11 +111,20 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
       { op: 'add', path: annotationPath(ANNOTATION_SEALED), value: new Date(ctx.now()).toISOString() },
       clearManagedFields,
     ];
-    const sealed = await call('patch', () => ctx.api.jsonPatch(ref, sealOps), (r) => r.status === 404 || r.status === 422);
+    const sealed = await call(
+      'patch',
+      () => ctx.api.jsonPatch(ref, sealOps),
+      (r) => r.status === 404 || r.status === 422,
+    );
     if (sealed instanceof KubeApiError) {
       // Sealed by someone else meanwhile (help them), or no longer this object.
-      const now = await call('get', () => ctx.api.get(ref), (r) => r.status === 404);
-      if (now instanceof KubeApiError || !isSealed(now.metadata.annotations) || now.metadata.uid !== object.metadata.uid) return { outcome: sealed.status === 404 ? 'gone' : 'changed' };
+      const now = await call(
+        'get',
+        () => ctx.api.get(ref),
+        (r) => r.status === 404,
+      );
+      if (now instanceof KubeApiError || !isSealed(now.metadata.annotations) || now.metadata.uid !== object.metadata.uid)
+        return { outcome: sealed.status === 404 ? 'gone' : 'changed' };
       object = now;
     } else {
       object = sealed;
@@ -143,7 +147,12 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
   const children: KubeObject[] = [];
   try {
     for (let i = 0; i < 2; i++) {
-      const child = await ensureChild(ctx, call, { name: partName(ctx.bucket, depth, suffixes[i]!), depth, suffix: suffixes[i]!, headUid, splitFrom, rv }, halves[i]!);
+      const child = await ensureChild(
+        ctx,
+        call,
+        { name: partName(ctx.bucket, depth, suffixes[i]!), depth, suffix: suffixes[i]!, headUid, splitFrom, rv },
+        halves[i]!,
+      );
       if (!child) return { outcome: 'changed' };
       children.push(child);
     }
@@ -156,7 +165,11 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
       { op: 'remove', path: annotationPath(ANNOTATION_SEALED) },
       clearManagedFields,
     ];
-    await call('patch', () => ctx.api.jsonPatch(ref, unseal), (r) => r.status === 404 || r.status === 422);
+    await call(
+      'patch',
+      () => ctx.api.jsonPatch(ref, unseal),
+      (r) => r.status === 404 || r.status === 422,
+    );
     return { outcome: 'rolled-back', cause: error };
   }
 
@@ -178,7 +191,11 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
           }),
         (r) => r.status === 404 || r.status === 409,
       )
-    : await call('delete', () => ctx.api.delete(ref, { uid, resourceVersion: rv }), (r) => r.status === 404 || r.status === 409);
+    : await call(
+        'delete',
+        () => ctx.api.delete(ref, { uid, resourceVersion: rv }),
+        (r) => r.status === 404 || r.status === 409,
+      );
   if (switched instanceof KubeApiError && switched.status === 409) return { outcome: 'changed' };
 
   // 4. Activate (tidying: the children are live either way).
@@ -202,7 +219,12 @@ export async function activatePart(ctx: SplitContext, name: string, uid: string,
     { op: 'remove', path: annotationPath(ANNOTATION_SPLIT_FROM) },
     { op: 'add', path: '/metadata/managedFields', value: [{}] },
   ];
-  await callApi({ verb: 'patch', kind: ctx.kind, namespace: ctx.namespace }, ctx.retry, () => ctx.api.jsonPatch({ kind: ctx.kind, namespace: ctx.namespace, name }, activate), (r) => r.status === 404 || r.status === 422);
+  await callApi(
+    { verb: 'patch', kind: ctx.kind, namespace: ctx.namespace },
+    ctx.retry,
+    () => ctx.api.jsonPatch({ kind: ctx.kind, namespace: ctx.namespace, name }, activate),
+    (r) => r.status === 404 || r.status === 422,
+  );
 }
 
 /** A refusal that ends a split with a roll back (not a transient failure, which leaves the seal for a later try). */
@@ -238,23 +260,38 @@ async function ensureChild(
     metadata: {
       name: spec.name,
       labels: bucketLabels(ctx.bucket, ctx.app),
-      annotations: { ...roleAnnotations({ role: 'part', depth: spec.depth, suffix: spec.suffix, headUid: spec.headUid }), [ANNOTATION_SPLIT_FROM]: spec.splitFrom },
+      annotations: {
+        ...roleAnnotations({ role: 'part', depth: spec.depth, suffix: spec.suffix, headUid: spec.headUid }),
+        [ANNOTATION_SPLIT_FROM]: spec.splitFrom,
+      },
     },
     ...(Object.keys(half.entries).length > 0 ? { [field]: half.entries } : {}),
     ...(hasData ? { data: half.data } : {}),
     ...(ctx.kind === 'Secret' ? { type: 'Opaque' } : {}),
   };
   for (let attempt = 0; attempt < 4; attempt++) {
-    const created = await call('create', () => ctx.api.create(ctx.kind, ctx.namespace, body), (r) => r.status === 409);
+    const created = await call(
+      'create',
+      () => ctx.api.create(ctx.kind, ctx.namespace, body),
+      (r) => r.status === 409,
+    );
     if (!(created instanceof KubeApiError)) return created;
-    const existing = await call('get', () => ctx.api.get(ref), (r) => r.status === 404);
+    const existing = await call(
+      'get',
+      () => ctx.api.get(ref),
+      (r) => r.status === 404,
+    );
     if (existing instanceof KubeApiError) continue; // deleted meanwhile: create again
     const role = parseRole(existing.metadata.annotations);
     checkOwnership(existing, ctx); // a foreign object in the way: refused (the split rolls back)
     if (role.role !== 'part' || role.headUid !== spec.headUid) {
       // Left over from an earlier bucket of this name: not ours to keep.
       const { uid, resourceVersion } = existing.metadata;
-      await call('delete', () => ctx.api.delete(ref, { uid: uid!, resourceVersion: resourceVersion! }), (r) => r.status === 404 || r.status === 409);
+      await call(
+        'delete',
+        () => ctx.api.delete(ref, { uid: uid!, resourceVersion: resourceVersion! }),
+        (r) => r.status === 404 || r.status === 409,
+      );
       continue;
     }
     const source = splitSource(existing.metadata.annotations);
@@ -270,7 +307,11 @@ async function ensureChild(
       { op: 'add', path: annotationPath(ANNOTATION_SPLIT_FROM), value: spec.splitFrom },
       { op: 'add', path: '/metadata/managedFields', value: [{}] },
     ];
-    const replaced = await call('patch', () => ctx.api.jsonPatch(ref, replace), (r) => r.status === 404 || r.status === 422);
+    const replaced = await call(
+      'patch',
+      () => ctx.api.jsonPatch(ref, replace),
+      (r) => r.status === 404 || r.status === 422,
+    );
     if (!(replaced instanceof KubeApiError)) return replaced;
   }
   throw new KubeApiError(409, 'Conflict', `part ${spec.name} kept changing while it was being copied`);

@@ -44,14 +44,16 @@ export class WatchCache {
   constructor(settings: WatchCacheSettings) {
     this.s = settings;
     // Selects the object by name, so a foreign object of that name is seen (and refused) too.
-    this.loop = settings.loop ?? new WatchLoop({
-      api: settings.api,
-      kind: settings.kind,
-      namespace: settings.namespace,
-      selectors: { fieldSelector: `metadata.name=${settings.name}` },
-      onError: settings.onError,
-      maxBackoffMs: settings.maxBackoffMs,
-    });
+    this.loop =
+      settings.loop ??
+      new WatchLoop({
+        api: settings.api,
+        kind: settings.kind,
+        namespace: settings.namespace,
+        selectors: { fieldSelector: `metadata.name=${settings.name}` },
+        onError: settings.onError,
+        maxBackoffMs: settings.maxBackoffMs,
+      });
     this.loop.register(settings.name, this);
   }
 

@@ -148,7 +148,7 @@ export class WatchLoop {
     this.connected = false;
     this.handle = undefined;
     if (this.closed) return;
-    const gone = error instanceof KubeApiError && (error.status === 410 || error.status === 504 && /too old/i.test(error.message));
+    const gone = error instanceof KubeApiError && (error.status === 410 || (error.status === 504 && /too old/i.test(error.message)));
     if (error && !gone) this.s.onError?.(error);
     const delay = error && !gone ? this.backoffMs : 0;
     if (error && !gone) this.backoffMs = Math.min(this.backoffMs * 2, this.s.maxBackoffMs ?? 5000);

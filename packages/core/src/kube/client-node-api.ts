@@ -84,7 +84,13 @@ function classify(error: unknown): { failure: ConnectionFailure; code: string | 
   // Node appends a hint to run with --use-system-ca; the kubeconfig names the CA to trust, as for kubectl.
   const detail = (carrier instanceof Error ? carrier.message : String(carrier)).replace(/;\s*if the root CA is installed locally.*$/s, '');
   const name = error instanceof Error ? error.name : '';
-  if (name === 'TimeoutError' || name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+  if (
+    name === 'TimeoutError' ||
+    name === 'AbortError' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT'
+  ) {
     // One slow answer does not prove the connection dead; it is replaced gently (see retire()).
     return { failure: 'timeout', code, detail, brokenConnection: false };
   }
@@ -250,7 +256,7 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
     const limit = attemptLimit();
     if (limit <= 0) {
       // Nothing is sent when the call's budget is spent (e.g. it waited behind other work).
-      const spent = 'no time was left of the call\'s budget (retry.maxElapsedMs) to send this request';
+      const spent = "no time was left of the call's budget (retry.maxElapsedMs) to send this request";
       throw new KubeConnectionError('timeout', server(), kubeConfig.getCurrentContext() || undefined, spent, NOT_SENT, new DOMException(spent, 'TimeoutError'));
     }
     let response: Dispatcher.ResponseData;
@@ -294,13 +300,11 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
       return { items: list.items ?? [], resourceVersion: list.metadata.resourceVersion };
     },
 
-    create: (kind, namespace, body) =>
-      request<KubeObject>(HttpMethod.POST, collectionPath(kind, namespace), { apiVersion: 'v1', kind, ...body }),
+    create: (kind, namespace, body) => request<KubeObject>(HttpMethod.POST, collectionPath(kind, namespace), { apiVersion: 'v1', kind, ...body }),
 
     mergePatch: (ref, patch, options) => request<KubeObject>(HttpMethod.PATCH, objectPath(ref), patch, MERGE_PATCH, acceptFor(options)),
 
-    strategicMergePatch: (ref, patch, options) =>
-      request<KubeObject>(HttpMethod.PATCH, objectPath(ref), patch, STRATEGIC_MERGE_PATCH, acceptFor(options)),
+    strategicMergePatch: (ref, patch, options) => request<KubeObject>(HttpMethod.PATCH, objectPath(ref), patch, STRATEGIC_MERGE_PATCH, acceptFor(options)),
 
     jsonPatch: (ref, ops: JsonPatchOp[], options) => request<KubeObject>(HttpMethod.PATCH, objectPath(ref), ops, JSON_PATCH, acceptFor(options)),
 
@@ -349,7 +353,10 @@ export function createClientNodeApi(kubeConfig: KubeConfig, options: ClientNodeA
       let idleTimer: NodeJS.Timeout | undefined;
       const armIdle = (): void => {
         clearTimeout(idleTimer);
-        idleTimer = setTimeout(() => close(connectionFailure(new DOMException('watch went silent', 'TimeoutError'), dispatcher, (WATCH_SECONDS + 30) * 1000)), (WATCH_SECONDS + 30) * 1000);
+        idleTimer = setTimeout(
+          () => close(connectionFailure(new DOMException('watch went silent', 'TimeoutError'), dispatcher, (WATCH_SECONDS + 30) * 1000)),
+          (WATCH_SECONDS + 30) * 1000,
+        );
       };
       armIdle();
       void (async () => {
@@ -430,14 +437,17 @@ export function loadKubeConfig(paths?: string, options: LoadKubeConfigOptions = 
     }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? 'it is not a valid kubeconfig file';
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? 'it is not a valid kubeconfig file');
     const which = file === undefined ? 'the kubeconfig ($KUBECONFIG or ~/.kube/config)' : `kubeconfig ${JSON.stringify(file)}`;
     throw new InvalidOptionError('kubeconfig', `Cannot load ${which}: ${why}. Point KUBECONFIG (or the kubeconfig option) at a valid kubeconfig file.`);
   }
   if (options.context !== undefined) {
     if (!kubeConfig.getContextObject(options.context)) {
       const known = kubeConfig.getContexts().map((c) => c.name);
-      throw new InvalidOptionError('context', `Context ${JSON.stringify(options.context)} is not in the kubeconfig; ${known.length ? `it has: ${known.join(', ')}` : 'it has no contexts'}.`);
+      throw new InvalidOptionError(
+        'context',
+        `Context ${JSON.stringify(options.context)} is not in the kubeconfig; ${known.length ? `it has: ${known.join(', ')}` : 'it has no contexts'}.`,
+      );
     }
     kubeConfig.setCurrentContext(options.context);
   }

@@ -39,7 +39,8 @@ export interface MemoryApiOptions {
 /** Refuses what the fake's strategic merge patch does not model: `$` directives, and lists other than managedFields. */
 function checkStrategicPatch(value: unknown, path: string): void {
   if (Array.isArray(value)) {
-    if (path !== '/metadata/managedFields') throw new Error(`createMemoryApi: strategic merge patches of lists (${path}) are not modelled; use mergePatch or jsonPatch`);
+    if (path !== '/metadata/managedFields')
+      throw new Error(`createMemoryApi: strategic merge patches of lists (${path}) are not modelled; use mergePatch or jsonPatch`);
     return;
   }
   if (value === null || typeof value !== 'object') return;
@@ -102,20 +103,31 @@ interface HistoryEvent {
 function matcher(selectors: Selectors): (object: KubeObject) => boolean {
   const labels = parseSelector(selectors.labelSelector ?? '');
   const fields = parseSelector(selectors.fieldSelector ?? '');
-  return (object) => labels(object.metadata.labels ?? {}) && fields({ 'metadata.name': object.metadata.name, 'metadata.namespace': object.metadata.namespace ?? '' });
+  return (object) =>
+    labels(object.metadata.labels ?? {}) && fields({ 'metadata.name': object.metadata.name, 'metadata.namespace': object.metadata.namespace ?? '' });
 }
 
 /** Parses the selector forms k8s-kv and kubectl use: `k=v`, `k==v`, `k!=v`, `k`, `!k`. */
 function parseSelector(selector: string): (labels: Record<string, string>) => boolean {
-  const terms = selector.split(',').map((t) => t.trim()).filter(Boolean).map((term) => {
-    let m: RegExpMatchArray | null;
-    // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
-    if ((m = term.match(/^([^!=]+)!=(.*)$/))) { const [, k, v] = m; return (l: Record<string, string>) => l[k!.trim()] !== v!.trim(); }
-    // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
-    if ((m = term.match(/^([^!=]+)==?(.*)$/))) { const [, k, v] = m; return (l: Record<string, string>) => l[k!.trim()] === v!.trim(); }
-    if (term.startsWith('!')) return (l: Record<string, string>) => !(term.slice(1) in l);
-    return (l: Record<string, string>) => term in l;
-  });
+  const terms = selector
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .map((term) => {
+      let m: RegExpMatchArray | null;
+      // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
+      if ((m = term.match(/^([^!=]+)!=(.*)$/))) {
+        const [, k, v] = m;
+        return (l: Record<string, string>) => l[k!.trim()] !== v!.trim();
+      }
+      // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
+      if ((m = term.match(/^([^!=]+)==?(.*)$/))) {
+        const [, k, v] = m;
+        return (l: Record<string, string>) => l[k!.trim()] === v!.trim();
+      }
+      if (term.startsWith('!')) return (l: Record<string, string>) => !(term.slice(1) in l);
+      return (l: Record<string, string>) => term in l;
+    });
   return (labels) => terms.every((t) => t(labels));
 }
 
@@ -129,7 +141,8 @@ function conflict(kind: ObjectKind, name: string, detail?: string): KubeApiError
   return new KubeApiError(
     409,
     'Conflict',
-    detail ?? `Operation cannot be fulfilled on ${resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+    detail ??
+      `Operation cannot be fulfilled on ${resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
     { name, kind: resource },
   );
 }
@@ -192,7 +205,9 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
     for (const watcher of watchers) {
       if (watcher.kind !== kind || watcher.namespace !== namespace || !watcher.selector(object)) continue;
       const event = { type, object: structuredClone(object) };
-      queueMicrotask(() => { if (watcher.active) watcher.options.onEvent(event); });
+      queueMicrotask(() => {
+        if (watcher.active) watcher.options.onEvent(event);
+      });
     }
   }
 
@@ -235,9 +250,13 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       causes.push({ field: 'metadata.uid', message: `Invalid value: ${JSON.stringify(next.metadata.uid)}: field is immutable` });
     }
     if (next.metadata.name !== name) causes.push({ field: 'metadata.name', message: 'field is immutable' });
-    if (next.metadata.namespace !== undefined && next.metadata.namespace !== ref.namespace) causes.push({ field: 'metadata.namespace', message: 'field is immutable' });
+    if (next.metadata.namespace !== undefined && next.metadata.namespace !== ref.namespace)
+      causes.push({ field: 'metadata.namespace', message: 'field is immutable' });
     if (current.immutable) {
-      if (JSON.stringify(next.data ?? {}) !== JSON.stringify(current.data ?? {}) || JSON.stringify(next.binaryData ?? {}) !== JSON.stringify(current.binaryData ?? {})) {
+      if (
+        JSON.stringify(next.data ?? {}) !== JSON.stringify(current.data ?? {}) ||
+        JSON.stringify(next.binaryData ?? {}) !== JSON.stringify(current.binaryData ?? {})
+      ) {
         causes.push({ field: 'data', message: 'Forbidden: field is immutable when `immutable` is set' });
       }
       if (next.immutable !== true) causes.push({ field: 'immutable', message: 'Forbidden: field is immutable when `immutable` is set' });
@@ -277,7 +296,11 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       const selector = matcher(selectors);
       const items = [...objects.entries()]
         .filter(([key, object]) => key.startsWith(namespace === '' ? `${kind}/` : `${kind}/${namespace}/`) && selector(object))
-        .map(([, object]) => (options?.metadataOnly ? { apiVersion: 'meta.k8s.io/v1', kind: 'PartialObjectMetadata', metadata: structuredClone(object.metadata) } as unknown as KubeObject : structuredClone(object)));
+        .map(([, object]) =>
+          options?.metadataOnly
+            ? ({ apiVersion: 'meta.k8s.io/v1', kind: 'PartialObjectMetadata', metadata: structuredClone(object.metadata) } as unknown as KubeObject)
+            : structuredClone(object),
+        );
       return { items, resourceVersion: String(rv) };
     },
 
@@ -340,7 +363,11 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
         throw conflict(ref.kind, ref.name, `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${current.metadata.uid}`);
       }
       if (preconditions?.resourceVersion !== undefined && preconditions.resourceVersion !== current.metadata.resourceVersion) {
-        throw conflict(ref.kind, ref.name, `Precondition failed: ResourceVersion in precondition: ${preconditions.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+        throw conflict(
+          ref.kind,
+          ref.name,
+          `Precondition failed: ResourceVersion in precondition: ${preconditions.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`,
+        );
       }
       objects.delete(keyOf(ref.kind, ref.namespace, ref.name));
       rv += 1;
@@ -360,9 +387,16 @@ export function createMemoryApi(options: MemoryApiOptions = {}): MemoryApi {
       watchers.add(watcher);
       for (const h of backlog) {
         const event = structuredClone(h.event);
-        queueMicrotask(() => { if (watcher.active) watchOptions.onEvent(event); });
+        queueMicrotask(() => {
+          if (watcher.active) watchOptions.onEvent(event);
+        });
       }
-      return { stop() { watcher.active = false; watchers.delete(watcher); } };
+      return {
+        stop() {
+          watcher.active = false;
+          watchers.delete(watcher);
+        },
+      };
     },
 
     createNamespace(name) {

@@ -48,7 +48,8 @@ export function labelKeyError(key: string): string | undefined {
   const name = slash >= 0 ? key.slice(slash + 1) : key;
   const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
   if (prefix !== undefined && dns1123SubdomainError(prefix)) return 'prefix part must be a DNS-1123 subdomain';
-  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) return 'name part must be 1-63 characters of [-A-Za-z0-9_.], starting and ending with an alphanumeric character';
+  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name))
+    return 'name part must be 1-63 characters of [-A-Za-z0-9_.], starting and ending with an alphanumeric character';
   return undefined;
 }
 
@@ -93,7 +94,12 @@ export function validateObject(kind: ObjectKind, object: KubeObject): FieldError
     if (valueError) errors.push({ field: 'metadata.labels', message: `Invalid value: ${JSON.stringify(value)}: ${valueError}` });
   }
   const maps: Array<['data' | 'binaryData', Record<string, string> | undefined]> =
-    kind === 'Secret' ? [['data', object.data]] : [['data', object.data], ['binaryData', object.binaryData]];
+    kind === 'Secret'
+      ? [['data', object.data]]
+      : [
+          ['data', object.data],
+          ['binaryData', object.binaryData],
+        ];
   for (const [field, map] of maps) {
     for (const [key, value] of Object.entries(map ?? {})) {
       const keyError = dataKeyError(key);

@@ -119,7 +119,10 @@ export function applyJsonPatch(document: unknown, ops: WireJsonPatchOp[]): unkno
       case 'add':
       case 'replace': {
         if (!('value' in operation)) throw new PatchError(`${op} operation has no value`, 400);
-        if (tokens.length === 0) { doc = structuredClone(operation.value); break; }
+        if (tokens.length === 0) {
+          doc = structuredClone(operation.value);
+          break;
+        }
         const { container, key } = parentOf(doc, tokens, path, op);
         const value = structuredClone(operation.value);
         if (Array.isArray(container)) {

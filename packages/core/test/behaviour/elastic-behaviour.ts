@@ -96,7 +96,9 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       const stats = await kv.stats();
       expect(stats).toMatchObject({ keys: model.size, layout: 'elastic', shards: parts.length, limitBytes: 64 * 1024 * 1024 });
       await expectHolds(kv.bucket, model);
-      const [row] = await listBuckets({ api: getEnv().api, namespace: getEnv().namespace, app: 'default' }).then((rows) => rows.filter((r) => r.name === kv.bucket));
+      const [row] = await listBuckets({ api: getEnv().api, namespace: getEnv().namespace, app: 'default' }).then((rows) =>
+        rows.filter((r) => r.name === kv.bucket),
+      );
       expect(row).toMatchObject({ keys: model.size, shards: parts.length, layout: 'elastic' });
       // Deletes, updates and clears across parts.
       expect(await kv.deleteMany(['k0', 'k1', 'missing'])).toEqual([true, true, false]);
@@ -189,7 +191,12 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       await eventually(() => expect(events.length).toBe(301), 30_000);
       await sleep(200);
       stop();
-      expect(events.filter((e) => e.type === 'put').map((e) => e.key).sort()).toEqual([...model.keys()].sort());
+      expect(
+        events
+          .filter((e) => e.type === 'put')
+          .map((e) => e.key)
+          .sort(),
+      ).toEqual([...model.keys()].sort());
       expect(events.filter((e) => e.type === 'delete')).toEqual([{ type: 'delete', key: 'w7' }]);
       expect((await partsOf(bucket)).length).toBeGreaterThanOrEqual(2);
     });

@@ -51,15 +51,37 @@ export interface KvTestEnv {
   forbiddenApi: KubeApi;
 }
 
-
 const writes = (counts: Partial<Record<string, number>>): number =>
   (counts.mergePatch ?? 0) + (counts.strategicMergePatch ?? 0) + (counts.jsonPatch ?? 0) + (counts.create ?? 0);
 
-
 const UNUSUAL_KEYS = [
-  '', '.', '..', '...', '.hidden', 'a.b', '_', '__', 'a_b', 'user:42', 'a/b/c', '/leading', 'trailing/',
-  'with space', 'dollar$', 'meta$', 'q?x=1', 'é', '日本語', '🙂 emoji', 'tab\there', 'new\nline', '\u0000nul',
-  'x'.repeat(253), 'y'.repeat(300), '日'.repeat(120), 'a:b:'.repeat(80),
+  '',
+  '.',
+  '..',
+  '...',
+  '.hidden',
+  'a.b',
+  '_',
+  '__',
+  'a_b',
+  'user:42',
+  'a/b/c',
+  '/leading',
+  'trailing/',
+  'with space',
+  'dollar$',
+  'meta$',
+  'q?x=1',
+  'é',
+  '日本語',
+  '🙂 emoji',
+  'tab\there',
+  'new\nline',
+  '\u0000nul',
+  'x'.repeat(253),
+  'y'.repeat(300),
+  '日'.repeat(120),
+  'a:b:'.repeat(80),
 ];
 
 /**
@@ -122,7 +144,10 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       await kv.putMany(UNUSUAL_KEYS.map((key, i) => ({ key, value: `v${i}` })));
       expect(await kv.keys()).toEqual([...UNUSUAL_KEYS].sort());
       for (const [i, key] of UNUSUAL_KEYS.entries()) expect(await kv.getText(key)).toBe(`v${i}`);
-      for (const [key, dataKey] of [['user:42', 'user_3A42'], ['a.b', 'a.b']] as const) {
+      for (const [key, dataKey] of [
+        ['user:42', 'user_3A42'],
+        ['a.b', 'a.b'],
+      ] as const) {
         const object = await getEnv().api.get({ kind: 'ConfigMap', namespace: kv.namespace, name: holderOf(kv.bucket, key) });
         expect(object.metadata.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'k8s-kv', 'k8s-kv.io/app': 'keys-app', 'k8s-kv.io/bucket': kv.bucket });
         expect(object.metadata.annotations?.['k8s-kv.io/format']).toBe(sharded ? '2' : '1');
@@ -195,7 +220,11 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
 
     it('clears a prefix in one patch and leaves the rest', async () => {
       const kv = make();
-      await kv.putMany([['ns1:a', '1'], ['ns1:b', '2'], ['ns2:a', '3']]);
+      await kv.putMany([
+        ['ns1:a', '1'],
+        ['ns1:b', '2'],
+        ['ns2:a', '3'],
+      ]);
       expect(await kv.clear('ns1:')).toBe(2);
       expect(await kv.keys()).toEqual(['ns2:a']);
       expect(await kv.clear('ns1:')).toBe(0);
@@ -246,7 +275,13 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       const env = getEnv();
       const bucket = bucketName();
       const stores = Array.from({ length: 4 }, () => make({ bucket, namespace: env.namespace }));
-      await Promise.all(stores.map((s) => (async () => { for (let i = 0; i < 15; i++) await s.update('n', inc); })()));
+      await Promise.all(
+        stores.map((s) =>
+          (async () => {
+            for (let i = 0; i < 15; i++) await s.update('n', inc);
+          })(),
+        ),
+      );
       expect(await stores[0]!.getText('n')).toBe('60');
     });
 
@@ -304,7 +339,12 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       expect(await kv.has(more)).toBe(false);
       expect(await kv.keys()).toEqual([p0, p1, p2, p3].sort());
       // A batch over the limit is all-or-nothing (in a sharded bucket: within the shard).
-      await expect(kv.putMany([[small, 'x'], [large, new Uint8Array(randomBytes(200_000))]])).rejects.toBeInstanceOf(BucketFullError);
+      await expect(
+        kv.putMany([
+          [small, 'x'],
+          [large, new Uint8Array(randomBytes(200_000))],
+        ]),
+      ).rejects.toBeInstanceOf(BucketFullError);
       expect(await kv.has(small)).toBe(false);
     });
 
@@ -344,17 +384,33 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       const tampering: Array<{ name: string; ops: JsonPatchOp[]; error: new (...args: never[]) => Error }> = [
         { name: 'managed-by label removed', ops: [{ op: 'remove', path: '/metadata/labels/app.kubernetes.io~1managed-by' }], error: ForeignObjectError },
         { name: 'another app', ops: [{ op: 'replace', path: '/metadata/labels/k8s-kv.io~1app', value: 'someone-else' }], error: ForeignObjectError },
-        { name: 'a format this version does not know', ops: [{ op: 'replace', path: '/metadata/annotations/k8s-kv.io~1format', value: '99' }], error: UnsupportedFormatError },
+        {
+          name: 'a format this version does not know',
+          ops: [{ op: 'replace', path: '/metadata/annotations/k8s-kv.io~1format', value: '99' }],
+          error: UnsupportedFormatError,
+        },
       ];
       for (const { name, ops, error } of tampering) {
         for (const cache of [false, true]) {
           const kv = make({ cache });
-          await kv.putMany([['a', '1'], ['b', '2']]);
+          await kv.putMany([
+            ['a', '1'],
+            ['b', '2'],
+          ]);
           await kv.update('c', () => '3');
           expect(await kv.getText('a')).toBe('1');
           const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, 'a') };
           const tampered = await env.api.jsonPatch(ref, ops);
-          for (const write of [() => kv.put('a', 'x'), () => kv.putMany([['a', 'x'], ['d', 'y']]), () => kv.delete('a'), () => kv.update('a', () => 'x')]) {
+          for (const write of [
+            () => kv.put('a', 'x'),
+            () =>
+              kv.putMany([
+                ['a', 'x'],
+                ['d', 'y'],
+              ]),
+            () => kv.delete('a'),
+            () => kv.update('a', () => 'x'),
+          ]) {
             const failure = await write().catch((e: unknown) => e);
             expect(failure, `${name}, cache ${cache}`).toBeInstanceOf(error);
           }
@@ -379,7 +435,14 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       });
       for (const cache of [false, true]) {
         const kv = make({ bucket, cache });
-        for (const call of [() => kv.get('k'), () => kv.keys(), () => kv.put('x', 'y'), () => kv.delete('k'), () => kv.update('k', () => 'z'), () => kv.teardown()]) {
+        for (const call of [
+          () => kv.get('k'),
+          () => kv.keys(),
+          () => kv.put('x', 'y'),
+          () => kv.delete('k'),
+          () => kv.update('k', () => 'z'),
+          () => kv.teardown(),
+        ]) {
           const error = await call().catch((e: unknown) => e);
           expect(error).toBeInstanceOf(UnsupportedFormatError);
           expect(error).toMatchObject({ code: 'KV_UNSUPPORTED_FORMAT', format: '99' });
@@ -394,13 +457,23 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       const env = getEnv();
       const reported: CorruptEntryError[] = [];
       const kv = make({ onCorruptEntry: (e) => reported.push(e), cache: false });
-      await kv.putMany([['good', 'fine'], ['bad', 'soon broken'], ['also-good', 'ok']]);
-      await env.api.mergePatch({ kind: 'ConfigMap', namespace: env.namespace, name: holderOf(kv.bucket, 'bad') }, {
-        binaryData: { bad: Buffer.from('hand-edited garbage').toString('base64') },
-      });
-      await env.api.mergePatch({ kind: 'ConfigMap', namespace: env.namespace, name: holderOf(kv.bucket, 'good') }, {
-        binaryData: { 'not_a_key': Buffer.from('x').toString('base64') },
-      });
+      await kv.putMany([
+        ['good', 'fine'],
+        ['bad', 'soon broken'],
+        ['also-good', 'ok'],
+      ]);
+      await env.api.mergePatch(
+        { kind: 'ConfigMap', namespace: env.namespace, name: holderOf(kv.bucket, 'bad') },
+        {
+          binaryData: { bad: Buffer.from('hand-edited garbage').toString('base64') },
+        },
+      );
+      await env.api.mergePatch(
+        { kind: 'ConfigMap', namespace: env.namespace, name: holderOf(kv.bucket, 'good') },
+        {
+          binaryData: { not_a_key: Buffer.from('x').toString('base64') },
+        },
+      );
       await expect(kv.get('bad')).rejects.toBeInstanceOf(CorruptEntryError);
       await expect(kv.get('bad')).rejects.toMatchObject({ code: 'KV_CORRUPT_ENTRY', key: 'bad' });
       expect(await kv.getText('good')).toBe('fine');
@@ -419,7 +492,10 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       for (const cache of [false, true]) {
         const reported: CorruptEntryError[] = [];
         const kv = make({ onCorruptEntry: (e) => reported.push(e), cache });
-        await kv.putMany([['good', 'fine'], ['flipped', 'a value long enough to be worth a checksum']]);
+        await kv.putMany([
+          ['good', 'fine'],
+          ['flipped', 'a value long enough to be worth a checksum'],
+        ]);
         const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, 'flipped') };
         const stored = (await env.api.get(ref)).binaryData!.flipped!;
         const bytes = Buffer.from(stored, 'base64');
@@ -440,13 +516,16 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       }
     });
 
-    it('removes and overwrites an entry added by hand to the ConfigMap\'s plain-text data map', async () => {
+    it("removes and overwrites an entry added by hand to the ConfigMap's plain-text data map", async () => {
       const env = getEnv();
       // Keys of one object (in a sharded bucket, entries added by hand count where their hash puts them).
       const [stray, other, third] = keysOfOneObject('hand', 3) as [string, string, string];
       for (const cache of [false, true]) {
         const kv = make({ cache });
-        await kv.putMany([['a', '1'], [stray, 'x']]);
+        await kv.putMany([
+          ['a', '1'],
+          [stray, 'x'],
+        ]);
         const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, stray) };
         // A ConfigMap key may live in only one of the maps: move the entry to `data`, and add another.
         await env.api.jsonPatch(ref, [
@@ -554,7 +633,11 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
       await other.put('existing', 'changed');
       await other.delete('new');
       await eventually(() => expect(events.length).toBeGreaterThanOrEqual(3));
-      expect(events).toEqual([{ type: 'put', key: 'new' }, { type: 'put', key: 'existing' }, { type: 'delete', key: 'new' }]);
+      expect(events).toEqual([
+        { type: 'put', key: 'new' },
+        { type: 'put', key: 'existing' },
+        { type: 'delete', key: 'new' },
+      ]);
       stop();
       await other.put('after', 'stop');
       await new Promise((r) => setTimeout(r, 200));

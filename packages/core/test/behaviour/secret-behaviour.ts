@@ -26,7 +26,10 @@ export function describeSecretBucket(name: string, getEnv: () => KvTestEnv): voi
     it('keeps entries in an Opaque Secret, never in a ConfigMap', async () => {
       const env = getEnv();
       const kv = make({ app: 'vault' });
-      await kv.putMany([['token:a', 's3cr3t'], ['bin', new Uint8Array([0, 255])]]);
+      await kv.putMany([
+        ['token:a', 's3cr3t'],
+        ['bin', new Uint8Array([0, 255])],
+      ]);
       expect(await kv.getText('token:a')).toBe('s3cr3t');
       expect(await kv.get('bin')).toEqual(new Uint8Array([0, 255]));
       const secret = await env.api.get({ kind: 'Secret', namespace: env.namespace, name: kv.bucket });
@@ -48,7 +51,12 @@ export function describeSecretBucket(name: string, getEnv: () => KvTestEnv): voi
       expect(await kv.delete('gone')).toBe(true);
       expect(await kv.keys()).toEqual(['n']);
       for (let i = 0; i < 100 && events.length < 4; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(events).toEqual([{ type: 'put', key: 'n' }, { type: 'put', key: 'n' }, { type: 'put', key: 'gone' }, { type: 'delete', key: 'gone' }]);
+      expect(events).toEqual([
+        { type: 'put', key: 'n' },
+        { type: 'put', key: 'n' },
+        { type: 'put', key: 'gone' },
+        { type: 'delete', key: 'gone' },
+      ]);
       stop();
       expect(await kv.clear()).toBe(1);
       await kv.teardown();

@@ -205,7 +205,12 @@ export function describeShardedBucket(name: string, getEnv: () => KvTestEnv): vo
       await kv.delete(keys[0]!);
       for (let i = 0; i < 250 && events.length < 5; i++) await new Promise((r) => setTimeout(r, 20));
       stop();
-      expect(events.filter((e) => e.type === 'put').map((e) => e.key).sort()).toEqual([...keys].sort());
+      expect(
+        events
+          .filter((e) => e.type === 'put')
+          .map((e) => e.key)
+          .sort(),
+      ).toEqual([...keys].sort());
       expect(events.filter((e) => e.type === 'delete')).toEqual([{ type: 'delete', key: keys[0] }]);
     });
 
@@ -228,7 +233,13 @@ export function describeShardedBucket(name: string, getEnv: () => KvTestEnv): vo
       await plain.put('plain', 'p');
       await waitFor(4 + 4 + 1);
       stop();
-      expect(events.slice(4).filter((e) => e.type === 'delete').map((e) => e.key).sort()).toEqual([...keys].sort());
+      expect(
+        events
+          .slice(4)
+          .filter((e) => e.type === 'delete')
+          .map((e) => e.key)
+          .sort(),
+      ).toEqual([...keys].sort());
       expect(events.at(-1)).toEqual({ type: 'put', key: 'plain' });
     });
 
@@ -240,7 +251,12 @@ export function describeShardedBucket(name: string, getEnv: () => KvTestEnv): vo
       await Promise.all(counters.flatMap((key) => Array.from({ length: 5 }, () => [bump(a, key), bump(b, key)])).flat());
       for (const key of counters) expect(await a.getText(key)).toBe('10');
       expect(await b.deleteMany([counters[0]!, counters[1]!, 'missing'])).toEqual([true, true, false]);
-      await a.putMany([['keep:1', 'x'], ['drop:1', 'y'], ['drop:2', 'z'], ['drop:3', 'w']]);
+      await a.putMany([
+        ['keep:1', 'x'],
+        ['drop:1', 'y'],
+        ['drop:2', 'z'],
+        ['drop:3', 'w'],
+      ]);
       expect(await a.clear('drop:')).toBe(3);
       expect(await a.keys()).toEqual(['keep:1', counters[2]!, counters[3]!].sort());
     });
