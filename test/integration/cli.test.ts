@@ -449,7 +449,7 @@ describe.concurrent('the first hour: missing buckets and namespaces, -o, wide ke
     });
     const forbidden = await cli(['get', 'formats', 'greeting', '-o', 'yaml'], { user: 'alice' });
     expect(forbidden.code).toBe(1);
-    expect(forbidden.stderr).toMatch(/^error:\n  code: KV_FORBIDDEN\n  message: 'Forbidden: user "alice" may not "get" configmaps/);
+    expect(forbidden.stderr).toMatch(/^error:\n {2}code: KV_FORBIDDEN\n {2}message: 'Forbidden: user "alice" may not "get" configmaps/);
   });
 
   it('list aligns CJK and emoji keys by their width on the terminal', async ({ expect }) => {

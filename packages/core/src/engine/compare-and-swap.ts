@@ -23,7 +23,7 @@
  * create answers 409 and would hide that the first one landed).
  */
 import type { PreparedEntry } from '../codec/entry.ts';
-import { BucketFullError, ConflictError, KVError, UnavailableError } from '../errors.ts';
+import { type BucketFullError, ConflictError, type KVError, UnavailableError } from '../errors.ts';
 import type { JsonPatchOp } from '../kube/port.ts';
 import { isStatus, isTransient, mayHaveLanded } from './api-errors.ts';
 import { conflictBackoff } from './retry-policy.ts';

@@ -17,19 +17,10 @@
  * While the cache runs, an {@link ExpirySweeper} removes expired entries in the background.
  */
 import type { PreparedEntry } from '../codec/entry.ts';
-import { BucketFullError, ConflictError, ForeignObjectError, KVError } from '../errors.ts';
+import { BucketFullError, ConflictError, ForeignObjectError, type KVError } from '../errors.ts';
 import { untilDeadline } from '../kube/call-deadline.ts';
 import { MAX_OBJECT_DATA_BYTES, objectDataBytes } from '../kube/object-rules.ts';
-import {
-  KubeApiError,
-  type JsonPatchOp,
-  type KubeApi,
-  type KubeObject,
-  type ObjectKind,
-  type ObjectMeta,
-  type ObjectRef,
-  type PatchOptions,
-} from '../kube/port.ts';
+import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectMeta, type ObjectRef, type PatchOptions } from '../kube/port.ts';
 import { isStatus, TOO_LARGE_FOR_ETCD, toKVError, type CallContext } from './api-errors.ts';
 import { compareAndSwap, pointer, RaceLost, type SwapState, type SwapTarget, type SwapWrite, type UpdateDecision } from './compare-and-swap.ts';
 import { planWrite, type EvictionPolicy, type ObjectBudget, type Removal, type WritePlan } from './eviction.ts';

@@ -145,11 +145,12 @@ export function snapshotOf(kind: ObjectKind, object: KubeObject, previous?: Snap
   }
   if (kind === 'ConfigMap') {
     // k8s-kv never writes `data`; anything there was added by hand.
-    for (const dataKey of Object.keys(object.data ?? {})) {
+    const strays = Object.keys(object.data ?? {});
+    if (strays.length > 0) snapshot.strays = new Set(strays);
+    for (const dataKey of strays) {
       const error = new CorruptEntryError(dataKey, 'plain-text "data" entry was not written by k8s-kv');
       snapshot.corrupt.push(error);
       snapshot.corruptByDataKey.set(dataKey, error);
-      (snapshot.strays ??= new Set()).add(dataKey);
     }
   }
   return snapshot;
@@ -167,7 +168,7 @@ export function mergeSnapshots(parts: Snapshot[]): Snapshot {
     for (const [dataKey, entry] of part.byDataKey) merged.byDataKey.set(dataKey, entry);
     merged.corrupt.push(...part.corrupt);
     for (const [dataKey, error] of part.corruptByDataKey) merged.corruptByDataKey.set(dataKey, error);
-    for (const dataKey of part.strays ?? []) (merged.strays ??= new Set()).add(dataKey);
+    if (part.strays) merged.strays = new Set([...(merged.strays ?? []), ...part.strays]);
     merged.totalBytes += part.totalBytes;
   }
   return merged;

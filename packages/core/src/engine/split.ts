@@ -10,7 +10,6 @@ import { KVError } from '../errors.ts';
 import { objectDataBytes } from '../kube/object-rules.ts';
 import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectRef } from '../kube/port.ts';
 import type { RetryOptions } from '../types.ts';
-import { isStatus } from './api-errors.ts';
 import { ANNOTATION_FORMAT, ANNOTATION_SEALED, ANNOTATION_SPLIT_FROM, ELASTIC_FORMAT_VERSION } from './labels.ts';
 import { bucketLabels, checkOwnership, isSealed, ownershipTests, parseRole, roleAnnotations, splitSource, type BucketIdentity } from './ownership.ts';
 import { callApi } from './retry-policy.ts';

@@ -499,7 +499,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
         const ref = { kind: 'ConfigMap' as const, namespace: env.namespace, name: holderOf(kv.bucket, 'flipped') };
         const stored = (await env.api.get(ref)).binaryData!.flipped!;
         const bytes = Buffer.from(stored, 'base64');
-        bytes[bytes.length - 1] ^= 0x01; // the last payload byte: the header still decodes, the CRC-32 does not match
+        bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0x01, bytes.length - 1); // the last payload byte: the header still decodes, the CRC-32 does not match
         await env.api.mergePatch(ref, { binaryData: { flipped: bytes.toString('base64') } });
         await eventually(async () => expect(await kv.get('flipped').catch((e: unknown) => e)).toBeInstanceOf(CorruptEntryError));
         await expect(kv.has('flipped')).rejects.toMatchObject({ code: 'KV_CORRUPT_ENTRY', key: 'flipped' });
