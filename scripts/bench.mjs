@@ -190,15 +190,16 @@ async function putBySize(shards, rounds = 6, perRound = n(50)) {
  * `maxBytes` 256 KiB, ~450-byte values), in alternating rounds. Every put into the full one
  * writes a new key: the bucket stays at its budget, and a put evicts when a sixteenth of the
  * budget has filled up again (its patch then carries the removals). The empty one rewrites
- * ten keys. A control shows what is eviction's own: a bucket of the same keys and bytes
- * that does not evict, whose puts rewrite its keys (so that it keeps its size).
+ * ten keys. A control shows what is eviction's own: a bucket of the same keys, bytes and
+ * `maxBytes` (so the same layout: a `maxBytes` one object can hold keeps the bucket one
+ * object) that does not evict, whose puts rewrite its keys (so that it keeps its size).
  */
 async function evictingPut(rounds = 6, perRound = n(50)) {
   const maxBytes = 256 * 1024;
   const open = (bucket, options) => createKV({ bucket, namespace, kubeConfig, app: 'bench', ...options });
   const empty = open('bench-evict-empty', { evict: 'oldest', maxBytes });
   const full = open('bench-evict-full', { evict: 'oldest', maxBytes });
-  const control = open('bench-evict-control', {});
+  const control = open('bench-evict-control', { maxBytes });
   await Promise.all([empty.teardown(), full.teardown(), control.teardown()]);
   // Fill the full one to twice its budget (it evicts as it goes), in batches; the control with as many keys.
   for (let i = 0; i < 1200; i += 100) await full.putMany(Array.from({ length: 100 }, (_, j) => [`fill-${i + j}`, appValue(i + j, 450)]));
@@ -233,6 +234,7 @@ async function evictingPut(rounds = 6, perRound = n(50)) {
     fullBytes: [before.bytes, after.bytes],
     fullKeys: [before.keys, after.keys],
     controlBytes: controlStats.bytes,
+    objects: { full: after.shards, control: controlStats.shards },
   };
   console.error(
     `  put p50 into a full evicting bucket ${f.p50.toFixed(2)} ms (p99 ${f.p99.toFixed(2)}), into an empty one ${e.p50.toFixed(2)} ms (p99 ${e.p99.toFixed(2)}): ${(f.p50 / e.p50).toFixed(2)}x; into the same size without eviction ${c.p50.toFixed(2)} ms (p99 ${c.p99.toFixed(2)})`,
@@ -245,7 +247,7 @@ function evictLine(r) {
   return (
     `Put into a full evicting bucket (evict 'oldest', maxBytes ${r.maxBytes / 1024} KiB, ${r.fullKeys[1]} keys, ${(r.fullBytes[1] / 1024).toFixed(0)} KiB) against an empty one, ${r.full.count} puts each in alternating rounds: ` +
     `p50 ${r.full.p50.toFixed(2)} ms vs ${r.empty.p50.toFixed(2)} ms (${(r.full.p50 / r.empty.p50).toFixed(2)}x), p99 ${r.full.p99.toFixed(2)} ms vs ${r.empty.p99.toFixed(2)} ms. ` +
-    `Control, the same keys and size (${(r.controlBytes / 1024).toFixed(0)} KiB) without eviction: p50 ${r.control.p50.toFixed(2)} ms, p99 ${r.control.p99.toFixed(2)} ms (eviction's own share: ${(r.full.p50 / r.control.p50).toFixed(2)}x at p50).`
+    `Control, the same keys, size (${(r.controlBytes / 1024).toFixed(0)} KiB) and layout (objects: ${r.objects.full} and ${r.objects.control}) without eviction: p50 ${r.control.p50.toFixed(2)} ms, p99 ${r.control.p99.toFixed(2)} ms (eviction's own share: ${(r.full.p50 / r.control.p50).toFixed(2)}x at p50).`
   );
 }
 
