@@ -340,6 +340,7 @@ describe.concurrent('commands against the API server', () => {
     expect((await cli(['stats', 'spread'])).stdout).toMatch(/^shards:\s+8 ConfigMaps \(spread\.shard-0 \.\. spread\.shard-7\), 1 MiB each$/m);
     const listed = JSON.parse((await cli(['buckets', '--json'])).stdout) as Array<{ name: string; shards: number; keys: number }>;
     expect(listed.filter((b) => b.name.startsWith('spread'))).toEqual([expect.objectContaining({ name: 'spread', shards: 8, keys: 2 })]);
+    expect((await cli(['buckets'])).stdout).toMatch(/^spread\s.*\ssharded\s+8\s+\S+Z$/m);
     expect((await cli(['keys', 'spread'])).stdout).toBe('a\nb\n');
     for (const bad of ['0', '257', '1.5', 'many']) {
       const refused = await cli(['put', 'spread2', 'a', '1', '--shards', bad]);
@@ -360,6 +361,7 @@ describe.concurrent('commands against the API server', () => {
     expect((await cli(['stats', 'grown'])).stdout).toMatch(/^parts:\s+\d+ ConfigMaps \(grown\.p<depth>-<suffix>\), split as the bucket grows$/m);
     const listed = JSON.parse((await cli(['buckets', '--json'])).stdout) as Array<{ name: string; shards: number; keys: number }>;
     expect(listed.filter((b) => b.name.startsWith('grown'))).toEqual([expect.objectContaining({ name: 'grown', keys: 300, shards: stats.shards })]);
+    expect((await cli(['buckets'])).stdout).toMatch(new RegExp(`^grown\\s.*\\selastic\\s+${stats.shards}\\s+\\S+Z$`, 'm'));
     expect((await cli(['teardown', 'grown', '--yes'])).code).toBe(0);
     const api = createClientNodeApi(adminKubeConfig());
     expect((await api.list('ConfigMap', ns.name, { labelSelector: 'k8s-kv.io/bucket=grown' })).items).toEqual([]);
@@ -549,9 +551,9 @@ describe.concurrent('buckets', () => {
     expect(Date.parse(json[0]!.createdAt as string)).toBeLessThanOrEqual(Date.now());
 
     const table = (await cli(['buckets'], { namespace: own.name })).stdout.split('\n');
-    expect(table[0]).toMatch(/^NAME\s+APP\s+KEYS\s+EXPIRED\s+CORRUPT\s+BYTES\s+USED\s+CREATED$/);
-    expect(table[1]).toMatch(/^alpha\s+default\s+2\s+1\s+0\s+\d+ B \/ 64 MiB\s+0\.0%\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    expect(table[2]).toMatch(/^beta\s+shop\s+1\s+0\s+0\s+2(\.\d)? KiB \/ 64 MiB\s+0\.0%\s+\S+Z$/);
+    expect(table[0]).toMatch(/^NAME\s+APP\s+KEYS\s+EXPIRED\s+CORRUPT\s+BYTES\s+USED\s+LAYOUT\s+OBJECTS\s+CREATED$/);
+    expect(table[1]).toMatch(/^alpha\s+default\s+2\s+1\s+0\s+\d+ B \/ 64 MiB\s+0\.0%\s+single\s+1\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(table[2]).toMatch(/^beta\s+shop\s+1\s+0\s+0\s+2(\.\d)? KiB \/ 64 MiB\s+0\.0%\s+single\s+1\s+\S+Z$/);
 
     const shop = JSON.parse((await cli(['buckets', '--app', 'shop', '--json'], { namespace: own.name })).stdout) as Array<{ name: string }>;
     expect(shop.map((x) => x.name)).toEqual(['beta']);

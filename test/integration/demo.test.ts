@@ -71,6 +71,8 @@ describe('the demo', () => {
     expect(run.stdout).toMatch(/^Reusing the local API server already running at https:\/\/127\.0\.0\.1:\d+ \(pid \d+\)\.$/m);
     expect(run.stdout).not.toMatch(/^Started/m);
     expect(run.stdout).toMatch(/^counter {11}= 200 \(expected 200\)/m);
+    // The large bucket (default options) has split into parts.
+    expect(run.stdout).toMatch(/^stats {13}= 2000 keys, \d+ bytes in ([2-9]|\d{2,}) ConfigMaps \(layout elastic, /m);
     // The CLI, run by the demo, reads the same bucket.
     expect(run.stdout).toMatch(
       /^\$ \.\/dev k8s-kv list k8s-kv-demo users\/ -n default --app k8s-kv-demo --values\n {2}KEY +SIZE +MODIFIED +EXPIRES +VALUE\n {2}users\/42\/profile .*\{"name":"Ada","plan":"pro"\}$/m,
@@ -99,7 +101,7 @@ describe('the demo', () => {
     expect(lines.at(-1)).toMatch(/^\.\/dev cluster:down/);
 
     // The state was kept; clean it up.
-    for (const bucket of ['k8s-kv-demo', 'k8s-kv-demo-sharded']) {
+    for (const bucket of ['k8s-kv-demo', 'k8s-kv-demo-large']) {
       const kv = createKV({ bucket, app: 'k8s-kv-demo', namespace: 'default', kubeConfig: adminKubeConfig(), cache: false });
       expect((await kv.stats()).keys).toBeGreaterThan(0);
       await kv.teardown();

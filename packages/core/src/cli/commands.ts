@@ -194,9 +194,12 @@ async function buckets(ctx: CommandContext): Promise<void> {
     String(b.corrupt),
     `${formatBytes(b.bytes)} / ${formatBytes(b.limitBytes)}`,
     formatPercent(b.bytes, b.limitBytes),
+    b.unsupportedFormat === undefined ? b.layout : `format ${b.unsupportedFormat}`,
+    String(b.shards),
     formatTime(b.createdAt),
   ]);
-  await write(ctx.io.stdout, table([...(all ? ['NAMESPACE'] : []), 'NAME', 'APP', 'KEYS', 'EXPIRED', 'CORRUPT', 'BYTES', 'USED', 'CREATED'], rows));
+  const header = [...(all ? ['NAMESPACE'] : []), 'NAME', 'APP', 'KEYS', 'EXPIRED', 'CORRUPT', 'BYTES', 'USED', 'LAYOUT', 'OBJECTS', 'CREATED'];
+  await write(ctx.io.stdout, table(header, rows));
 }
 
 async function get(ctx: CommandContext): Promise<void> {

@@ -84,8 +84,9 @@ const COMMANDS: CommandSpec[] = [
     summary: 'list the buckets in the namespace (-A: in every namespace)',
     description:
       'Lists the k8s-kv buckets (ConfigMaps labelled app.kubernetes.io/managed-by=k8s-kv) in the ' +
-      'namespace: name, app, live keys, expired and corrupt entries, bytes used of the 1 MiB ' +
-      "limit, and when the bucket was created. Lists every app's buckets unless --app is given. " +
+      'namespace: name, app, live keys, expired and corrupt entries, bytes used of the limit, ' +
+      'layout (single, elastic or sharded), the number of ConfigMaps it uses, and when the bucket ' +
+      "was created. Lists every app's buckets unless --app is given. " +
       'Needs "list" on configmaps.',
     options: [
       new Option(
@@ -145,7 +146,7 @@ const COMMANDS: CommandSpec[] = [
     args: ['<bucket>'],
     summary: "show the bucket's usage",
     description:
-      "Prints the bucket's live keys, expired and corrupt entries, and bytes used of the 1 MiB ConfigMap limit (of each shard's, in a sharded bucket).",
+      "Prints the bucket's live keys, expired and corrupt entries, bytes used of its limit (the default maxBytes, 64 MiB; 1 MiB per shard in a sharded bucket), and the ConfigMaps it uses (its parts or shards).",
   },
   {
     name: 'clear',
