@@ -14,6 +14,7 @@
 // worker's operations and the proxy's faults, and is printed, so a failure can
 // be replayed in kind (the interleaving is the scheduler's).
 import { fileURLToPath } from 'node:url';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createKV } from '@k8s-kv/core';
 import { adminKubeConfig, createTestNamespace, type TestNamespace } from '../setup/cluster.ts';
@@ -87,7 +88,15 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
   const truth: Record<keyof typeof buckets, Map<string, string>> = { plain: new Map(), sharded: new Map() };
   for (const bucket of ['plain', 'sharded'] as const) {
     const direct = createKV({ bucket: buckets[bucket], namespace: ns.name, kubeConfig: adminKubeConfig(), app: 'model', cache: false });
-    for (const [key, value] of await direct.list()) truth[bucket].set(key, Buffer.from(value).toString());
+    const listed = await direct.list().catch(async (error: unknown) => {
+      // What the server holds, for the report: the layout's objects and their metadata.
+      const objects = await adminKubeConfig().makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: ns.name });
+      for (const { metadata } of objects.items) {
+        console.log(`${metadata?.name} uid=${metadata?.uid} rv=${metadata?.resourceVersion} ${JSON.stringify(metadata?.annotations ?? {})}`);
+      }
+      throw error;
+    });
+    for (const [key, value] of listed) truth[bucket].set(key, Buffer.from(value).toString());
     await direct.close();
   }
 

@@ -177,7 +177,7 @@ export class Bucket {
   // ---------------------------------------------------------------- the layout
 
   /** The layout a head object declares, with the parts seen (format 3); undefined when the bucket does not exist. */
-  private layoutOf(head: Snapshot, parts: () => Iterable<PartInfo>): Layout | undefined {
+  private layoutOf(head: Snapshot, parts: () => Iterable<PartInfo>, listed = false): Layout | undefined {
     if (!head.exists) return undefined;
     const role = parseRole(head.annotations);
     switch (role.role) {
@@ -188,6 +188,8 @@ export class Bucket {
       case 'elastic': {
         const layout = new ElasticLayout(this.s.bucket, head.uid!, parts(), this.gone);
         for (const part of layout.live.values()) if (part.splitFrom) this.activate(part);
+        // Only on what one LIST showed: a part is deleted on the server's word, never on a cache's.
+        if (listed) for (const part of layout.shadowed) this.removeShadowed(part);
         return { kind: 'elastic', parts: layout };
       }
       case 'unsupported':
@@ -287,7 +289,7 @@ export class Bucket {
       versions.push(...list.map((object) => object.metadata.resourceVersion));
     }
     this.learnedFrom(...versions);
-    this.known = this.layoutOf(head, () => parts);
+    this.known = this.layoutOf(head, () => parts, true);
     return { layout: this.known, head };
   }
 
@@ -516,7 +518,7 @@ export class Bucket {
     this.headChecked = true;
     this.learnedFrom(...objects.map((object) => object.metadata.resourceVersion));
     const parts = objects.flatMap((object) => partInfo(object.metadata) ?? []);
-    const layout = this.layoutOf(head, () => parts);
+    const layout = this.layoutOf(head, () => parts, true);
     this.known = layout;
     if (!layout) return head;
     if (layout.kind === 'single') return this.whole(head);
@@ -613,7 +615,7 @@ export class Bucket {
 
   /** True when one more split keeps the bucket within maxBytes' number of parts (the splits under way count: each adds an object). */
   private mayAddPart(): boolean {
-    const splitting = [...this.splits.keys()].filter((key) => !key.startsWith('activate:')).length;
+    const splitting = this.splits.size;
     return this.partsCount() + splitting < this.maxParts;
   }
 
@@ -691,18 +693,37 @@ export class Bucket {
     return run;
   }
 
-  /** Parts whose activation this process started (each once). */
-  private readonly activated = new Set<string>();
+  /** Tidying this process started, by `<what>:<uid>` (each once): awaited by close() and teardown(), by nothing else. */
+  private readonly tidying = new Map<string, Promise<void>>();
+  private readonly tidied = new Set<string>();
+
+  /** Runs a tidying step once per object (uid); it must not slow a read down, and its failure is left for a later try by anyone. */
+  private tidy(key: string, step: () => Promise<void>): void {
+    if (this.tidied.has(key)) return;
+    this.tidied.add(key);
+    const run = runUnder(undefined, step).catch(() => undefined);
+    this.tidying.set(key, run);
+    void run.finally(() => this.tidying.delete(key));
+  }
 
   /** Tidies a live part that still says where it was copied from (its split's process stopped after the switch). */
   private activate(part: PartInfo): void {
-    if (this.activated.has(part.uid) || !part.splitFrom) return;
-    this.activated.add(part.uid);
-    const splitFrom = `${part.splitFrom.uid}@${part.splitFrom.resourceVersion}`;
-    // Not awaited by anyone but close(): tidying must not slow a read down.
-    const tidy = runUnder(undefined, () => activatePart({ ...this.s }, part.name, part.uid, splitFrom)).catch(() => undefined);
-    this.splits.set(`activate:${part.uid}`, tidy);
-    void tidy.finally(() => this.splits.delete(`activate:${part.uid}`));
+    const from = part.splitFrom;
+    if (!from) return;
+    this.tidy(`activate:${part.uid}`, () => activatePart({ ...this.s }, part.name, part.uid, `${from.uid}@${from.resourceVersion}`));
+  }
+
+  /** Deletes a part a late copier brought back (see ElasticLayout.shadowed): it holds nothing anyone reads. */
+  private removeShadowed(part: PartInfo): void {
+    const { api, kind, namespace, retry } = this.s;
+    this.tidy(`remove:${part.uid}`, async () => {
+      await callApi(
+        { verb: 'delete', kind, namespace },
+        retry,
+        () => api.delete({ kind, namespace, name: part.name }, { uid: part.uid }),
+        (refusal) => refusal.status === 404 || refusal.status === 409,
+      );
+    });
   }
 
   /** Reports a split that could not be done through onError, once per kind of failure. */
@@ -823,7 +844,7 @@ export class Bucket {
 
   /** Deletes every object of this bucket that k8s-kv owns, shards and parts first. Foreign objects are refused and left alone. */
   async teardown(): Promise<void> {
-    await Promise.all([...this.splits.values()].map((split) => split.catch(() => undefined)));
+    await Promise.all([...this.splits.values(), ...this.tidying.values()].map((work) => work.catch(() => undefined)));
     const listed = await this.list(true);
     // Refuses (ForeignObjectError) when the bucket's name is taken by an object k8s-kv does not own.
     await this.head.read();
@@ -851,7 +872,7 @@ export class Bucket {
 
   /** Stops every watch, once the splits under way are over. */
   async close(): Promise<void> {
-    await Promise.all([...this.splits.values()].map((split) => split.catch(() => undefined)));
+    await Promise.all([...this.splits.values(), ...this.tidying.values()].map((work) => work.catch(() => undefined)));
     this.head.close();
     for (const store of this.stores.values()) store.close();
     this.loop.close();

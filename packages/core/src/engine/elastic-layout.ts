@@ -39,6 +39,12 @@ export function partInfo(metadata: ObjectMeta): PartInfo | undefined {
 export class ElasticLayout {
   /** Live parts by name. */
   readonly live = new Map<string, PartInfo>();
+  /**
+   * Parts that would be live but whose range holds live parts deeper down: copies
+   * brought back by a split's copier that was slower than the split and the splits
+   * after it (docs/FORMAT.md section 9.2). Never read or written; to be deleted.
+   */
+  readonly shadowed: PartInfo[] = [];
   readonly bucket: string;
   /** The uid of the bucket's head (format 3): parts of another head are left over from an earlier bucket. */
   readonly headUid: string;
@@ -54,12 +60,30 @@ export class ElasticLayout {
     this.headUid = headUid;
     const ours = new Map<string, PartInfo>();
     for (const part of parts) if (part.headUid === headUid && !gone.has(part.name)) ours.set(part.name, part);
-    let maxDepth = 0;
+    const candidates = new Map<string, PartInfo>();
     for (const part of ours.values()) {
       const from = part.splitFrom;
       // Pending: live once the object it was copied from is gone (the root, here, is: the head is in format 3).
       const parent = from && part.depth > 1 ? ours.get(partName(bucket, part.depth - 1, part.suffix % 2 ** (part.depth - 1))) : undefined;
       if (from && parent?.uid === from.uid) continue;
+      candidates.set(part.name, part);
+    }
+    // A candidate with another candidate inside its range is a copy made after its range was split
+    // (only the split of an object of its name, since deleted, makes parts deeper down live): the
+    // deeper parts hold the range.
+    const shadowed = new Set<string>();
+    for (const part of candidates.values()) {
+      for (let depth = part.depth - 1; depth >= 1; depth--) {
+        const above = partName(bucket, depth, part.suffix % 2 ** depth);
+        if (candidates.has(above)) shadowed.add(above);
+      }
+    }
+    let maxDepth = 0;
+    for (const part of candidates.values()) {
+      if (shadowed.has(part.name)) {
+        this.shadowed.push(part);
+        continue;
+      }
       this.live.set(part.name, part);
       maxDepth = Math.max(maxDepth, part.depth);
     }

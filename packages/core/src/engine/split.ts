@@ -143,13 +143,24 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
   const half = (dataKey: string): number => (hashSuffix(shardHash(dataKey), depth) === suffixes[0] ? 0 : 1);
   for (const [dataKey, value] of Object.entries(object[field] ?? {})) halves[half(dataKey)]!.entries[dataKey] = value;
   if (ctx.kind === 'ConfigMap') for (const [dataKey, value] of Object.entries(object.data ?? {})) halves[half(dataKey)]!.data[dataKey] = value;
+  // A child is created only while P is still sealed at `rv`: once P is switched, its children may have split
+  // in turn, and a child created again would bring their range back as it was at `rv` (section 9.2 makes
+  // readers ignore such a copy; this keeps the copies from being made but for a create under way at the switch).
+  const stillSealed = async (): Promise<boolean> => {
+    const now = await call(
+      'get',
+      () => ctx.api.get(ref),
+      (r) => r.status === 404,
+    );
+    return !(now instanceof KubeApiError) && now.metadata.uid === uid && now.metadata.resourceVersion === rv;
+  };
   const children: KubeObject[] = [];
   try {
     for (let i = 0; i < 2; i++) {
       const child = await ensureChild(
         ctx,
         call,
-        { name: partName(ctx.bucket, depth, suffixes[i]!), depth, suffix: suffixes[i]!, headUid, splitFrom, rv },
+        { name: partName(ctx.bucket, depth, suffixes[i]!), depth, suffix: suffixes[i]!, headUid, splitFrom, rv, stillSealed },
         halves[i]!,
       );
       if (!child) return { outcome: 'changed' };
@@ -240,11 +251,14 @@ interface ChildSpec {
   splitFrom: string;
   /** The parent's resourceVersion the copy is of. */
   rv: string;
+  /** True while the parent is sealed at `rv` (asked before every create). */
+  stillSealed: () => Promise<boolean>;
 }
 
 /**
  * Makes sure a child holds the copy `splitFrom` (step 2). Resolves to the child, or
- * undefined when it holds a newer copy (this call's seal is stale).
+ * undefined when it holds a newer copy or the parent is no longer sealed at `rv` (this
+ * call's seal is stale, or another process switched it).
  */
 async function ensureChild(
   ctx: SplitContext,
@@ -269,6 +283,7 @@ async function ensureChild(
     ...(ctx.kind === 'Secret' ? { type: 'Opaque' } : {}),
   };
   for (let attempt = 0; attempt < 4; attempt++) {
+    if (!(await spec.stillSealed())) return undefined;
     const created = await call(
       'create',
       () => ctx.api.create(ctx.kind, ctx.namespace, body),

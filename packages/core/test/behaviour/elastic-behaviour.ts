@@ -179,6 +179,81 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       });
     }
 
+    it('a split helper slower than the split, and than the splits after it, brings nothing back', async () => {
+      // The first split `late` runs stops before its copy until released: another store finishes that
+      // split meanwhile, and the parts it made split again, before `late` goes on.
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let paused = false;
+      const late = make({
+        [SPLIT_HOOK]: async (at: SplitStep) => {
+          if (at !== 'copy' || paused) return;
+          paused = true;
+          await gate;
+        },
+        onError: () => {},
+      });
+      const bucket = late.bucket;
+      try {
+        // Past the threshold (keys of ~450 bytes), and no write after it: `late`'s next write would wait for its own split.
+        const model = await fill(late, 'k', Math.ceil(SPLIT_BYTES / 450) + 20);
+        await eventually(() => expect(paused).toBe(true));
+        const other = make({ bucket, cache: false });
+        await fill(other, 'more', 240, model);
+        await settled(bucket);
+        const split = (await partsOf(bucket)).map((part) => part.metadata.annotations!['k8s-kv.io/part']!);
+        expect(split.filter((part) => part.startsWith('1/'))).toEqual([]); // both halves of the root split again
+        release();
+        await late.close();
+        expect((await partsOf(bucket)).map((part) => part.metadata.annotations!['k8s-kv.io/part']).sort()).toEqual(split.sort());
+        await expectHolds(bucket, model);
+      } finally {
+        release();
+      }
+    }, 60_000);
+
+    it('a part brought back after its range split again is never read or written, and is removed', async () => {
+      const kv = make({ cache: false });
+      const bucket = kv.bucket;
+      const model = await fill(kv, 'k', 360);
+      await settled(bucket);
+      const objects = await objectsOf(bucket);
+      const head = objects.get(bucket)!;
+      const deep = (await partsOf(bucket)).find((part) => Number(part.metadata.annotations!['k8s-kv.io/part']!.split('/')[0]) >= 2)!;
+      expect(deep, 'a part two splits down').toBeDefined();
+      const [, suffix] = deep.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
+      // What a late copier of the root's split would create: the depth-1 part over `deep`'s range, holding its entries as
+      // they were (they change below), pending on a copy of the root.
+      const name = `${bucket}.p1-${(suffix % 2).toString(16)}`;
+      expect(objects.has(name)).toBe(false);
+      await getEnv().api.create('ConfigMap', getEnv().namespace, {
+        metadata: {
+          name,
+          labels: deep.metadata.labels,
+          annotations: { ...deep.metadata.annotations, 'k8s-kv.io/part': `1/${suffix % 2}`, 'k8s-kv.io/split-from': `${head.metadata.uid}@1` },
+        },
+        binaryData: deep.binaryData,
+      });
+      // Writers and readers go on with the parts that hold the range, with the cache and without: every entry
+      // the copy holds is overwritten or deleted.
+      const keys = [...model.keys()];
+      const gone = keys.filter((_, i) => i % 4 === 0);
+      expect(await make({ bucket }).deleteMany(gone)).toEqual(gone.map(() => true));
+      for (const key of gone) model.delete(key);
+      const kept = [...model.keys()];
+      for (let i = 0; i < kept.length; i += 20) {
+        const batch = kept.slice(i, i + 20).map((key) => [key, `new ${key}`] as [string, string]);
+        await kv.putMany(batch);
+        for (const [key, v] of batch) model.set(key, v);
+      }
+      await expectHolds(bucket, model);
+      // A reader that listed the bucket deleted the copy.
+      await eventually(async () => expect((await objectsOf(bucket)).has(name)).toBe(false));
+      await expectHolds(bucket, model);
+    });
+
     it('tells watchers of every change once, and of no split', async () => {
       const bucket = bucketName('el-watch');
       const watcher = make({ bucket });
