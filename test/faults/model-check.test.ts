@@ -15,6 +15,7 @@
 // be replayed in kind (the interleaving is the scheduler's).
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api } from '@kubernetes/client-node';
+import { encodeKey } from '../../packages/core/src/codec/key-codec.ts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createKV } from '@k8s-kv/core';
 import { adminKubeConfig, createTestNamespace, type TestNamespace } from '../setup/cluster.ts';
@@ -45,6 +46,18 @@ afterAll(async () => {
 });
 
 const replay = `seed ${SEED} (replay with K8S_KV_MODEL_SEED=${SEED})`;
+
+/** For the report: every object of the namespace, its metadata, and which of them hold `keys` (data keys of the plain bucket). */
+async function dumpObjects(keys: string[]): Promise<void> {
+  const objects = await adminKubeConfig().makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: ns.name });
+  for (const { metadata, binaryData } of objects.items) {
+    const held = keys.filter((key) => binaryData?.[encodeKey(key).dataKey] !== undefined);
+    console.log(
+      `${metadata?.name} uid=${metadata?.uid} rv=${metadata?.resourceVersion} entries=${Object.keys(binaryData ?? {}).length} ` +
+        `${JSON.stringify(metadata?.annotations ?? {})}${held.length > 0 ? ` holds ${held.join(', ')}` : ''}`,
+    );
+  }
+}
 
 it(`4 processes, plain and sharded buckets, lost answers and resets: the server equals the model (${replay})`, async () => {
   console.log(`model check: ${replay}`);
@@ -89,11 +102,7 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
   for (const bucket of ['plain', 'sharded'] as const) {
     const direct = createKV({ bucket: buckets[bucket], namespace: ns.name, kubeConfig: adminKubeConfig(), app: 'model', cache: false });
     const listed = await direct.list().catch(async (error: unknown) => {
-      // What the server holds, for the report: the layout's objects and their metadata.
-      const objects = await adminKubeConfig().makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: ns.name });
-      for (const { metadata } of objects.items) {
-        console.log(`${metadata?.name} uid=${metadata?.uid} rv=${metadata?.resourceVersion} ${JSON.stringify(metadata?.annotations ?? {})}`);
-      }
+      await dumpObjects([]);
       throw error;
     });
     for (const [key, value] of listed) truth[bucket].set(key, Buffer.from(value).toString());
@@ -107,6 +116,14 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
   // Slot keys: each written by one slot, one call after the other, so the model is exact:
   // an acknowledged call sets what the key may hold; a failed one adds its value as possible.
   const allowed = new Map<string, Set<string | null>>();
+  const problemKeys: string[] = [];
+  /** A stored value by its maker: `<process>.<operation>` (the plain bucket's values carry padding). */
+  const short = (value: string | null): string => (value === null ? 'null' : value.split('.').slice(0, 2).join('.'));
+  const slotTrace = (bucket: string, key: string): string =>
+    slotOps
+      .filter((r) => r.bucket === bucket && r.effects.some(([k]) => k === key))
+      .map((r) => `${r.op} ${short(r.effects.find(([k]) => k === key)![1])} at +${r.at - started} ms for ${r.ms} ms ${r.ok ? 'ok' : `failed (${r.code})`}`)
+      .join('; ');
   const slotOps = all.filter((r) => r.slot !== undefined);
   for (const record of slotOps) {
     for (const [key, value] of record.effects) {
@@ -118,7 +135,10 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
   for (const [id, values] of allowed) {
     const [bucket, key] = id.split(' ') as ['plain' | 'sharded', string];
     const stored = truth[bucket].get(key) ?? null;
-    if (!values.has(stored)) problems.push(`${id}: holds ${JSON.stringify(stored)}, the model allows ${JSON.stringify([...values])}`);
+    if (!values.has(stored)) {
+      problems.push(`${id}: holds ${short(stored)}, the model allows ${JSON.stringify([...values].map(short))}; calls: ${slotTrace(bucket, key)}`);
+      if (bucket === 'plain') problemKeys.push(key);
+    }
   }
 
   // Counters: within [acknowledged, acknowledged + failed].
@@ -197,5 +217,6 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
   expect(layout.layout, 'the plain bucket split under the faults').toBe('elastic');
   expect(all.length).toBeGreaterThanOrEqual(2_000);
   expect(injected, `lost answers and resets injected (${replay})`).toBeGreaterThanOrEqual(100);
+  if (problemKeys.length > 0) await dumpObjects(problemKeys);
   expect(problems, `model check failed, ${replay}`).toEqual([]);
 }, 600_000);

@@ -692,10 +692,9 @@ export class ObjectStore implements SwapTarget {
         for (const k of targets) result.set(k, present.get(k)!.live);
         return result;
       }
-      if (patched.status === 404) {
-        this.owned = undefined;
-        if (fresh) return result;
-      }
+      // Gone (404): a bucket torn down has nothing to delete, but a part was split, and its keys are
+      // in its children now: the read below says which (for a part, LayoutChanged routes the delete again).
+      if (patched.status === 404) this.owned = undefined;
       // The object changed since the plan (or was replaced): look again.
       view = await this.read();
       fresh = true;

@@ -10,6 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BucketFullError, createKV, listBuckets, type KubeObject, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
 import { SPLIT_BYTES, SPLIT_HOOK, SPLIT_STEPS, type SplitStep } from '@k8s-kv/core/testing';
+import type { KubeApi } from '../../src/kube/port.ts';
+import { encodeKey } from '../../src/codec/key-codec.ts';
+import { splitObject } from '../../src/engine/split.ts';
 import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
 import { objectsOfBucket, type KvTestEnv } from './kv-behaviour.ts';
 
@@ -17,6 +20,18 @@ const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === u
 /** A value of about 450 bytes once stored (random, so it does not compress). */
 const value = (): string => randomBytes(330).toString('base64');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A port's methods bound to it, to build a port that changes one of them. */
+const bindAll = (api: KubeApi): KubeApi => ({
+  get: api.get.bind(api),
+  list: api.list.bind(api),
+  create: api.create.bind(api),
+  mergePatch: api.mergePatch.bind(api),
+  strategicMergePatch: api.strategicMergePatch.bind(api),
+  jsonPatch: api.jsonPatch.bind(api),
+  delete: api.delete.bind(api),
+  watch: api.watch.bind(api),
+});
 
 /** Stops a split before `step`, as a crash would (the store's other work goes on). */
 class Crash extends Error {}
@@ -252,6 +267,52 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       // A reader that listed the bucket deleted the copy.
       await eventually(async () => expect((await objectsOf(bucket)).has(name)).toBe(false));
       await expectHolds(bucket, model);
+    });
+
+    it('a write whose part is split between its read and its patch lands in the part that holds the key now', async () => {
+      const env = getEnv();
+      // Another process's split of the part, run just before this store's patch reaches the server.
+      let splitBefore: string | undefined;
+      let splits = 0;
+      const api: KubeApi = {
+        ...bindAll(env.api),
+        jsonPatch: async (ref, ops, options) => {
+          if (ref.name === splitBefore) {
+            splitBefore = undefined;
+            const part = (await env.api.get(ref)).metadata.annotations!['k8s-kv.io/part']!;
+            const [depth, suffix] = part.split('/').map(Number) as [number, number];
+            const identity = { kind: 'ConfigMap' as const, namespace: env.namespace, bucket: ref.name.slice(0, ref.name.lastIndexOf('.p')), app: 'default' };
+            const { outcome } = await splitObject({ ...identity, api: env.api, now: Date.now }, { name: ref.name, depth, suffix });
+            expect(outcome).toBe('split');
+            splits++;
+          }
+          return env.api.jsonPatch(ref, ops, options);
+        },
+      };
+      for (const cache of [false, true]) {
+        const kv = make({ api, cache });
+        const model = await fill(kv, 'k', 120);
+        await settled(kv.bucket);
+        /** The part that holds a key now. */
+        const holder = async (key: string): Promise<string> =>
+          (await partsOf(kv.bucket)).find((part) => part.binaryData?.[encodeKey(key).dataKey] !== undefined)!.metadata.name;
+        const keys = [...model.keys()];
+        splitBefore = await holder(keys[0]!);
+        expect(await kv.delete(keys[0]!), `delete, cache ${cache}`).toBe(true);
+        model.delete(keys[0]!);
+        splitBefore = await holder(keys[1]!);
+        await kv.put(keys[1]!, 'put across a split');
+        model.set(keys[1]!, 'put across a split');
+        splitBefore = await holder(keys[2]!);
+        await kv.update(keys[2]!, (v) => `${text(v)}+`);
+        model.set(keys[2]!, `${model.get(keys[2]!)}+`);
+        await kv.put('gone/1', 'x');
+        splitBefore = await holder('gone/1');
+        expect(await kv.clear('gone/'), `clear, cache ${cache}`).toBe(1);
+        expect(splitBefore, 'every write met a split').toBeUndefined();
+        await expectHolds(kv.bucket, model);
+      }
+      expect(splits).toBe(8);
     });
 
     it('tells watchers of every change once, and of no split', async () => {
