@@ -17,7 +17,7 @@ import { shardIndex, shardName } from '../codec/shard-hash.ts';
 import { ConflictError, UnsupportedFormatError, ValueTooLargeError, type KVError } from '../errors.ts';
 import { runUnder, untilDeadline } from '../kube/call-deadline.ts';
 import { MAX_OBJECT_DATA_BYTES } from '../kube/object-rules.ts';
-import type { KubeObject } from '../kube/port.ts';
+import type { KubeObject, ObjectList } from '../kube/port.ts';
 import type { KVChangeEvent } from '../types.ts';
 import { toKVError } from './api-errors.ts';
 import { newSwapState, type UpdateDecision } from './compare-and-swap.ts';
@@ -80,7 +80,8 @@ export class Bucket {
   private headChecked = false;
   /**
    * The newest resourceVersion of the layout this process learned from the server directly
-   * (a GET of the head, a LIST of the parts): until the watch has caught up with it, the
+   * (a GET of the head; a LIST of the parts, at the LIST's resourceVersion, which also covers
+   * the parts it no longer shows, deleted by a split): until the watch has caught up with it, the
    * cache's layout is older than what this process knows (it may have written where the
    * cache does not look yet), and the layout read from the server is used.
    */
@@ -285,8 +286,9 @@ export class Bucket {
     const versions: Array<string | undefined> = [head.resourceVersion];
     if (head.exists && parseRole(head.annotations).role === 'elastic') {
       const list = await this.list(true);
-      parts = list.flatMap((object) => partInfo(object.metadata) ?? []);
-      versions.push(...list.map((object) => object.metadata.resourceVersion));
+      parts = list.items.flatMap((object) => partInfo(object.metadata) ?? []);
+      // The LIST's own resourceVersion: objects it no longer shows were deleted before it (a split's switch).
+      versions.push(list.resourceVersion);
     }
     this.learnedFrom(...versions);
     this.known = this.layoutOf(head, () => parts, true);
@@ -316,13 +318,12 @@ export class Bucket {
     await this.head.view();
   }
 
-  /** Every object of this bucket (its own, and its shards or parts), as one LIST by label returns them. */
-  private async list(metadataOnly = false): Promise<KubeObject[]> {
+  /** Every object of this bucket (its own, and its shards or parts), as one LIST by label returns them, and the LIST's resourceVersion. */
+  private async list(metadataOnly = false): Promise<ObjectList> {
     const { api, kind, namespace, bucket, retry } = this.s;
-    const list = await callApi({ verb: 'list', kind, namespace }, retry, () =>
+    return await callApi({ verb: 'list', kind, namespace }, retry, () =>
       api.list(kind, namespace, { labelSelector: bucketSelector(bucket) }, { metadataOnly }),
     );
-    return list.items;
   }
 
   /** The store that holds a data key in a layout (the head, when the bucket does not exist yet). */
@@ -512,11 +513,11 @@ export class Bucket {
         return head;
       }
     }
-    const objects = await this.list();
+    const { items: objects, resourceVersion } = await this.list();
     const byName = new Map(objects.map((object) => [object.metadata.name, object]));
     const head = this.head.adopt(byName.get(this.s.bucket));
     this.headChecked = true;
-    this.learnedFrom(...objects.map((object) => object.metadata.resourceVersion));
+    this.learnedFrom(resourceVersion);
     const parts = objects.flatMap((object) => partInfo(object.metadata) ?? []);
     const layout = this.layoutOf(head, () => parts, true);
     this.known = layout;
@@ -750,6 +751,11 @@ export class Bucket {
     const head = name === this.s.bucket;
     const store = head ? this.head : this.stores.get(name);
     const snapshot = await store?.read();
+    if (store && !head && snapshot?.exists === false) {
+      // Split meanwhile: this process knows before its cache does.
+      this.gone.add(name);
+      this.version++;
+    }
     if (!snapshot?.exists || !isSealed(snapshot.annotations)) return;
     const part = head ? { name, depth: 0, suffix: 0 } : partInfo({ name, uid: snapshot.uid, annotations: snapshot.annotations });
     if (part) await untilDeadline(this.split(part), 'a split of the bucket was finishing').catch(() => undefined);
@@ -845,7 +851,7 @@ export class Bucket {
   /** Deletes every object of this bucket that k8s-kv owns, shards and parts first. Foreign objects are refused and left alone. */
   async teardown(): Promise<void> {
     await Promise.all([...this.splits.values(), ...this.tidying.values()].map((work) => work.catch(() => undefined)));
-    const listed = await this.list(true);
+    const { items: listed } = await this.list(true);
     // Refuses (ForeignObjectError) when the bucket's name is taken by an object k8s-kv does not own.
     await this.head.read();
     // Shards and parts first, the bucket's own object last: until it is gone, the layout stays known.

@@ -21,6 +21,15 @@ const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === u
 const value = (): string => randomBytes(330).toString('base64');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A promise and what settles it. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
 /** A port's methods bound to it, to build a port that changes one of them. */
 const bindAll = (api: KubeApi): KubeApi => ({
   get: api.get.bind(api),
@@ -313,6 +322,82 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
         await expectHolds(kv.bucket, model);
       }
       expect(splits).toBe(8);
+    });
+
+    it("reads this store's own write after it waited out another process's split, whose switch its watch has not shown yet", async () => {
+      const env = getEnv();
+      // This store's watch: events from `holdFrom` on are held back (in order) until released.
+      let holdFrom = Number.POSITIVE_INFINITY;
+      let delivered = 0;
+      const held: Array<() => void> = [];
+      const gates = { switch: deferred(), activate: deferred() };
+      let holdTidying = false;
+      const api: KubeApi = {
+        ...bindAll(env.api),
+        // This store's own tidying of the children waits with the other process's: the children stay pending meanwhile.
+        jsonPatch: async (ref, ops, options) => {
+          if (holdTidying && ops.some((op) => op.op === 'remove' && op.path.endsWith('split-from'))) await gates.activate.promise;
+          return env.api.jsonPatch(ref, ops, options);
+        },
+        watch: (kind, namespace, options) =>
+          env.api.watch(kind, namespace, {
+            ...options,
+            onEvent: (event) => {
+              const rv = Number(event.object.metadata.resourceVersion);
+              const deliver = (): void => {
+                delivered = Math.max(delivered, rv);
+                options.onEvent(event);
+              };
+              if (held.length > 0 || rv >= holdFrom) held.push(deliver);
+              else deliver();
+            },
+          }),
+      };
+      const kv = make({ api });
+      const bucket = kv.bucket;
+      const model = await fill(kv, 'k', 120);
+      await settled(bucket);
+      expect(await kv.keys()).toHaveLength(model.size); // starts the cache
+      const key = [...model.keys()][0]!;
+      const part = (await partsOf(bucket)).find((p) => p.binaryData?.[encodeKey(key).dataKey] !== undefined)!;
+      const [depth, suffix] = part.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
+      // Another process splits the key's part, and stops before its switch, then before its activation.
+      const reached = { switch: deferred(), activate: deferred() };
+      const identity = { kind: 'ConfigMap' as const, namespace: env.namespace, bucket, app: 'default' };
+      holdTidying = true;
+      const other = splitObject(
+        {
+          ...identity,
+          api: env.api,
+          now: Date.now,
+          beforeStep: async (step) => {
+            if (step !== 'switch' && step !== 'activate') return;
+            reached[step].resolve();
+            await gates[step].promise;
+          },
+        },
+        { name: part.metadata.name, depth, suffix },
+      );
+      try {
+        await reached.switch.promise;
+        // This store's watch shows the part sealed and its children, and nothing after: not the switch.
+        const now = Math.max(...[...(await objectsOf(bucket)).values()].map((o) => Number(o.metadata.resourceVersion)));
+        await eventually(() => expect(delivered).toBeGreaterThanOrEqual(now));
+        holdFrom = now + 1;
+        gates.switch.resolve();
+        await reached.activate.promise;
+        // The put meets the seal in the cache, waits a moment, finds the part gone, and writes to the child.
+        await kv.put(key, 'written across the switch');
+        expect(text(await kv.get(key))).toBe('written across the switch');
+        expect((await kv.list()).size).toBe(model.size);
+      } finally {
+        gates.switch.resolve();
+        gates.activate.resolve();
+        await other.catch(() => undefined);
+        for (const deliver of held.splice(0)) deliver();
+        holdFrom = Number.POSITIVE_INFINITY;
+      }
+      expect(text(await kv.get(key))).toBe('written across the switch');
     });
 
     it('tells watchers of every change once, and of no split', async () => {
