@@ -156,13 +156,18 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
   };
   const children: KubeObject[] = [];
   try {
-    for (let i = 0; i < 2; i++) {
-      const child = await ensureChild(
-        ctx,
-        call,
-        { name: partName(ctx.bucket, depth, suffixes[i]!), depth, suffix: suffixes[i]!, headUid, splitFrom, rv, stillSealed },
-        halves[i]!,
-      );
+    // Both children at once, after one look at P (a create that has to be tried again looks again).
+    if (!(await stillSealed())) return { outcome: 'changed' };
+    const made = await Promise.allSettled(
+      suffixes.map((suffix, i) =>
+        ensureChild(ctx, call, { name: partName(ctx.bucket, depth, suffix), depth, suffix, headUid, splitFrom, rv, stillSealed }, halves[i]!),
+      ),
+    );
+    const failures = made.flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
+    // A refusal ends the split (rolled back below), whatever the other child met.
+    if (failures.length > 0) throw failures.find(isRefusal) ?? failures[0];
+    for (const result of made) {
+      const child = result.status === 'fulfilled' ? result.value : undefined;
       if (!child) return { outcome: 'changed' };
       children.push(child);
     }
@@ -251,7 +256,7 @@ interface ChildSpec {
   splitFrom: string;
   /** The parent's resourceVersion the copy is of. */
   rv: string;
-  /** True while the parent is sealed at `rv` (asked before every create). */
+  /** True while the parent is sealed at `rv` (asked again before a create that is tried again). */
   stillSealed: () => Promise<boolean>;
 }
 
@@ -283,7 +288,7 @@ async function ensureChild(
     ...(ctx.kind === 'Secret' ? { type: 'Opaque' } : {}),
   };
   for (let attempt = 0; attempt < 4; attempt++) {
-    if (!(await spec.stillSealed())) return undefined;
+    if (attempt > 0 && !(await spec.stillSealed())) return undefined;
     const created = await call(
       'create',
       () => ctx.api.create(ctx.kind, ctx.namespace, body),
