@@ -10,11 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BucketFullError, createKV, listBuckets, type KubeObject, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
 import { SPLIT_BYTES, SPLIT_HOOK, SPLIT_STEPS, type SplitStep } from '@k8s-kv/core/testing';
-import type { KubeApi } from '../../src/kube/port.ts';
 import { encodeKey } from '../../src/codec/key-codec.ts';
 import { splitObject } from '../../src/engine/split.ts';
 import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
 import { objectsOfBucket, type KvTestEnv } from './kv-behaviour.ts';
+import { holdingWatches, overriding } from './port-wrappers.ts';
 
 const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
 /** A value of about 450 bytes once stored (random, so it does not compress). */
@@ -29,18 +29,6 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   });
   return { promise, resolve };
 }
-
-/** A port's methods bound to it, to build a port that changes one of them. */
-const bindAll = (api: KubeApi): KubeApi => ({
-  get: api.get.bind(api),
-  list: api.list.bind(api),
-  create: api.create.bind(api),
-  mergePatch: api.mergePatch.bind(api),
-  strategicMergePatch: api.strategicMergePatch.bind(api),
-  jsonPatch: api.jsonPatch.bind(api),
-  delete: api.delete.bind(api),
-  watch: api.watch.bind(api),
-});
 
 /** Stops a split before `step`, as a crash would (the store's other work goes on). */
 class Crash extends Error {}
@@ -283,8 +271,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       // Another process's split of the part, run just before this store's patch reaches the server.
       let splitBefore: string | undefined;
       let splits = 0;
-      const api: KubeApi = {
-        ...bindAll(env.api),
+      const api = overriding(env.api, {
         jsonPatch: async (ref, ops, options) => {
           if (ref.name === splitBefore) {
             splitBefore = undefined;
@@ -297,7 +284,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
           }
           return env.api.jsonPatch(ref, ops, options);
         },
-      };
+      });
       for (const cache of [false, true]) {
         const kv = make({ api, cache });
         const model = await fill(kv, 'k', 120);
@@ -326,33 +313,17 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
 
     it("reads this store's own write after it waited out another process's split, whose switch its watch has not shown yet", async () => {
       const env = getEnv();
-      // This store's watch: events from `holdFrom` on are held back (in order) until released.
-      let holdFrom = Number.POSITIVE_INFINITY;
-      let delivered = 0;
-      const held: Array<() => void> = [];
+      // This store's watch: its events can be held back (in order) until released.
+      const watches = holdingWatches(env.api);
       const gates = { switch: deferred(), activate: deferred() };
       let holdTidying = false;
-      const api: KubeApi = {
-        ...bindAll(env.api),
+      const api = overriding(watches.api, {
         // This store's own tidying of the children waits with the other process's: the children stay pending meanwhile.
         jsonPatch: async (ref, ops, options) => {
           if (holdTidying && ops.some((op) => op.op === 'remove' && op.path.endsWith('split-from'))) await gates.activate.promise;
           return env.api.jsonPatch(ref, ops, options);
         },
-        watch: (kind, namespace, options) =>
-          env.api.watch(kind, namespace, {
-            ...options,
-            onEvent: (event) => {
-              const rv = Number(event.object.metadata.resourceVersion);
-              const deliver = (): void => {
-                delivered = Math.max(delivered, rv);
-                options.onEvent(event);
-              };
-              if (held.length > 0 || rv >= holdFrom) held.push(deliver);
-              else deliver();
-            },
-          }),
-      };
+      });
       const kv = make({ api });
       const bucket = kv.bucket;
       const model = await fill(kv, 'k', 120);
@@ -382,8 +353,8 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
         await reached.switch.promise;
         // This store's watch shows the part sealed and its children, and nothing after: not the switch.
         const now = Math.max(...[...(await objectsOf(bucket)).values()].map((o) => Number(o.metadata.resourceVersion)));
-        await eventually(() => expect(delivered).toBeGreaterThanOrEqual(now));
-        holdFrom = now + 1;
+        await eventually(() => expect(watches.delivered).toBeGreaterThanOrEqual(now));
+        watches.hold();
         gates.switch.resolve();
         await reached.activate.promise;
         // The put meets the seal in the cache, waits a moment, finds the part gone, and writes to the child.
@@ -394,8 +365,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
         gates.switch.resolve();
         gates.activate.resolve();
         await other.catch(() => undefined);
-        for (const deliver of held.splice(0)) deliver();
-        holdFrom = Number.POSITIVE_INFINITY;
+        watches.release();
       }
       expect(text(await kv.get(key))).toBe('written across the switch');
     });

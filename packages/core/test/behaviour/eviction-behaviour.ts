@@ -5,10 +5,11 @@
  * (test/integration/eviction.test.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BucketFullError, createKV, type KubeApi, type KV, type KVChangeEvent, type KVOptions, type WatchEvent } from '@k8s-kv/core';
+import { BucketFullError, createKV, type KubeApi, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
 import { countingApi, SPLIT_BYTES } from '@k8s-kv/core/testing';
 import { hashSuffix, shardHash } from '../../src/codec/shard-hash.ts';
 import { bucketName, eventually, manualClock } from '../../../../test/support/test-helpers.ts';
+import { holdingWatches } from './port-wrappers.ts';
 
 /** What a run of the suite needs from its environment. */
 export interface EvictionTestEnv {
@@ -16,37 +17,6 @@ export interface EvictionTestEnv {
   api: KubeApi;
   /** A namespace that exists. */
   namespace: string;
-}
-
-/**
- * A port whose watches can be held: while held, their events wait, so the
- * caches fed by them fall behind the server (a view as old as you like).
- */
-export function holdingWatches(api: KubeApi): { api: KubeApi; hold(): void; release(): void } {
-  let held: Array<() => void> | undefined;
-  const watch: KubeApi['watch'] = (kind, namespace, options) =>
-    api.watch(kind, namespace, {
-      ...options,
-      onEvent: (event: WatchEvent) => (held ? held.push(() => options.onEvent(event)) : options.onEvent(event)),
-    });
-  const wrapped = new Proxy(api, {
-    get(target, property, receiver) {
-      if (property === 'watch') return watch;
-      const value = Reflect.get(target, property, receiver) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-  return {
-    api: wrapped,
-    hold: () => {
-      held ??= [];
-    },
-    release: () => {
-      const queued = held ?? [];
-      held = undefined;
-      for (const deliver of queued) deliver();
-    },
-  };
 }
 
 /** A value of `size` bytes; stored as it is with `compress: false` (an entry takes 15 header bytes more, 23 with a TTL). */
