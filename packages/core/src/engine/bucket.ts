@@ -162,6 +162,11 @@ export class Bucket {
     return store;
   }
 
+  /** The store of an object of this bucket by name (the head, or a shard's or part's made so far). */
+  private storeNamed(name: string): ObjectStore | undefined {
+    return name === this.s.bucket ? this.head : this.stores.get(name);
+  }
+
   /** The watch saw an object no store is registered for: a shard or a part appears. */
   private discovered(name: string, object: KubeObject): void {
     const role = parseRole(object.metadata.annotations);
@@ -568,7 +573,7 @@ export class Bucket {
     for (const [object, part] of views) for (const dataKey of [...part.byDataKey.keys(), ...part.corruptByDataKey.keys()]) foundIn.set(dataKey, object);
     const placed = (dataKey: string): ObjectStore | undefined => {
       const object = foundIn.get(dataKey);
-      return object === undefined ? undefined : object === this.s.bucket ? this.head : this.stores.get(object);
+      return object === undefined ? undefined : this.storeNamed(object);
     };
     const results = await this.routed(
       dataKeys,
@@ -650,12 +655,12 @@ export class Bucket {
     const running = this.splits.get(target.name);
     if (running) return running;
     const context: SplitContext = { ...this.s, beforeStep: this.s.beforeSplitStep };
-    const writes = (target.name === this.s.bucket ? this.head : this.stores.get(target.name))?.writesSince(0) ?? 0;
+    const writes = this.storeNamed(target.name)?.writesSince(0) ?? 0;
     const run = runUnder(undefined, async () => {
       try {
         const result = await splitObject(context, target, unlessUnder);
         if (result.outcome === 'kept') {
-          const store = target.name === this.s.bucket ? this.head : this.stores.get(target.name);
+          const store = this.storeNamed(target.name);
           if (result.bytes > SPLIT_BYTES) {
             // Past the threshold but not made smaller by a split (one large value): not again before it has grown by half a threshold.
             this.splitFloor.set(target.name, result.bytes + SPLIT_BYTES / 2);
@@ -686,7 +691,7 @@ export class Bucket {
     // Writes that landed while the split was looking at the object: look again once it is done.
     void run.then(
       () => {
-        const store = target.name === this.s.bucket ? this.head : this.stores.get(target.name);
+        const store = this.storeNamed(target.name);
         if (store && store.writesSince(writes) > 0) this.afterWrite(store, store.estimatedBytes);
       },
       () => undefined,
@@ -749,7 +754,7 @@ export class Bucket {
     }
     await sleep(SEAL_PATIENCE_MS * (0.5 + Math.random()));
     const head = name === this.s.bucket;
-    const store = head ? this.head : this.stores.get(name);
+    const store = this.storeNamed(name);
     const snapshot = await store?.read();
     if (store && !head && snapshot?.exists === false) {
       // Split meanwhile: this process knows before its cache does.
