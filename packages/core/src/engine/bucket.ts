@@ -447,15 +447,10 @@ export class Bucket {
       try {
         if (layout.kind === 'single') return await this.whole(head);
         const store = this.storeOf(layout, dataKey);
+        // A part that exists holds its range until it is split, which deletes it.
+        if (layout.kind === 'elastic') return await this.partView(store);
         if (this.caching) return await store.view();
-        // Without a cache: read the object, and check that it still holds the key.
-        if (layout.kind === 'elastic') {
-          // A part that exists holds its range until it is split, which deletes it.
-          const snapshot = await store.read();
-          if (!snapshot.exists) throw new LayoutChanged(`part ${store.ref.name} of bucket "${this.s.bucket}" was split`);
-          return snapshot;
-        }
-        // A shard: read the head beside it, to check the layout still holds.
+        // A shard without a cache: read the head beside it, to check the layout still holds.
         const [snapshot, current] = await Promise.all([store.read(), head ?? this.head.read()]);
         const now = this.layoutOf(current, () => []);
         if (now?.kind !== 'sharded' || now.count !== layout.count) throw new LayoutChanged(`bucket "${this.s.bucket}" was laid out anew`);
@@ -504,7 +499,21 @@ export class Bucket {
     const { layout, head } = await this.layout(fresh, true);
     if (!layout) return head ?? (await this.head.view());
     if (layout.kind === 'single') return this.whole(head);
+    if (layout.kind === 'elastic') return Promise.all(this.holders(layout).map((store) => this.partView(store)));
     return Promise.all(this.holders(layout).map((store) => store.view()));
+  }
+
+  /**
+   * A live part's entries: from the cache, or the server when the cache cannot serve
+   * them. A part the server no longer has was split after the layout this process
+   * routed by was read (an empty view of it would hide its keys): route again.
+   */
+  private async partView(store: ObjectStore): Promise<Snapshot> {
+    const snapshot = this.caching ? await store.view() : await store.read();
+    if (snapshot.exists) return snapshot;
+    this.gone.add(store.ref.name);
+    this.version++;
+    throw new LayoutChanged(`part ${store.ref.name} of bucket "${this.s.bucket}" was split`);
   }
 
   /** The snapshots of the objects holding entries: a format-1 bucket's with one GET, others' with one LIST. */

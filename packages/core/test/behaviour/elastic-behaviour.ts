@@ -14,7 +14,7 @@ import { encodeKey } from '../../src/codec/key-codec.ts';
 import { splitObject } from '../../src/engine/split.ts';
 import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
 import { objectsOfBucket, type KvTestEnv } from './kv-behaviour.ts';
-import { holdingWatches, overriding } from './port-wrappers.ts';
+import { cuttableWatches, holdingWatches, overriding } from './port-wrappers.ts';
 
 const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
 /** A value of about 450 bytes once stored (random, so it does not compress). */
@@ -368,6 +368,47 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
         watches.release();
       }
       expect(text(await kv.get(key))).toBe('written across the switch');
+    });
+
+    it('reads and clears across a split that ends between its read of the layout and its reads of the parts, while its watch is down', async () => {
+      const env = getEnv();
+      const watches = cuttableWatches(env.api);
+      /** Runs once after this store's next read of the layout (a LIST of the parts' metadata), before the store sees its answer. */
+      let afterLayoutRead: (() => Promise<unknown>) | undefined;
+      const api = overriding(watches.api, {
+        list: async (kind, namespace, selectors, options) => {
+          const list = await watches.api.list(kind, namespace, selectors, options);
+          const then = options?.metadataOnly ? afterLayoutRead : undefined;
+          afterLayoutRead = undefined;
+          await then?.();
+          return list;
+        },
+      });
+      const kv = make({ api });
+      const bucket = kv.bucket;
+      const model = await fill(kv, 'k', 120);
+      await settled(bucket);
+      expect(await kv.keys()).toHaveLength(model.size); // starts the cache
+      const identity = { kind: 'ConfigMap' as const, namespace: env.namespace, bucket, app: 'default', api: env.api, now: Date.now };
+      /** Another process splits the part holding `key`, to the end. */
+      const splitPartOf = async (key: string): Promise<void> => {
+        const part = (await partsOf(bucket)).find((p) => p.binaryData?.[encodeKey(key).dataKey] !== undefined)!;
+        const [depth, suffix] = part.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
+        expect((await splitObject(identity, { name: part.metadata.name, depth, suffix })).outcome).toBe('split');
+      };
+      // The watch is down: reads read the layout, then the parts, from the server.
+      watches.cut();
+      try {
+        const [first, second] = [...model.keys()];
+        afterLayoutRead = () => splitPartOf(first!);
+        expect(text(await kv.get(first!))).toBe(model.get(first!));
+        // The layout this store read is stale again: it plans the clear on it, and reads the parts.
+        await splitPartOf(second!);
+        expect(await kv.clear()).toBe(model.size);
+      } finally {
+        watches.restore();
+      }
+      await expectHolds(bucket, new Map());
     });
 
     it('tells watchers of every change once, and of no split', async () => {
