@@ -362,6 +362,18 @@ export class ObjectStore implements SwapTarget {
     this.owned = { uid, tests: ownershipTests(this.s, uid, annotations), entryMap, strays };
   }
 
+  /**
+   * Takes what the cache shows of an object k8s-kv owns (the watch's decode refused any
+   * other) as what a write tests, instead of a GET before this store's first write to it:
+   * a bucket of many parts would pay one per part. A cache that is behind costs a failed
+   * `test` at the server and a GET then, as any stale plan does.
+   */
+  private ownCached(): void {
+    const cached = this.peek();
+    if (!cached?.exists || cached.uid === undefined || declaresEntrylessHead(cached.annotations)) return;
+    this.owned = { uid: cached.uid, tests: this.guardOf(cached), entryMap: cached.hasEntryMap, strays: new Set(cached.strays) };
+  }
+
   /** The ownership tests of a snapshot's object (the state a plan was made on). */
   guardOf(snapshot: Snapshot): JsonPatchOp[] {
     return ownershipTests(this.s, snapshot.uid, snapshot.annotations);
@@ -531,6 +543,8 @@ export class ObjectStore implements SwapTarget {
     /** The object as a GET showed it for this write: a plan on it is exact as of that read. */
     let fresh: Snapshot | undefined;
     for (let attempt = 0; attempt < MAX_REPLANS; attempt++) {
+      // What the patch must test of the object: from the cache when it shows it, else from a GET.
+      if (this.owned === undefined && attempt === 0) this.ownCached();
       if (this.owned === undefined) {
         fresh = await this.read();
         this.holdsEntries(fresh);

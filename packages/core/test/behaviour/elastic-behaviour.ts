@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BucketFullError, createKV, listBuckets, type KubeObject, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
-import { SPLIT_BYTES, SPLIT_HOOK, SPLIT_STEPS, type SplitStep } from '@k8s-kv/core/testing';
+import { countingApi, SPLIT_BYTES, SPLIT_HOOK, SPLIT_STEPS, type SplitStep } from '@k8s-kv/core/testing';
 import { encodeKey } from '../../src/codec/key-codec.ts';
 import { splitObject } from '../../src/engine/split.ts';
 import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
@@ -409,6 +409,23 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
         watches.restore();
       }
       await expectHolds(bucket, new Map());
+    });
+
+    it('writes to a part its cache shows with one patch, without reading the part first', async () => {
+      const counted = countingApi(getEnv().api);
+      const writer = make({ cache: false });
+      const model = await fill(writer, 'k', 120);
+      await settled(writer.bucket);
+      const kv = make({ bucket: writer.bucket, api: counted.api });
+      expect(await kv.keys()).toHaveLength(model.size); // starts the cache
+      const parts = await partsOf(writer.bucket);
+      expect(parts.length).toBeGreaterThanOrEqual(2);
+      // One key of each part: this store has written to none of them yet.
+      const keys = parts.map((part) => [...model.keys()].find((k) => part.binaryData?.[encodeKey(k).dataKey] !== undefined)!);
+      counted.reset();
+      for (const key of keys) await kv.put(key, 'rewritten');
+      expect(counted.counts).toEqual({ jsonPatch: keys.length });
+      for (const key of keys) expect(text(await kv.get(key))).toBe('rewritten');
     });
 
     it('tells watchers of every change once, and of no split', async () => {
