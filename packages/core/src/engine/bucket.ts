@@ -45,6 +45,9 @@ export interface BucketSettings extends ObjectStoreSettings {
 /** Default `maxBytes`: 64 MiB (docs/FORMAT.md section 9.6 and the README say why). */
 export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
+/** LISTs of one read of an elastic bucket's layout that may show it incomplete (see readLayout). */
+const MAX_LAYOUT_READS = 3;
+
 /** How long a writer that meets a sealed object waits for the process splitting it before finishing the split itself. */
 const SEAL_PATIENCE_MS = 50;
 
@@ -283,20 +286,29 @@ export class Bucket {
     return layout;
   }
 
-  /** The layout from the server: the head (GET) and, for format 3, the parts' metadata (one LIST). */
+  /**
+   * The layout from the server: the head (GET) and, for format 3, the parts' metadata (one
+   * LIST). A LIST the server answered before a split this process has since seen end (its
+   * part in `gone`) may not show the split's children: their range is then uncovered, and
+   * the LIST is sent again (it then shows them, or their own children).
+   */
   private async readLayout(): Promise<{ layout: Layout | undefined; head: Snapshot }> {
     const head = await this.head.read();
     this.headChecked = true;
-    let parts: PartInfo[] = [];
     const versions: Array<string | undefined> = [head.resourceVersion];
-    if (head.exists && parseRole(head.annotations).role === 'elastic') {
-      const list = await this.list(true);
-      parts = list.items.flatMap((object) => partInfo(object.metadata) ?? []);
-      // The LIST's own resourceVersion: objects it no longer shows were deleted before it (a split's switch).
-      versions.push(list.resourceVersion);
+    const elastic = head.exists && parseRole(head.annotations).role === 'elastic';
+    let parts: PartInfo[] = [];
+    for (let attempt = 0; ; attempt++) {
+      if (elastic) {
+        const list = await this.list(true);
+        parts = list.items.flatMap((object) => partInfo(object.metadata) ?? []);
+        // The LIST's own resourceVersion: objects it no longer shows were deleted before it (a split's switch).
+        versions.push(list.resourceVersion);
+      }
+      this.known = this.layoutOf(head, () => parts, true);
+      if (this.known?.kind !== 'elastic' || this.known.parts.complete() || attempt === MAX_LAYOUT_READS - 1) break;
     }
     this.learnedFrom(...versions);
-    this.known = this.layoutOf(head, () => parts, true);
     return { layout: this.known, head };
   }
 
@@ -401,6 +413,8 @@ export class Bucket {
       } catch (error) {
         if (!(error instanceof LayoutChanged)) throw error;
         last = error;
+        // The layout at hand does not cover every key: the next route needs one read after this.
+        since = performance.now();
         continue;
       }
       const entries = [...groups];

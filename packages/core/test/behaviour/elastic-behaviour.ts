@@ -411,6 +411,38 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       await expectHolds(bucket, new Map());
     });
 
+    it('routes again on a newer layout when the LIST it read was answered before a split it knows has ended', async () => {
+      const env = getEnv();
+      let lastLayoutList: Parameters<typeof env.api.list> | undefined;
+      /** The answer the next LIST of the layout gets instead of the server's (one the server gave earlier). */
+      let stale: Awaited<ReturnType<typeof env.api.list>> | undefined;
+      const api = overriding(env.api, {
+        list: async (...args) => {
+          if (!args[3]?.metadataOnly) return env.api.list(...args);
+          lastLayoutList = args;
+          const answer = stale ?? (await env.api.list(...args));
+          stale = undefined;
+          return answer;
+        },
+      });
+      const kv = make({ api, cache: false });
+      const bucket = kv.bucket;
+      const model = await fill(kv, 'k', 120);
+      await settled(bucket);
+      const key = [...model.keys()][0]!;
+      await kv.put(key, 'before'); // this store knows the key's part
+      // What a LIST answered before the split below, and another process splits the key's part.
+      const before = await env.api.list(...lastLayoutList!);
+      const part = (await partsOf(bucket)).find((p) => p.binaryData?.[encodeKey(key).dataKey] !== undefined)!;
+      const [depth, suffix] = part.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
+      const identity = { kind: 'ConfigMap' as const, namespace: env.namespace, bucket, app: 'default', api: env.api, now: Date.now };
+      expect((await splitObject(identity, { name: part.metadata.name, depth, suffix })).outcome).toBe('split');
+      // The put finds the part gone (404) and reads the layout: the LIST it gets was answered before the split.
+      stale = before;
+      await kv.put(key, 'after');
+      expect(text(await kv.get(key))).toBe('after');
+    });
+
     it('writes to a part its cache shows with one patch, without reading the part first', async () => {
       const counted = countingApi(getEnv().api);
       const writer = make({ cache: false });
