@@ -111,7 +111,7 @@ export interface KVOptions {
   /**
    * A fixed number of objects (2-256) to spread the bucket over when this store
    * creates it, instead of the default: one object that splits in two, online,
-   * each time a part passes 24 KiB, so that writes stay fast as the bucket grows
+   * each time a part passes 12 KiB, so that writes stay fast as the bucket grows
    * (docs/FORMAT.md section 9). Entries are placed by a hash of the key in
    * `<bucket>.shard-<i>`, next to a head object `<bucket>` that records the count:
    * the bucket holds up to `shards` MiB and never splits. Batches (`putMany`,
@@ -122,7 +122,7 @@ export interface KVOptions {
   shards?: number;
   /**
    * The most bytes of entries the bucket may hold (default 64 MiB, at most 1 GiB).
-   * A bucket grows by splitting into more objects up to `maxBytes / 24 KiB` of them;
+   * A bucket grows by splitting into more objects up to `maxBytes / 12 KiB` of them;
    * past that, each object keeps its share, and a write that would pass it evicts
    * (with `evict`) or fails with `BucketFullError`. A `maxBytes` of 1 MiB or less
    * keeps the bucket one object. Every byte lives in etcd, whose default quota

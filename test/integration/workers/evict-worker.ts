@@ -35,7 +35,17 @@ const api: KubeApi = new Proxy(port, {
     return typeof value === 'function' ? value.bind(target) : value;
   },
 });
-const kv = createKV({ bucket: task.bucket, namespace: task.namespace, api, app: 'evict', evict: 'oldest', maxEntries: task.maxEntries, compress: false });
+// maxBytes of one ConfigMap: the bucket stays the one object the test records (160 entries would split past the split threshold).
+const kv = createKV({
+  bucket: task.bucket,
+  namespace: task.namespace,
+  api,
+  app: 'evict',
+  evict: 'oldest',
+  maxEntries: task.maxEntries,
+  maxBytes: 1024 * 1024,
+  compress: false,
+});
 await kv.keys(); // the cache runs: writes plan their evictions on it
 
 let next = 0;

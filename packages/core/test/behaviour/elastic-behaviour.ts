@@ -82,7 +82,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       await Promise.all(open.splice(0).map((kv) => kv.close()));
     });
 
-    it('starts as one ConfigMap, splits in two past 24 KiB, and the parts split on as it grows; every key stays readable', async () => {
+    it('starts as one ConfigMap, splits in two past 12 KiB, and the parts split on as it grows; every key stays readable', async () => {
       const kv = make();
       await kv.put('first', 'small');
       let objects = await objectsOf(kv.bucket);
@@ -209,8 +209,9 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       });
       const bucket = late.bucket;
       try {
-        // Past the threshold (keys of ~450 bytes), and no write after it: `late`'s next write would wait for its own split.
-        const model = await fill(late, 'k', Math.ceil(SPLIT_BYTES / 450) + 20);
+        // Past the threshold (keys of ~450 bytes) in one write, and no write after it: `late`'s next write would wait for its own split.
+        const model = new Map(Array.from({ length: Math.ceil(SPLIT_BYTES / 450) + 20 }, (_, i) => [`k${i}`, value()] as [string, string]));
+        await late.putMany([...model]);
         await eventually(() => expect(paused).toBe(true));
         const other = make({ bucket, cache: false });
         await fill(other, 'more', 240, model);

@@ -296,7 +296,7 @@ export function describeKvBehaviour(name: string, getEnv: () => KvTestEnv, defau
     it('coalesces concurrent puts into few patches; each caller gets its own result', async () => {
       const env = getEnv();
       const counted = countingApi(env.api);
-      // maxBytes of one object: a bucket that stays one object (it would split past 24 KiB), to reach its 1 MiB limit.
+      // maxBytes of one object: a bucket that stays one object (it would split past 12 KiB), to reach its 1 MiB limit.
       const kv = make({ api: counted.api, maxBytes: 1_048_576 });
       await kv.put('seed', 's');
       counted.reset();
