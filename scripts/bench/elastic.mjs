@@ -81,12 +81,15 @@ function entryBytes(object) {
   return bytes;
 }
 
+/** Keys of ~450 bytes a fill batch gives each part: half the split threshold. */
+const KEYS_PER_PART = Math.max(8, Math.floor(SPLIT_BYTES / 2 / 450));
+
 /**
  * Fills a fresh bucket with `count` keys (`benchKey(i)` holding `valueFor(i)`) in putMany
  * batches, and returns once no split is under way and no part is past the split
  * threshold, with the number of parts, their sizes and the time it took. A batch gives
- * each part about 48 keys (~22 KiB of 450-byte values), far below the threshold, so
- * that parts split as the bucket grows instead of overshooting it. A part left past the
+ * each part about half a threshold of 450-byte values, so that parts split as the
+ * bucket grows instead of overshooting it. A part left past the
  * threshold would split at its next write, inside the measurement: one key of each such
  * part is written again (the part then splits) until there is none.
  */
@@ -96,7 +99,7 @@ async function fill(ctx, bucket, count, valueFor) {
   let writer = open(ctx, bucket, { cache: false });
   let parts = 1;
   for (let i = 0; i < count; ) {
-    const size = Math.min(count - i, 48 * parts, 4000);
+    const size = Math.min(count - i, KEYS_PER_PART * parts, 4000);
     await writer.putMany(Array.from({ length: size }, (_, j) => [benchKey(i + j), valueFor(i + j)]));
     i += size;
     parts = layoutOf(await objectsOf(ctx, bucket)).parts;
