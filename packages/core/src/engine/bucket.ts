@@ -77,6 +77,8 @@ export class Bucket {
   private readonly gone = new Set<string>();
   /** Splits this process is running, by object name. */
   private readonly splits = new Map<string, Promise<void>>();
+  /** Objects this process has sealed for a split and not yet switched: what settles once they are (or the split ends). */
+  private readonly sealed = new Map<string, Promise<void>>();
   /** Failures of splits already reported through onError (each once). */
   private readonly reported = new Set<string>();
   /** True once a GET confirmed what the cache shows of the head (a foreign object without our labels is not in the watch). */
@@ -366,7 +368,14 @@ export class Bucket {
   /** After an object answered that the layout changed: what this process learned from it. */
   private async learnFrom(error: LayoutChanged, store: ObjectStore): Promise<void> {
     if (error instanceof SplitWaited) return; // the split this process ran told it all (see split())
-    this.known = undefined;
+    // A split this process runs keeps the layout it knows up to date at its switch (see split()): a
+    // write that met its seal, or found its part gone after the switch, routes again on that layout.
+    const name = error instanceof SplitInProgress ? error.objectName : store.ref.name;
+    const ownSplit =
+      error instanceof SplitInProgress
+        ? this.splits.has(name)
+        : store.isPart && this.gone.has(name) && this.known?.kind === 'elastic' && !this.known.parts.live.has(name);
+    if (!ownSplit) this.known = undefined;
     if (error instanceof SplitInProgress) {
       await this.awaitSplit(error.objectName);
     } else if (store.isPart) {
@@ -395,7 +404,8 @@ export class Bucket {
     /** When the groups to route again learned that the layout changed. */
     let since: number | undefined;
     for (let route = 0; route < MAX_ROUTES && pending.length > 0; route++) {
-      const { layout } = await this.layout(route > 0, false, since);
+      // Routed again: on a layout read from the server, unless this process's own split kept the one it knows (learnFrom).
+      const { layout } = await this.layout(route > 0 && !this.known, false, since);
       const shards = this.s.shards ?? 1;
       if (!layout && options.creating && shards > 1) {
         // This process creates the bucket: its head first. Created, or someone else was first: route again.
@@ -414,16 +424,17 @@ export class Bucket {
         if (!(error instanceof LayoutChanged)) throw error;
         last = error;
         // The layout at hand does not cover every key: the next route needs one read after this.
+        this.known = undefined;
         since = performance.now();
         continue;
       }
       const entries = [...groups];
       const settled = await Promise.allSettled(
         entries.map(async ([store, group]) => {
-          // An object this process is splitting: wait for the split instead of meeting its seal.
-          const splitting = this.splits.get(store.ref.name);
+          // An object this process has sealed for a split: wait for its switch instead of meeting the seal.
+          const splitting = this.sealed.get(store.ref.name);
           if (splitting) {
-            await splitting.catch(() => undefined);
+            await untilDeadline(splitting, 'a split of the bucket was finishing').catch(() => undefined);
             throw new SplitWaited(`${store.ref.name} was being split`);
           }
           return run(store, group);
@@ -677,7 +688,25 @@ export class Bucket {
   private split(target: SplitTarget, unlessUnder?: number): Promise<void> {
     const running = this.splits.get(target.name);
     if (running) return running;
-    const context: SplitContext = { ...this.s, beforeStep: this.s.beforeSplitStep };
+    // This process's writes to the object wait for the split from its seal to its switch only.
+    let released!: () => void;
+    const switched = new Promise<void>((resolve) => {
+      released = resolve;
+    });
+    const progress = (event: 'sealed' | 'switched', children: KubeObject[] = []): void => {
+      if (event === 'sealed') {
+        this.sealed.set(target.name, switched);
+        return;
+      }
+      // The children hold the object's keys from now on: writes that waited route again, on the
+      // layout this process knows with the children in the object's place (no LIST needed).
+      this.gone.add(target.name);
+      this.known = this.withChildren(this.known, target.name, children);
+      this.version++;
+      this.sealed.delete(target.name);
+      released();
+    };
+    const context: SplitContext = { ...this.s, beforeStep: this.s.beforeSplitStep, progress };
     const writes = this.storeNamed(target.name)?.writesSince(0) ?? 0;
     const run = runUnder(undefined, async () => {
       try {
@@ -694,9 +723,9 @@ export class Bucket {
           return;
         }
         if (result.outcome === 'rolled-back') this.report(result.cause);
-        this.known = undefined;
+        // A split forgot the layout at its switch (progress above).
+        if (result.outcome !== 'split') this.known = undefined;
         if (result.outcome === 'split') {
-          this.gone.add(target.name);
           this.lastPartsCount += 1;
           // A child still past the threshold (an object filled by large batches) is split in turn.
           for (const child of result.children) if (child.bytes > SPLIT_BYTES && this.mayAddPart()) void this.split(child, SPLIT_BYTES).catch(() => undefined);
@@ -708,6 +737,8 @@ export class Bucket {
         throw error;
       } finally {
         this.splits.delete(target.name);
+        this.sealed.delete(target.name);
+        released();
       }
     });
     this.splits.set(target.name, run);
@@ -720,6 +751,21 @@ export class Bucket {
       () => undefined,
     );
     return run;
+  }
+
+  /**
+   * A known layout with an object replaced by the children its split made (the root's split:
+   * the children alone); undefined when that does not give a complete layout.
+   */
+  private withChildren(known: Layout | undefined, name: string, children: KubeObject[]): Layout | undefined {
+    const made = children.flatMap((child) => partInfo(child.metadata) ?? []);
+    const root = name === this.s.bucket;
+    if (!root && (known?.kind !== 'elastic' || !known.parts.live.has(name))) return undefined;
+    const parts = known?.kind === 'elastic' && !root ? [...known.parts.live.values()].filter((part) => part.name !== name) : [];
+    const headUid = made[0]?.headUid;
+    if (headUid === undefined) return undefined;
+    const next = new ElasticLayout(this.s.bucket, headUid, [...parts, ...made], this.gone);
+    return next.complete() ? { kind: 'elastic', parts: next } : undefined;
   }
 
   /** Tidying this process started, by `<what>:<uid>` (each once): awaited by close() and teardown(), by nothing else. */
@@ -770,7 +816,7 @@ export class Bucket {
    * Waits no longer than the call's budget (the call then fails in time, retryably).
    */
   private async awaitSplit(name: string): Promise<void> {
-    const running = this.splits.get(name);
+    const running = this.sealed.get(name) ?? this.splits.get(name);
     if (running) {
       await untilDeadline(running, 'a split of the bucket was finishing').catch(() => undefined);
       return;

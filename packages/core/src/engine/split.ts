@@ -40,6 +40,11 @@ export interface SplitContext extends BucketIdentity {
   now: () => number;
   /** Test hook: called before each step; what it throws stops the split there, as a crash would. */
   beforeStep?: ((step: SplitStep, object: string) => void | Promise<void>) | undefined;
+  /**
+   * Told when the object is sealed (from then on a write to it waits for the split) and when
+   * it is switched (the children, given, hold its keys from then on; their activation is tidying).
+   */
+  progress?: ((event: 'sealed' | 'switched', children?: KubeObject[]) => void) | undefined;
 }
 
 /** The object to split: the format-1 head (the root, depth 0) or a part. */
@@ -131,6 +136,7 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
       object = sealed;
     }
   }
+  ctx.progress?.('sealed');
   const uid = object.metadata.uid!;
   const rv = object.metadata.resourceVersion!;
   const seal = object.metadata.annotations?.[ANNOTATION_SEALED];
@@ -214,10 +220,11 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
         (r) => r.status === 404 || r.status === 409,
       );
   if (switched instanceof KubeApiError && switched.status === 409) return { outcome: 'changed' };
+  ctx.progress?.('switched', children);
 
   // 4. Activate (tidying: the children are live either way).
   await step('activate');
-  for (const child of children) await activatePart(ctx, child.metadata.name, child.metadata.uid!, splitFrom);
+  await Promise.all(children.map((child) => activatePart(ctx, child.metadata.name, child.metadata.uid!, splitFrom)));
   const bytes = (half: { entries: Record<string, string>; data: Record<string, string> }): number =>
     objectDataBytes(ctx.kind, { metadata: { name: '' }, [field]: half.entries, ...(ctx.kind === 'ConfigMap' ? { data: half.data } : {}) });
   return { outcome: 'split', children: children.map((child, i) => ({ name: child.metadata.name, depth, suffix: suffixes[i]!, bytes: bytes(halves[i]!) })) };

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BucketFullError, createKV, listBuckets, type KubeObject, type KV, type KVChangeEvent, type KVOptions } from '@k8s-kv/core';
 import { countingApi, SPLIT_BYTES, SPLIT_HOOK, SPLIT_STEPS, type SplitStep } from '@k8s-kv/core/testing';
 import { encodeKey } from '../../src/codec/key-codec.ts';
+import { bucketSelector } from '../../src/engine/ownership.ts';
 import { splitObject } from '../../src/engine/split.ts';
 import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
 import { objectsOfBucket, type KvTestEnv } from './kv-behaviour.ts';
@@ -414,13 +415,11 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
 
     it('routes again on a newer layout when the LIST it read was answered before a split it knows has ended', async () => {
       const env = getEnv();
-      let lastLayoutList: Parameters<typeof env.api.list> | undefined;
       /** The answer the next LIST of the layout gets instead of the server's (one the server gave earlier). */
       let stale: Awaited<ReturnType<typeof env.api.list>> | undefined;
       const api = overriding(env.api, {
         list: async (...args) => {
           if (!args[3]?.metadataOnly) return env.api.list(...args);
-          lastLayoutList = args;
           const answer = stale ?? (await env.api.list(...args));
           stale = undefined;
           return answer;
@@ -433,7 +432,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       const key = [...model.keys()][0]!;
       await kv.put(key, 'before'); // this store knows the key's part
       // What a LIST answered before the split below, and another process splits the key's part.
-      const before = await env.api.list(...lastLayoutList!);
+      const before = await env.api.list('ConfigMap', env.namespace, { labelSelector: bucketSelector(bucket) }, { metadataOnly: true });
       const part = (await partsOf(bucket)).find((p) => p.binaryData?.[encodeKey(key).dataKey] !== undefined)!;
       const [depth, suffix] = part.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
       const identity = { kind: 'ConfigMap' as const, namespace: env.namespace, bucket, app: 'default', api: env.api, now: Date.now };
@@ -442,6 +441,19 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       stale = before;
       await kv.put(key, 'after');
       expect(text(await kv.get(key))).toBe('after');
+    });
+
+    it('a store that splits its bucket as it writes learns the new parts from its own splits, not from LISTs', async () => {
+      const counted = countingApi(getEnv().api);
+      const kv = make({ cache: false, api: counted.api });
+      const model = await fill(kv, 'k', 240);
+      await kv.close(); // waits for the splits under way
+      const parts = await partsOf(kv.bucket);
+      expect(parts.length).toBeGreaterThanOrEqual(8);
+      // Each split tells it the parts that replace the one split, the first (of the bucket's own object) included:
+      // no LIST is needed (one at most, should the layout it knows have been forgotten for another reason).
+      expect(counted.counts.list ?? 0).toBeLessThanOrEqual(1);
+      await expectHolds(kv.bucket, model);
     });
 
     it('writes to a part its cache shows with one patch, without reading the part first', async () => {
