@@ -723,7 +723,7 @@ export class Bucket {
           return;
         }
         if (result.outcome === 'rolled-back') this.report(result.cause);
-        // A split forgot the layout at its switch (progress above).
+        // A split that switched told this process the new layout then (progress above).
         if (result.outcome !== 'split') this.known = undefined;
         if (result.outcome === 'split') {
           this.lastPartsCount += 1;
