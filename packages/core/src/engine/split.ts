@@ -28,6 +28,15 @@ import { rvNumber } from './watch-loop.ts';
  */
 export const SPLIT_BYTES = 12 * 1024;
 
+/**
+ * How long after its own seal was answered a splitter may create the children without
+ * reading the object again: a client that meets a seal waits at least 25 ms before it
+ * helps (bucket.ts, SEAL_PATIENCE_MS), then needs several requests to switch the object,
+ * and the children to split again, before a create could bring one back (section 9.2
+ * makes such a copy harmless anyway).
+ */
+const JUST_SEALED_MS = 10;
+
 /** The steps of a split, in order (a test hook may stop a split before any of them). */
 export const SPLIT_STEPS = ['seal', 'copy', 'switch', 'activate'] as const;
 /** One step of a split. */
@@ -110,6 +119,8 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
     const sides = new Set(keys.map((dataKey) => hashSuffix(shardHash(dataKey), target.depth + 1)));
     if (target.depth + 1 > MAX_PART_DEPTH || sides.size < 2) return { outcome: 'kept', bytes };
   }
+  /** When this call's own seal was answered (undefined: another client sealed P). */
+  let sealedAt: number | undefined;
   if (!isSealed(object.metadata.annotations)) {
     await step('seal');
     const sealOps: JsonPatchOp[] = [
@@ -122,6 +133,7 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
       () => ctx.api.jsonPatch(ref, sealOps),
       (r) => r.status === 404 || r.status === 422,
     );
+    sealedAt = performance.now();
     if (sealed instanceof KubeApiError) {
       // Sealed by someone else meanwhile (help them), or no longer this object.
       const now = await call(
@@ -132,6 +144,7 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
       if (now instanceof KubeApiError || !isSealed(now.metadata.annotations) || now.metadata.uid !== object.metadata.uid)
         return { outcome: sealed.status === 404 ? 'gone' : 'changed' };
       object = now;
+      sealedAt = undefined;
     } else {
       object = sealed;
     }
@@ -164,8 +177,10 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
   };
   const children: KubeObject[] = [];
   try {
-    // Both children at once, after one look at P (a create that has to be tried again looks again).
-    if (!(await stillSealed())) return { outcome: 'changed' };
+    // Both children at once, after one look at P (a create that has to be tried again looks again). A seal this
+    // call made a moment ago is that look: other clients wait longer than that before they help (section 9.5).
+    const justSealed = sealedAt !== undefined && performance.now() - sealedAt < JUST_SEALED_MS;
+    if (!justSealed && !(await stillSealed())) return { outcome: 'changed' };
     const made = await Promise.allSettled(
       suffixes.map((suffix, i) =>
         ensureChild(ctx, call, { name: partName(ctx.bucket, depth, suffix), depth, suffix, headUid, splitFrom, rv, stillSealed }, halves[i]!),
