@@ -6,30 +6,20 @@ import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { createKV } from '@k8s-kv/core';
-import { adminKubeConfig, createTestNamespace, kubeconfigPath, type TestNamespace } from '../setup/cluster.ts';
-import { startClusterProxy, type ClusterProxy } from '../support/cluster-proxy.ts';
+import { adminKubeConfig, kubeconfigPath } from '../setup/cluster.ts';
+import { useProxiedNamespace } from '../support/cluster-proxy.ts';
 
-let ns: TestNamespace;
-let proxied: ClusterProxy;
+const env = useProxiedNamespace('fault-proxy');
 const ca = (): Buffer => readFileSync(join(dirname(kubeconfigPath()), 'pki', 'ca.crt'));
 const token = (): string => adminKubeConfig().getCurrentUser()!.token!;
 const core = (): CoreV1Api => adminKubeConfig().makeApiClient(CoreV1Api);
 
-beforeAll(async () => {
-  ns = await createTestNamespace('fault-proxy');
-  proxied = await startClusterProxy();
-});
-afterAll(async () => {
-  await proxied?.close();
-  await ns?.cleanup();
-});
-
 /** An HTTP/2 session to the proxy, as undici would open one. */
 function connect(): http2.ClientHttp2Session {
-  const session = http2.connect(proxied.proxy.url, { ca: ca() });
+  const session = http2.connect(env.proxied.proxy.url, { ca: ca() });
   session.on('error', () => undefined);
   return session;
 }
@@ -84,15 +74,15 @@ function ping(session: http2.ClientHttp2Session, timeoutMs: number): Promise<boo
   });
 }
 
-const cmPath = (name = ''): string => `/api/v1/namespaces/${ns.name}/configmaps${name ? `/${name}` : ''}`;
+const cmPath = (name = ''): string => `/api/v1/namespaces/${env.ns.name}/configmaps${name ? `/${name}` : ''}`;
 
 async function createConfigMap(name: string): Promise<void> {
-  await core().createNamespacedConfigMap({ namespace: ns.name, body: { metadata: { name }, data: { n: '0' } } });
+  await core().createNamespacedConfigMap({ namespace: env.ns.name, body: { metadata: { name }, data: { n: '0' } } });
 }
 
 async function readN(name: string): Promise<string | undefined> {
   try {
-    return (await core().readNamespacedConfigMap({ name, namespace: ns.name })).data?.n;
+    return (await core().readNamespacedConfigMap({ name, namespace: env.ns.name })).data?.n;
   } catch {
     return undefined;
   }
@@ -108,7 +98,7 @@ describe('fault proxy (real API server)', () => {
 
     const h1 = await new Promise<number | undefined>((resolve, reject) => {
       https
-        .get(`${proxied.proxy.url}${cmPath()}`, { ca: ca(), headers: { authorization: `Bearer ${token()}` }, agent: false }, (res) => {
+        .get(`${env.proxied.proxy.url}${cmPath()}`, { ca: ca(), headers: { authorization: `Bearer ${token()}` }, agent: false }, (res) => {
           res.resume();
           resolve(res.statusCode);
         })
@@ -117,31 +107,31 @@ describe('fault proxy (real API server)', () => {
     expect(h1).toBe(200);
 
     // The store through the proxy: writes, reads, and its watch cache sees another writer.
-    const kv = createKV({ bucket: 'through-proxy', namespace: ns.name, kubeConfig: proxied.kubeConfig() });
-    const direct = createKV({ bucket: 'through-proxy', namespace: ns.name, kubeConfig: adminKubeConfig(), cache: false });
+    const kv = createKV({ bucket: 'through-proxy', namespace: env.ns.name, kubeConfig: env.proxied.kubeConfig() });
+    const direct = createKV({ bucket: 'through-proxy', namespace: env.ns.name, kubeConfig: adminKubeConfig(), cache: false });
     await kv.put('a', '1');
     expect(await kv.getText('a')).toBe('1');
     await direct.put('b', '2');
     await expect.poll(() => kv.getText('b')).toBe('2');
     await Promise.all([kv.close(), direct.close()]);
-    expect(proxied.proxy.log).toEqual([]);
+    expect(env.proxied.proxy.log).toEqual([]);
   });
 
   it('lose-answer: the server applies the request, the connection is cut before the answer', async () => {
     await createConfigMap('lost');
-    proxied.proxy.inject({ match: { method: 'PATCH', path: '/lost' }, fault: { kind: 'lose-answer' } });
+    env.proxied.proxy.inject({ match: { method: 'PATCH', path: '/lost' }, fault: { kind: 'lose-answer' } });
     const session = connect();
     const answer = await call(session, 'PATCH', cmPath('lost'), { data: { n: '1' } });
     expect(answer?.error).toBeDefined();
     expect(answer?.status).toBeUndefined();
     expect(session.destroyed || session.closed).toBe(true);
     expect(await readN('lost')).toBe('1');
-    expect(proxied.proxy.log.at(-1)).toMatchObject({ fault: 'lose-answer', status: 200, request: expect.stringContaining('PATCH') });
+    expect(env.proxied.proxy.log.at(-1)).toMatchObject({ fault: 'lose-answer', status: 200, request: expect.stringContaining('PATCH') });
   });
 
   it('lose-answer with cut "stream": only that stream is reset; the connection keeps serving', async () => {
     await createConfigMap('lost-stream');
-    proxied.proxy.inject({ match: { method: 'PATCH' }, fault: { kind: 'lose-answer', cut: 'stream' } });
+    env.proxied.proxy.inject({ match: { method: 'PATCH' }, fault: { kind: 'lose-answer', cut: 'stream' } });
     const session = connect();
     const answer = await call(session, 'PATCH', cmPath('lost-stream'), { data: { n: '1' } });
     expect(answer?.error?.code).toMatch(/^(ERR_HTTP2_STREAM_ERROR|RST_STREAM)$/);
@@ -152,7 +142,7 @@ describe('fault proxy (real API server)', () => {
 
   it('hits the nth matching request only, and the seeded random mode repeats its draws', async () => {
     const session = connect();
-    proxied.proxy.inject({ match: { method: 'GET', path: 'nth-probe' }, nth: 3, fault: { kind: 'respond', status: 503 } });
+    env.proxied.proxy.inject({ match: { method: 'GET', path: 'nth-probe' }, nth: 3, fault: { kind: 'respond', status: 503 } });
     const statuses: Array<number | undefined> = [];
     for (let i = 0; i < 4; i++) statuses.push((await call(session, 'GET', `${cmPath()}?labelSelector=nth-probe`))?.status);
     expect(statuses).toEqual([200, 200, 503, 200]);
@@ -160,13 +150,13 @@ describe('fault proxy (real API server)', () => {
     // Which of 30 requests the random mode hits, for a seed.
     const sequence = async (seed: number): Promise<number[]> => {
       const hits: number[] = [];
-      const before = proxied.proxy.requests;
-      const listener = (): void => void hits.push(proxied.proxy.requests - before);
-      proxied.proxy.on('fault', listener);
-      proxied.proxy.randomFaults({ seed, rates: { loseAnswerStream: 0.3 }, match: { path: 'random-probe' } });
+      const before = env.proxied.proxy.requests;
+      const listener = (): void => void hits.push(env.proxied.proxy.requests - before);
+      env.proxied.proxy.on('fault', listener);
+      env.proxied.proxy.randomFaults({ seed, rates: { loseAnswerStream: 0.3 }, match: { path: 'random-probe' } });
       for (let i = 0; i < 30; i++) await call(session, 'GET', `${cmPath()}?labelSelector=random-probe`);
-      proxied.proxy.clearFaults();
-      proxied.proxy.off('fault', listener);
+      env.proxied.proxy.clearFaults();
+      env.proxied.proxy.off('fault', listener);
       return hits;
     };
     const a = await sequence(7);
@@ -179,22 +169,22 @@ describe('fault proxy (real API server)', () => {
   });
 
   it('reset: the connection is reset before the request is forwarded; the server never sees it', async () => {
-    proxied.proxy.inject({ match: { method: 'POST' }, fault: { kind: 'reset' } });
+    env.proxied.proxy.inject({ match: { method: 'POST' }, fault: { kind: 'reset' } });
     const session = connect();
     const answer = await call(session, 'POST', cmPath(), { metadata: { name: 'never-created' } });
     expect(answer?.error).toBeDefined();
     expect(await readN('never-created')).toBeUndefined();
-    expect(proxied.proxy.log.at(-1)).toMatchObject({ fault: 'reset' });
+    expect(env.proxied.proxy.log.at(-1)).toMatchObject({ fault: 'reset' });
   });
 
   it('stall: the connection goes silent and stays open (PINGs unanswered); a new connection is served', async () => {
-    proxied.proxy.inject({ match: { path: 'stall-probe' }, fault: { kind: 'stall' } });
+    env.proxied.proxy.inject({ match: { path: 'stall-probe' }, fault: { kind: 'stall' } });
     const session = connect();
     expect(await call(session, 'GET', `${cmPath()}?labelSelector=stall-probe`, undefined, 1500)).toBeUndefined();
     expect(await ping(session, 1500)).toBe(false);
     expect(await call(session, 'GET', cmPath(), undefined, 1000)).toBeUndefined();
     expect(session.destroyed).toBe(false);
-    expect(proxied.proxy.isOpen(proxied.proxy.log.at(-1)!.connection)).toBe(true);
+    expect(env.proxied.proxy.isOpen(env.proxied.proxy.log.at(-1)!.connection)).toBe(true);
     const fresh = connect();
     expect((await call(fresh, 'GET', cmPath()))?.status).toBe(200);
     fresh.close();
@@ -202,7 +192,7 @@ describe('fault proxy (real API server)', () => {
   });
 
   it('hold: the request is never answered, the connection stays healthy', async () => {
-    proxied.proxy.inject({ match: { path: 'hold-probe' }, fault: { kind: 'hold' } });
+    env.proxied.proxy.inject({ match: { path: 'hold-probe' }, fault: { kind: 'hold' } });
     const session = connect();
     expect(await call(session, 'GET', `${cmPath()}?labelSelector=hold-probe`, undefined, 1500)).toBeUndefined();
     expect(await ping(session, 3000)).toBe(true);
@@ -211,17 +201,17 @@ describe('fault proxy (real API server)', () => {
   });
 
   it('corrupt: one flipped byte in a TLS record of the answer fails the client with an SSL error', async () => {
-    proxied.proxy.inject({ match: { path: 'corrupt-probe' }, fault: { kind: 'corrupt' } });
+    env.proxied.proxy.inject({ match: { path: 'corrupt-probe' }, fault: { kind: 'corrupt' } });
     const session = connect();
     const sessionError = new Promise<Error & { code?: string }>((resolve) => session.once('error', resolve));
     const answer = await call(session, 'GET', `${cmPath()}?labelSelector=corrupt-probe`);
     expect(answer?.error).toBeDefined();
     expect((await sessionError).code).toMatch(/^ERR_SSL_/);
-    expect(proxied.proxy.log.at(-1)).toMatchObject({ fault: 'corrupt', status: 200 });
+    expect(env.proxied.proxy.log.at(-1)).toMatchObject({ fault: 'corrupt', status: 200 });
   });
 
   it('corrupt "to-server": a flipped byte in the client\'s next TLS record draws a bad_record_mac alert', async () => {
-    proxied.proxy.inject({ match: { path: 'corrupt-in-probe' }, fault: { kind: 'corrupt', direction: 'to-server' } });
+    env.proxied.proxy.inject({ match: { path: 'corrupt-in-probe' }, fault: { kind: 'corrupt', direction: 'to-server' } });
     const session = connect();
     expect((await call(session, 'GET', `${cmPath()}?labelSelector=corrupt-in-probe`))?.status).toBe(200);
     // The next request's record is the one flipped. (node:http2 fails the stream but, here, leaves the session neither closed nor errored.)
@@ -230,7 +220,7 @@ describe('fault proxy (real API server)', () => {
   });
 
   it("respond: answers in the server's place (e.g. 429 with Retry-After) without forwarding", async () => {
-    proxied.proxy.inject({
+    env.proxied.proxy.inject({
       match: { method: 'POST' },
       fault: { kind: 'respond', status: 429, headers: { 'retry-after': '1' }, body: '{"kind":"Status","code":429}' },
     });
@@ -243,7 +233,7 @@ describe('fault proxy (real API server)', () => {
 
   it('expire-watch: a watch passes n events, then ends with the 410 Expired ERROR event', async () => {
     await createConfigMap('watched');
-    proxied.proxy.inject({ match: { watch: true, path: 'watched' }, fault: { kind: 'expire-watch', afterEvents: 1 } });
+    env.proxied.proxy.inject({ match: { watch: true, path: 'watched' }, fault: { kind: 'expire-watch', afterEvents: 1 } });
     const session = connect();
     const answer = await call(session, 'GET', `${cmPath()}?watch=true&fieldSelector=metadata.name%3Dwatched&resourceVersion=0`);
     const lines = answer!
@@ -259,22 +249,22 @@ describe('fault proxy (real API server)', () => {
     const a = connect();
     expect((await call(a, 'GET', cmPath()))?.status).toBe(200);
     const closed = new Promise((resolve) => a.once('close', resolve));
-    expect(proxied.proxy.resetConnections()).toBeGreaterThanOrEqual(1);
+    expect(env.proxied.proxy.resetConnections()).toBeGreaterThanOrEqual(1);
     await closed;
 
     const b = connect();
     expect((await call(b, 'GET', cmPath()))?.status).toBe(200);
     const sslError = new Promise<Error & { code?: string }>((resolve) => b.once('error', resolve));
-    proxied.proxy.corruptNextRecord();
+    env.proxied.proxy.corruptNextRecord();
     await call(b, 'GET', cmPath());
     expect((await sslError).code).toMatch(/^ERR_SSL_/);
 
     const c = connect();
     expect((await call(c, 'GET', cmPath()))?.status).toBe(200);
-    proxied.proxy.stallConnections();
+    env.proxied.proxy.stallConnections();
     expect(await ping(c, 1000)).toBe(false);
     c.destroy();
-    expect(proxied.proxy.counts()).toMatchObject({
+    expect(env.proxied.proxy.counts()).toMatchObject({
       'reset-connection': expect.any(Number),
       'corrupt-record': expect.any(Number),
       'stall-connection': expect.any(Number),

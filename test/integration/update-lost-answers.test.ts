@@ -4,34 +4,25 @@
 // function twice and never applies its change twice; when the store cannot tell
 // whether its write landed, it says so (KV_UNAVAILABLE, "may or may not have
 // been applied").
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKV, UnavailableError, type KV } from '@k8s-kv/core';
-import { adminKubeConfig, createTestNamespace, type TestNamespace } from '../setup/cluster.ts';
-import { startClusterProxy, type ClusterProxy } from '../support/cluster-proxy.ts';
+import { adminKubeConfig } from '../setup/cluster.ts';
+import { useProxiedNamespace } from '../support/cluster-proxy.ts';
 
-let ns: TestNamespace;
-let proxied: ClusterProxy;
-beforeAll(async () => {
-  ns = await createTestNamespace('update-lost');
-  proxied = await startClusterProxy();
-});
-afterAll(async () => {
-  await proxied?.close();
-  await ns?.cleanup();
-});
+const env = useProxiedNamespace('update-lost');
 
 const text = (v: Uint8Array | undefined): string | undefined => (v === undefined ? undefined : Buffer.from(v).toString());
 const increment = (v: Uint8Array | undefined): string => String(Number(text(v) ?? '0') + 1);
 
 /** A store through the proxy (cache off, so every plan is a fresh read) and another writer past it. */
 function stores(bucket: string): { kv: KV; other: KV; close: () => Promise<void> } {
-  const kv = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), cache: false, retry: { maxElapsedMs: 10_000 } });
-  const other = createKV({ bucket, namespace: ns.name, kubeConfig: adminKubeConfig(), cache: false });
+  const kv = createKV({ bucket, namespace: env.ns.name, kubeConfig: env.proxied.kubeConfig(), cache: false, retry: { maxElapsedMs: 10_000 } });
+  const other = createKV({ bucket, namespace: env.ns.name, kubeConfig: adminKubeConfig(), cache: false });
   return {
     kv,
     other,
     close: async () => {
-      proxied.proxy.clearFaults();
+      env.proxied.proxy.clearFaults();
       await Promise.all([kv.close(), other.close()]);
     },
   };
@@ -46,9 +37,9 @@ function stores(bucket: string): { kv: KV; other: KV; close: () => Promise<void>
 function loseAnswerThenHoldRead(bucket: string, write: 'patch' | 'create'): () => string[] {
   const ofBucket = (path: string): boolean => path.includes(bucket);
   const isWrite = (method: string, path: string): boolean =>
-    write === 'patch' ? method === 'PATCH' && ofBucket(path) : method === 'POST' && path.endsWith(`/namespaces/${ns.name}/configmaps`);
+    write === 'patch' ? method === 'PATCH' && ofBucket(path) : method === 'POST' && path.endsWith(`/namespaces/${env.ns.name}/configmaps`);
   let lost = false;
-  proxied.proxy.inject({
+  env.proxied.proxy.inject({
     match: (request) => {
       const hit = !lost && isWrite(request.method, request.path);
       lost ||= hit;
@@ -56,12 +47,12 @@ function loseAnswerThenHoldRead(bucket: string, write: 'patch' | 'create'): () =
     },
     fault: { kind: 'lose-answer' },
   });
-  proxied.proxy.inject({
+  env.proxied.proxy.inject({
     match: (request) => lost && request.method === 'GET' && !request.watch && ofBucket(request.path),
     fault: { kind: 'delay', ms: 1_000 },
   });
-  const start = proxied.proxy.log.length;
-  return () => proxied.proxy.log.slice(start).map((e) => e.fault);
+  const start = env.proxied.proxy.log.length;
+  return () => env.proxied.proxy.log.slice(start).map((e) => e.fault);
 }
 
 describe('update whose write lands and whose answer is lost', () => {
@@ -69,7 +60,7 @@ describe('update whose write lands and whose answer is lost', () => {
     const { kv, other, close } = stores('lost-alone');
     try {
       await kv.put('n', '0');
-      proxied.proxy.inject({ match: { method: 'PATCH', path: 'lost-alone' }, fault: { kind: 'lose-answer' } });
+      env.proxied.proxy.inject({ match: { method: 'PATCH', path: 'lost-alone' }, fault: { kind: 'lose-answer' } });
       let calls = 0;
       const after = await kv.update('n', (v) => {
         calls += 1;
@@ -78,7 +69,7 @@ describe('update whose write lands and whose answer is lost', () => {
       expect(text(after)).toBe('1');
       expect(calls).toBe(1);
       expect(await other.getText('n')).toBe('1');
-      expect(proxied.proxy.log.filter((e) => e.request?.includes('lost-alone')).map((e) => e.fault)).toEqual(['lose-answer']);
+      expect(env.proxied.proxy.log.filter((e) => e.request?.includes('lost-alone')).map((e) => e.fault)).toEqual(['lose-answer']);
     } finally {
       await close();
     }

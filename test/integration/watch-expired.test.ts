@@ -4,37 +4,28 @@
 // proxy on the watch's own connection); the cache relists each time from the
 // real API server. Afterwards the cache equals the server, and the change events
 // lose nothing: every key ends with the event that matches its final state.
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createKV, type KVChangeEvent } from '@k8s-kv/core';
-import { adminKubeConfig, createTestNamespace, type TestNamespace } from '../setup/cluster.ts';
-import { startClusterProxy, type ClusterProxy } from '../support/cluster-proxy.ts';
+import { adminKubeConfig } from '../setup/cluster.ts';
+import { useProxiedNamespace } from '../support/cluster-proxy.ts';
 import { seededRandom } from '../support/fault-proxy.ts';
 
-let ns: TestNamespace;
-let proxied: ClusterProxy;
-beforeAll(async () => {
-  ns = await createTestNamespace('watch-expired');
-  proxied = await startClusterProxy();
-});
-afterAll(async () => {
-  await proxied?.close();
-  await ns?.cleanup();
-});
+const env = useProxiedNamespace('watch-expired');
 
 const decode = (values: Map<string, Uint8Array>): Record<string, string> => Object.fromEntries([...values].map(([k, v]) => [k, Buffer.from(v).toString()]));
 
 for (const shards of [1, 4]) {
   it(`relists after 410 Gone again and again under load and loses no change (${shards === 1 ? 'plain' : `${shards} shards`})`, async () => {
     const bucket = `expired-${shards}`;
-    const writer = createKV({ bucket, namespace: ns.name, kubeConfig: adminKubeConfig(), cache: false, shards });
-    const cached = createKV({ bucket, namespace: ns.name, kubeConfig: proxied.kubeConfig(), shards });
+    const writer = createKV({ bucket, namespace: env.ns.name, kubeConfig: adminKubeConfig(), cache: false, shards });
+    const cached = createKV({ bucket, namespace: env.ns.name, kubeConfig: env.proxied.kubeConfig(), shards });
     const last = new Map<string, KVChangeEvent['type']>();
     try {
       await writer.put('seed', '0');
       // The first 12 watches of the bucket end with 410 after 0-9 events each.
-      const before = proxied.proxy.log.length;
+      const before = env.proxied.proxy.log.length;
       for (let nth = 1; nth <= 12; nth++)
-        proxied.proxy.inject({ match: { watch: true, path: ns.name }, nth, fault: { kind: 'expire-watch', afterEvents: (nth * 7) % 10 } });
+        env.proxied.proxy.inject({ match: { watch: true, path: env.ns.name }, nth, fault: { kind: 'expire-watch', afterEvents: (nth * 7) % 10 } });
       const unsubscribe = await cached.watch((event) => last.set(event.key, event.type));
       expect(await cached.getText('seed')).toBe('0');
 
@@ -55,7 +46,7 @@ for (const shards of [1, 4]) {
       );
       const truth = decode(await writer.list());
       await expect.poll(async () => decode(await cached.list()), { timeout: 20_000 }).toEqual(truth);
-      const expiries = proxied.proxy.log.slice(before).filter((e) => e.fault === 'expire-watch').length;
+      const expiries = env.proxied.proxy.log.slice(before).filter((e) => e.fault === 'expire-watch').length;
       expect(expiries).toBeGreaterThanOrEqual(5);
       for (let k = 0; k < 40; k++) {
         const name = `k${k}`;
@@ -64,7 +55,7 @@ for (const shards of [1, 4]) {
       }
       unsubscribe();
     } finally {
-      proxied.proxy.clearFaults();
+      env.proxied.proxy.clearFaults();
       await Promise.all([writer.close(), cached.close()]);
     }
   });

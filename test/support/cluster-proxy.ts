@@ -14,7 +14,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { kubeconfigPath, type TestUser } from '../setup/cluster.ts';
+import { afterAll, beforeAll } from 'vitest';
+import { createTestNamespace, kubeconfigPath, type TestNamespace, type TestUser } from '../setup/cluster.ts';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
 
 export interface ClusterProxy {
@@ -91,6 +92,31 @@ export async function startClusterProxy(options: ClusterProxyOptions = {}): Prom
     async close() {
       await proxy.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A test namespace and a fault proxy in front of the cluster for the tests of one file:
+ * made before them, removed after them. Read `ns` and `proxied` inside the tests.
+ */
+export function useProxiedNamespace(prefix: string): { readonly ns: TestNamespace; readonly proxied: ClusterProxy } {
+  let ns: TestNamespace | undefined;
+  let proxied: ClusterProxy | undefined;
+  beforeAll(async () => {
+    ns = await createTestNamespace(prefix);
+    proxied = await startClusterProxy();
+  });
+  afterAll(async () => {
+    await proxied?.close();
+    await ns?.cleanup();
+  });
+  return {
+    get ns() {
+      return ns!;
+    },
+    get proxied() {
+      return proxied!;
     },
   };
 }
