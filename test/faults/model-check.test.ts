@@ -16,10 +16,10 @@
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { encodeKey } from '../../packages/core/src/codec/key-codec.ts';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createKV } from '@k8s-kv/core';
-import { adminKubeConfig, createTestNamespace, type TestNamespace } from '../setup/cluster.ts';
-import { startClusterProxy, type ClusterProxy } from '../support/cluster-proxy.ts';
+import { adminKubeConfig } from '../setup/cluster.ts';
+import { useProxiedNamespace } from '../support/cluster-proxy.ts';
 import { runWorkerProcess } from '../integration/workers/workload.ts';
 import type { ModelRecord, ModelTask } from './workers/model-worker.ts';
 
@@ -34,22 +34,13 @@ const VALUE_BYTES = 2_000;
 /** What a call may take beyond its budget: noticing the deadline, a loaded event loop. */
 const BUDGET_SLACK_MS = 2_000;
 
-let ns: TestNamespace;
-let proxied: ClusterProxy;
-beforeAll(async () => {
-  ns = await createTestNamespace('model-check');
-  proxied = await startClusterProxy();
-});
-afterAll(async () => {
-  await proxied?.close();
-  await ns?.cleanup();
-});
+const env = useProxiedNamespace('model-check');
 
 const replay = `seed ${SEED} (replay with K8S_KV_MODEL_SEED=${SEED})`;
 
 /** For the report: every object of the namespace, its metadata, and which of them hold `keys` (data keys of the plain bucket). */
 async function dumpObjects(keys: string[]): Promise<void> {
-  const objects = await adminKubeConfig().makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: ns.name });
+  const objects = await adminKubeConfig().makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: env.ns.name });
   for (const { metadata, binaryData } of objects.items) {
     const held = keys.filter((key) => binaryData?.[encodeKey(key).dataKey] !== undefined);
     console.log(
@@ -62,23 +53,23 @@ async function dumpObjects(keys: string[]): Promise<void> {
 it(`4 processes, plain and sharded buckets, lost answers and resets: the server equals the model (${replay})`, async () => {
   console.log(`model check: ${replay}`);
   const buckets = { plain: 'model-plain', sharded: 'model-sharded' };
-  proxied.proxy.randomFaults({
+  env.proxied.proxy.randomFaults({
     seed: SEED,
     rates: { loseAnswer: 0.05, reset: 0.015, loseAnswerStream: 0.01 },
-    match: { watch: false, path: ns.name },
+    match: { watch: false, path: env.ns.name },
   });
   // The tokens are minted in the sharded bucket before any worker starts (past the proxy): a consumer
   // only ever meets a token whose minting was acknowledged. The plain bucket does not exist yet: the
   // workers create it, under faults.
-  const minter = createKV({ bucket: buckets.sharded, namespace: ns.name, kubeConfig: adminKubeConfig(), app: 'model', cache: false, shards: 4 });
+  const minter = createKV({ bucket: buckets.sharded, namespace: env.ns.name, kubeConfig: adminKubeConfig(), app: 'model', cache: false, shards: 4 });
   await minter.putMany(Array.from({ length: TOKENS }, (_, n) => [`t/${n}`, 'fresh'] as [string, string]));
   await minter.close();
   const started = Date.now();
   const perProcess = await Promise.all(
     Array.from({ length: PROCESSES }, (_, id) =>
       runWorkerProcess<ModelRecord>(WORKER, {
-        kubeconfig: proxied.kubeconfigPath(),
-        namespace: ns.name,
+        kubeconfig: env.proxied.kubeconfigPath(),
+        namespace: env.ns.name,
         buckets,
         id,
         ops: OPS_PER_PROCESS,
@@ -93,14 +84,14 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
       } satisfies ModelTask),
     ),
   );
-  proxied.proxy.clearFaults();
+  env.proxied.proxy.clearFaults();
   const elapsedMs = Date.now() - started;
-  const faults = proxied.proxy.counts();
+  const faults = env.proxied.proxy.counts();
 
   // The truth, read past the proxy.
   const truth: Record<keyof typeof buckets, Map<string, string>> = { plain: new Map(), sharded: new Map() };
   for (const bucket of ['plain', 'sharded'] as const) {
-    const direct = createKV({ bucket: buckets[bucket], namespace: ns.name, kubeConfig: adminKubeConfig(), app: 'model', cache: false });
+    const direct = createKV({ bucket: buckets[bucket], namespace: env.ns.name, kubeConfig: adminKubeConfig(), app: 'model', cache: false });
     const listed = await direct.list().catch(async (error: unknown) => {
       await dumpObjects([]);
       throw error;
@@ -198,7 +189,7 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
   const injected = (faults['lose-answer'] ?? 0) + (faults.reset ?? 0);
   console.log(
     `model check (${replay}): ${all.length} operations in ${(elapsedMs / 1000).toFixed(1)} s, ${failed.length} failed ` +
-      `(${[...new Set(failed.map((f) => f.code))].join(', ') || 'none'}); faults injected ${JSON.stringify(faults)} over ${proxied.proxy.requests} requests; ` +
+      `(${[...new Set(failed.map((f) => f.code))].join(', ') || 'none'}); faults injected ${JSON.stringify(faults)} over ${env.proxied.proxy.requests} requests; ` +
       `${allowed.size} keys, ${counters.size} counters, ${tokens.size} tokens (${consumedTokens} consumed) checked; slowest call ${slowest} ms`,
   );
   const reasons = new Map<string, number>();
@@ -210,7 +201,7 @@ it(`4 processes, plain and sharded buckets, lost answers and resets: the server 
     reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
   }
   console.log([...reasons].map(([reason, n]) => `  ${n} x ${reason}`).join('\n'));
-  const plain = createKV({ bucket: buckets.plain, namespace: ns.name, kubeConfig: adminKubeConfig(), app: 'model', cache: false });
+  const plain = createKV({ bucket: buckets.plain, namespace: env.ns.name, kubeConfig: adminKubeConfig(), app: 'model', cache: false });
   const layout = await plain.stats();
   await plain.close();
   console.log(`model check: the plain bucket is ${layout.layout}, in ${layout.shards} ConfigMaps`);
