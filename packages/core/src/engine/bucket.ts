@@ -370,18 +370,21 @@ export class Bucket {
     if (error instanceof SplitWaited) return; // the split this process ran told it all (see split())
     // A split this process runs keeps the layout it knows up to date at its switch (see split()): a
     // write that met its seal, or found its part gone after the switch, routes again on that layout.
-    const name = error instanceof SplitInProgress ? error.objectName : store.ref.name;
-    const ownSplit =
-      error instanceof SplitInProgress
-        ? this.splits.has(name)
-        : store.isPart && this.gone.has(name) && this.known?.kind === 'elastic' && !this.known.parts.live.has(name);
-    if (!ownSplit) this.known = undefined;
     if (error instanceof SplitInProgress) {
+      if (!this.splits.has(error.objectName)) this.known = undefined;
       await this.awaitSplit(error.objectName);
-    } else if (store.isPart) {
-      this.gone.add(store.ref.name);
-      this.version++;
+      return;
     }
+    const name = store.ref.name;
+    const switchedHere = store.isPart && this.gone.has(name) && this.known?.kind === 'elastic' && !this.known.parts.live.has(name);
+    if (!switchedHere) this.known = undefined;
+    if (store.isPart) this.noteGone(name);
+  }
+
+  /** A part this process knows is gone (split) before its cache does: layouts leave it out. */
+  private noteGone(name: string): void {
+    this.gone.add(name);
+    this.version++;
   }
 
   // ---------------------------------------------------------------- routing
@@ -536,8 +539,7 @@ export class Bucket {
   private async partView(store: ObjectStore): Promise<Snapshot> {
     const snapshot = this.caching ? await store.view() : await store.read();
     if (snapshot.exists) return snapshot;
-    this.gone.add(store.ref.name);
-    this.version++;
+    this.noteGone(store.ref.name);
     throw new LayoutChanged(`part ${store.ref.name} of bucket "${this.s.bucket}" was split`);
   }
 
@@ -700,9 +702,8 @@ export class Bucket {
       }
       // The children hold the object's keys from now on: writes that waited route again, on the
       // layout this process knows with the children in the object's place (no LIST needed).
-      this.gone.add(target.name);
+      this.noteGone(target.name);
       this.known = this.withChildren(this.known, target.name, children);
-      this.version++;
       this.sealed.delete(target.name);
       released();
     };
@@ -723,13 +724,12 @@ export class Bucket {
           return;
         }
         if (result.outcome === 'rolled-back') this.report(result.cause);
-        // A split that switched told this process the new layout then (progress above).
-        if (result.outcome !== 'split') this.known = undefined;
         if (result.outcome === 'split') {
+          // It told this process the new layout at its switch (progress above).
           this.lastPartsCount += 1;
           // A child still past the threshold (an object filled by large batches) is split in turn.
           for (const child of result.children) if (child.bytes > SPLIT_BYTES && this.mayAddPart()) void this.split(child, SPLIT_BYTES).catch(() => undefined);
-        }
+        } else this.known = undefined;
         this.version++;
       } catch (error) {
         this.known = undefined;
@@ -759,12 +759,14 @@ export class Bucket {
    */
   private withChildren(known: Layout | undefined, name: string, children: KubeObject[]): Layout | undefined {
     const made = children.flatMap((child) => partInfo(child.metadata) ?? []);
-    const root = name === this.s.bucket;
-    if (!root && (known?.kind !== 'elastic' || !known.parts.live.has(name))) return undefined;
-    const parts = known?.kind === 'elastic' && !root ? [...known.parts.live.values()].filter((part) => part.name !== name) : [];
+    let others: PartInfo[] = [];
+    if (name !== this.s.bucket) {
+      if (known?.kind !== 'elastic' || !known.parts.live.has(name)) return undefined;
+      others = [...known.parts.live.values()].filter((part) => part.name !== name);
+    }
     const headUid = made[0]?.headUid;
     if (headUid === undefined) return undefined;
-    const next = new ElasticLayout(this.s.bucket, headUid, [...parts, ...made], this.gone);
+    const next = new ElasticLayout(this.s.bucket, headUid, [...others, ...made], this.gone);
     return next.complete() ? { kind: 'elastic', parts: next } : undefined;
   }
 
@@ -825,11 +827,8 @@ export class Bucket {
     const head = name === this.s.bucket;
     const store = this.storeNamed(name);
     const snapshot = await store?.read();
-    if (store && !head && snapshot?.exists === false) {
-      // Split meanwhile: this process knows before its cache does.
-      this.gone.add(name);
-      this.version++;
-    }
+    // Split meanwhile: this process knows before its cache does.
+    if (store && !head && snapshot?.exists === false) this.noteGone(name);
     if (!snapshot?.exists || !isSealed(snapshot.annotations)) return;
     const part = head ? { name, depth: 0, suffix: 0 } : partInfo({ name, uid: snapshot.uid, annotations: snapshot.annotations });
     if (part) await untilDeadline(this.split(part), 'a split of the bucket was finishing').catch(() => undefined);

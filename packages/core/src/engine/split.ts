@@ -133,7 +133,6 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
       () => ctx.api.jsonPatch(ref, sealOps),
       (r) => r.status === 404 || r.status === 422,
     );
-    sealedAt = performance.now();
     if (sealed instanceof KubeApiError) {
       // Sealed by someone else meanwhile (help them), or no longer this object.
       const now = await call(
@@ -144,9 +143,9 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
       if (now instanceof KubeApiError || !isSealed(now.metadata.annotations) || now.metadata.uid !== object.metadata.uid)
         return { outcome: sealed.status === 404 ? 'gone' : 'changed' };
       object = now;
-      sealedAt = undefined;
     } else {
       object = sealed;
+      sealedAt = performance.now();
     }
   }
   ctx.progress?.('sealed');

@@ -12,7 +12,7 @@ import { BucketFullError, createKV, listBuckets, type KubeObject, type KV, type 
 import { countingApi, SPLIT_BYTES, SPLIT_HOOK, SPLIT_STEPS, type SplitStep } from '@k8s-kv/core/testing';
 import { encodeKey } from '../../src/codec/key-codec.ts';
 import { bucketSelector } from '../../src/engine/ownership.ts';
-import { splitObject } from '../../src/engine/split.ts';
+import { splitObject, type SplitTarget } from '../../src/engine/split.ts';
 import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
 import { objectsOfBucket, type KvTestEnv } from './kv-behaviour.ts';
 import { cuttableWatches, holdingWatches, overriding } from './port-wrappers.ts';
@@ -46,6 +46,18 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
     const objectsOf = (bucket: string): Promise<Map<string, KubeObject>> => objectsOfBucket(getEnv(), bucket);
     /** The parts the server holds: name -> annotations and entry count. */
     const partsOf = async (bucket: string): Promise<KubeObject[]> => [...(await objectsOf(bucket)).values()].filter((o) => o.metadata.name !== bucket);
+    /** The part of `bucket` that holds `key` on the server, as a split target. */
+    const partHolding = async (bucket: string, key: string): Promise<SplitTarget> => {
+      const part = (await partsOf(bucket)).find((p) => p.binaryData?.[encodeKey(key).dataKey] !== undefined)!;
+      const [depth, suffix] = part.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
+      return { name: part.metadata.name, depth, suffix };
+    };
+    /** Another process (no store of this suite) splits the part of `bucket` that holds `key`, to the end. */
+    const splitAsAnotherProcess = async (bucket: string, key: string): Promise<void> => {
+      const env = getEnv();
+      const context = { kind: 'ConfigMap' as const, namespace: env.namespace, bucket, app: 'default', api: env.api, now: Date.now };
+      expect((await splitObject(context, await partHolding(bucket, key))).outcome).toBe('split');
+    };
     /** Writes keys `<prefix><i>` for i from `start` to `start + count - 1` in batches of 20; resolves to what was written. */
     const fill = async (kv: KV, prefix: string, count: number, model = new Map<string, string>(), start = 0): Promise<Map<string, string>> => {
       for (let i = start; i < start + count; i += 20) {
@@ -332,8 +344,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       await settled(bucket);
       expect(await kv.keys()).toHaveLength(model.size); // starts the cache
       const key = [...model.keys()][0]!;
-      const part = (await partsOf(bucket)).find((p) => p.binaryData?.[encodeKey(key).dataKey] !== undefined)!;
-      const [depth, suffix] = part.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
+      const part = await partHolding(bucket, key);
       // Another process splits the key's part, and stops before its switch, then before its activation.
       const reached = { switch: deferred(), activate: deferred() };
       const identity = { kind: 'ConfigMap' as const, namespace: env.namespace, bucket, app: 'default' };
@@ -349,7 +360,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
             await gates[step].promise;
           },
         },
-        { name: part.metadata.name, depth, suffix },
+        part,
       );
       try {
         await reached.switch.promise;
@@ -391,21 +402,14 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       const model = await fill(kv, 'k', 120);
       await settled(bucket);
       expect(await kv.keys()).toHaveLength(model.size); // starts the cache
-      const identity = { kind: 'ConfigMap' as const, namespace: env.namespace, bucket, app: 'default', api: env.api, now: Date.now };
-      /** Another process splits the part holding `key`, to the end. */
-      const splitPartOf = async (key: string): Promise<void> => {
-        const part = (await partsOf(bucket)).find((p) => p.binaryData?.[encodeKey(key).dataKey] !== undefined)!;
-        const [depth, suffix] = part.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
-        expect((await splitObject(identity, { name: part.metadata.name, depth, suffix })).outcome).toBe('split');
-      };
       // The watch is down: reads read the layout, then the parts, from the server.
       watches.cut();
       try {
         const [first, second] = [...model.keys()];
-        afterLayoutRead = () => splitPartOf(first!);
+        afterLayoutRead = () => splitAsAnotherProcess(bucket, first!);
         expect(text(await kv.get(first!))).toBe(model.get(first!));
         // The layout this store read is stale again: it plans the clear on it, and reads the parts.
-        await splitPartOf(second!);
+        await splitAsAnotherProcess(bucket, second!);
         expect(await kv.clear()).toBe(model.size);
       } finally {
         watches.restore();
@@ -433,10 +437,7 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       await kv.put(key, 'before'); // this store knows the key's part
       // What a LIST answered before the split below, and another process splits the key's part.
       const before = await env.api.list('ConfigMap', env.namespace, { labelSelector: bucketSelector(bucket) }, { metadataOnly: true });
-      const part = (await partsOf(bucket)).find((p) => p.binaryData?.[encodeKey(key).dataKey] !== undefined)!;
-      const [depth, suffix] = part.metadata.annotations!['k8s-kv.io/part']!.split('/').map(Number) as [number, number];
-      const identity = { kind: 'ConfigMap' as const, namespace: env.namespace, bucket, app: 'default', api: env.api, now: Date.now };
-      expect((await splitObject(identity, { name: part.metadata.name, depth, suffix })).outcome).toBe('split');
+      await splitAsAnotherProcess(bucket, key);
       // The put finds the part gone (404) and reads the layout: the LIST it gets was answered before the split.
       stale = before;
       await kv.put(key, 'after');
