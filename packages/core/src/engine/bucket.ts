@@ -369,13 +369,19 @@ export class Bucket {
   private async learnFrom(error: LayoutChanged, store: ObjectStore): Promise<void> {
     if (error instanceof SplitWaited) return; // the split this process ran told it all (see split())
     // A split this process runs keeps the layout it knows up to date at its switch (see split()): a
-    // write that met its seal, or found its part gone after the switch, routes again on that layout.
-    if (error instanceof SplitInProgress) {
-      if (!this.splits.has(error.objectName)) this.known = undefined;
-      await this.awaitSplit(error.objectName);
+    // write that met its seal or its switch before this process heard of them waits for it, and one
+    // that found its part gone after the switch routes again on that layout.
+    const name = error instanceof SplitInProgress ? error.objectName : store.ref.name;
+    const running = this.sealed.get(name) ?? this.splits.get(name);
+    if (running) {
+      await untilDeadline(running, 'a split of the bucket was finishing').catch(() => undefined);
       return;
     }
-    const name = store.ref.name;
+    if (error instanceof SplitInProgress) {
+      this.known = undefined;
+      await this.awaitSplit(name);
+      return;
+    }
     const switchedHere = store.isPart && this.gone.has(name) && this.known?.kind === 'elastic' && !this.known.parts.live.has(name);
     if (!switchedHere) this.known = undefined;
     if (store.isPart) this.noteGone(name);
@@ -813,16 +819,11 @@ export class Bucket {
   }
 
   /**
-   * A write met a sealed object: wait for the process splitting it; if it is still
+   * A write met an object another process sealed: wait for that process; if it is still
    * sealed after a moment (that process may have died), finish the split here.
    * Waits no longer than the call's budget (the call then fails in time, retryably).
    */
   private async awaitSplit(name: string): Promise<void> {
-    const running = this.sealed.get(name) ?? this.splits.get(name);
-    if (running) {
-      await untilDeadline(running, 'a split of the bucket was finishing').catch(() => undefined);
-      return;
-    }
     await sleep(SEAL_PATIENCE_MS * (0.5 + Math.random()));
     const head = name === this.s.bucket;
     const store = this.storeNamed(name);
