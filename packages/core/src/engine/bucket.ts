@@ -23,13 +23,13 @@ import { toKVError } from './api-errors.ts';
 import { newSwapState, type UpdateDecision } from './compare-and-swap.ts';
 import type { ObjectBudget } from './eviction.ts';
 import { ElasticLayout, partInfo, type PartInfo } from './elastic-layout.ts';
-import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
+import { LayoutChanged, SplitInProgress, SplitWaited } from './layout-changed.ts';
 import { ObjectStore, type ObjectStoreSettings } from './object-store.ts';
 import { ANNOTATION_FORMAT, ANNOTATION_HEAD_UID, ANNOTATION_PART, ANNOTATION_SEALED, ANNOTATION_SHARDS, ANNOTATION_SPLIT_FROM } from './labels.ts';
 import { bucketSelector, checkOwnership, isSealed, parseRole } from './ownership.ts';
 import { callApi, MAX_ROUTES } from './retry-policy.ts';
 import { mergeSnapshots, type Snapshot } from './snapshot.ts';
-import { activatePart, SPLIT_BYTES, splitObject, type SplitContext, type SplitTarget } from './split.ts';
+import { activatePart, SPLIT_BYTES, splitObject, type SplitContext, type SplitProgress, type SplitTarget } from './split.ts';
 import { rvNumber, WatchLoop } from './watch-loop.ts';
 
 /** Settings of a {@link Bucket}. */
@@ -53,9 +53,6 @@ const SEAL_PATIENCE_MS = 50;
 
 /** How the bucket is laid out, as its head says. */
 type Layout = { kind: 'single' } | { kind: 'sharded'; count: number } | { kind: 'elastic'; parts: ElasticLayout };
-
-/** A group routed again because it waited for a split this process ran (nothing else to learn). */
-class SplitWaited extends LayoutChanged {}
 
 /** A listener of per-key changes. */
 export type ChangeListener = (event: KVChangeEvent) => void;
@@ -701,15 +698,24 @@ export class Bucket {
     const switched = new Promise<void>((resolve) => {
       released = resolve;
     });
-    const progress = (event: 'sealed' | 'switched', children: KubeObject[] = []): void => {
-      if (event === 'sealed') {
+    const progress = async (event: SplitProgress, children: KubeObject[] = []): Promise<void> => {
+      if (event === 'sealing' || event === 'sealed') {
+        // Writes not sent yet wait for the switch; the seal waits for the ones on the wire (a write the seal
+        // overtook would meet it, read the object to see why, and only then wait).
         this.sealed.set(target.name, switched);
+        const quiet = this.storeNamed(target.name)?.holdWrites(switched);
+        if (event === 'sealing') await quiet;
         return;
       }
       // The children hold the object's keys from now on: writes that waited route again, on the
       // layout this process knows with the children in the object's place (no LIST needed).
       this.noteGone(target.name);
       this.known = this.withChildren(this.known, target.name, children);
+      // Their first writes test what the creates answered (no GET before each child's first write).
+      for (const child of children) {
+        const part = partInfo(child.metadata);
+        if (part) this.storeFor(part.name, { part: { depth: part.depth, suffix: part.suffix, headUid: part.headUid } }).ownCreated(child);
+      }
       this.sealed.delete(target.name);
       released();
     };

@@ -19,3 +19,9 @@ export class SplitInProgress extends LayoutChanged {
     this.objectName = objectName;
   }
 }
+
+/**
+ * A write routed again because it waited for a split this process ran (bucket.ts):
+ * the split told the router the new layout at its switch; nothing else to learn.
+ */
+export class SplitWaited extends LayoutChanged {}

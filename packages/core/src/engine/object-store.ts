@@ -16,6 +16,8 @@
  * The server's answer to each write is handed to the watch cache (read-your-writes): {@link ObjectStore.learn}.
  * While the cache runs, an {@link ExpirySweeper} removes expired entries in the background.
  */
+// On Node's own timers, not the globals (see group-commit.ts).
+import { setTimeout } from 'node:timers';
 import type { PreparedEntry } from '../codec/entry.ts';
 import { BucketFullError, ConflictError, ForeignObjectError, type KVError } from '../errors.ts';
 import { untilDeadline } from '../kube/call-deadline.ts';
@@ -26,7 +28,7 @@ import { compareAndSwap, pointer, RaceLost, type SwapState, type SwapTarget, typ
 import { planWrite, type EvictionPolicy, type ObjectBudget, type Removal, type WritePlan } from './eviction.ts';
 import { DEFAULT_SWEEP_INTERVAL_MS, ExpirySweeper } from './expiry-sweeper.ts';
 import { GroupCommit } from './group-commit.ts';
-import { LayoutChanged, SplitInProgress } from './layout-changed.ts';
+import { LayoutChanged, SplitInProgress, SplitWaited } from './layout-changed.ts';
 import {
   bucketLabels,
   checkOwnership,
@@ -107,6 +109,9 @@ export function isEntrylessHead(snapshot: Snapshot): boolean {
 }
 
 const isMissing = (refusal: KubeApiError): boolean => refusal.status === 404;
+
+/** The longest a split waits for this store's patches on the wire before it seals the object (holdWrites). */
+const QUIET_WAIT_MS = 1000;
 const isRaceLost = (refusal: KubeApiError): boolean => refusal.status === 404 || refusal.status === 422;
 
 /** Reads and writes of one object's entries. */
@@ -133,6 +138,11 @@ export class ObjectStore implements SwapTarget {
   private readonly commits = new GroupCommit((entries) => this.write(entries));
   /** Removes expired entries in the background while the cache runs (none with `sweepInterval: 0`). */
   private readonly sweeper: ExpirySweeper | undefined;
+  /** Set while this process splits the object (see holdWrites). */
+  private held: Promise<void> | undefined;
+  /** This store's patches on the wire, and who waits for there to be none. */
+  private patching = 0;
+  private readonly quiet: Array<() => void> = [];
 
   constructor(settings: ObjectStoreSettings) {
     this.s = settings;
@@ -374,6 +384,14 @@ export class ObjectStore implements SwapTarget {
     this.owned = { uid: cached.uid, tests: this.guardOf(cached), entryMap: cached.hasEntryMap, strays: new Set(cached.strays) };
   }
 
+  /**
+   * Takes an object this process created for a split (a child, as its create answered)
+   * as what this store's first write tests, instead of a GET before it.
+   */
+  ownCreated(object: KubeObject): void {
+    if (this.owned === undefined) void this.learn(object).catch(() => undefined);
+  }
+
   /** The ownership tests of a snapshot's object (the state a plan was made on). */
   guardOf(snapshot: Snapshot): JsonPatchOp[] {
     return ownershipTests(this.s, snapshot.uid, snapshot.annotations);
@@ -437,8 +455,36 @@ export class ObjectStore implements SwapTarget {
   }
 
   /** A JSON patch of the object; like every patch here, it also clears managedFields. */
-  private jsonPatch(ops: JsonPatchOp[], options?: PatchOptions): Promise<KubeObject> {
-    return this.s.api.jsonPatch(this.ref, [...ops, { op: 'add', path: '/metadata/managedFields', value: CLEAR_MANAGED_FIELDS }], options);
+  private async jsonPatch(ops: JsonPatchOp[], options?: PatchOptions): Promise<KubeObject> {
+    this.patching++;
+    try {
+      return await this.s.api.jsonPatch(this.ref, [...ops, { op: 'add', path: '/metadata/managedFields', value: CLEAR_MANAGED_FIELDS }], options);
+    } finally {
+      if (--this.patching === 0) for (const resolve of this.quiet.splice(0)) resolve();
+    }
+  }
+
+  /**
+   * This process is about to seal the object for a split (bucket.ts): puts not yet sent
+   * wait until `until` settles (the split's switch, or its end), then route again
+   * ({@link SplitWaited}) instead of meeting the seal or the deleted object at the
+   * server. Resolves once none of this store's patches is on the wire, so that the seal
+   * overtakes none (or after {@link QUIET_WAIT_MS}: a patch stuck on a silent connection
+   * does not hold the split; should it land after the seal, it meets the seal).
+   */
+  holdWrites(until: Promise<void>): Promise<void> {
+    this.held = until;
+    void until.finally(() => {
+      if (this.held === until) this.held = undefined;
+    });
+    if (this.patching === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, QUIET_WAIT_MS);
+      this.quiet.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** A merge patch (RFC 7386, or strategic) setting `entries`; like every patch here, it also clears managedFields. */
@@ -585,6 +631,10 @@ export class ObjectStore implements SwapTarget {
       for (const dataKey of Object.keys(patchEntries)) if (strays.has(dataKey)) ops.push({ op: 'remove', path: pointer('data', dataKey) });
       if (entryMap) for (const [dataKey, b64] of Object.entries(patchEntries)) ops.push({ op: 'add', path: pointer(this.field, dataKey), value: b64 });
       else ops.push({ op: 'test', path: `/${this.field}`, value: null }, { op: 'add', path: `/${this.field}`, value: patchEntries });
+      if (this.held) {
+        await untilDeadline(this.held, 'a split of the bucket was finishing').catch(() => undefined);
+        throw new SplitWaited(`${this.ref.name} was being split`);
+      }
       const patched = await this.call(
         'patch',
         () => this.jsonPatch(ops, this.answerOptions()),

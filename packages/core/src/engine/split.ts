@@ -50,11 +50,15 @@ export interface SplitContext extends BucketIdentity {
   /** Test hook: called before each step; what it throws stops the split there, as a crash would. */
   beforeStep?: ((step: SplitStep, object: string) => void | Promise<void>) | undefined;
   /**
-   * Told when the object is sealed (from then on a write to it waits for the split) and when
-   * it is switched (the children, given, hold its keys from then on; their activation is tidying).
+   * Told (and awaited) when this call is about to seal the object, when the object is sealed
+   * (from then on a write to it waits for the split) and when it is switched (the children,
+   * given, hold its keys from then on; their activation is tidying).
    */
-  progress?: ((event: 'sealed' | 'switched', children?: KubeObject[]) => void) | undefined;
+  progress?: ((event: SplitProgress, children?: KubeObject[]) => void | Promise<void>) | undefined;
 }
+
+/** What a split tells its process as it goes (SplitContext.progress). */
+export type SplitProgress = 'sealing' | 'sealed' | 'switched';
 
 /** The object to split: the format-1 head (the root, depth 0) or a part. */
 export interface SplitTarget {
@@ -123,6 +127,7 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
   let sealedAt: number | undefined;
   if (!isSealed(object.metadata.annotations)) {
     await step('seal');
+    await ctx.progress?.('sealing');
     const sealOps: JsonPatchOp[] = [
       ...ownershipTests(ctx, object.metadata.uid, object.metadata.annotations),
       { op: 'add', path: annotationPath(ANNOTATION_SEALED), value: new Date(ctx.now()).toISOString() },
@@ -148,7 +153,7 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
       sealedAt = performance.now();
     }
   }
-  ctx.progress?.('sealed');
+  await ctx.progress?.('sealed');
   const uid = object.metadata.uid!;
   const rv = object.metadata.resourceVersion!;
   const seal = object.metadata.annotations?.[ANNOTATION_SEALED];
@@ -234,7 +239,7 @@ export async function splitObject(ctx: SplitContext, target: SplitTarget, unless
         (r) => r.status === 404 || r.status === 409,
       );
   if (switched instanceof KubeApiError && switched.status === 409) return { outcome: 'changed' };
-  ctx.progress?.('switched', children);
+  await ctx.progress?.('switched', children);
 
   // 4. Activate (tidying: the children are live either way).
   await step('activate');

@@ -457,6 +457,43 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       await expectHolds(kv.bucket, model);
     });
 
+    it('a store that splits its bucket under many callers sends no write into its own seal and reads no part it made', async () => {
+      const counted = countingApi(getEnv().api);
+      /** The status of each patch the server refused. */
+      const refused: number[] = [];
+      const api = overriding(counted.api, {
+        jsonPatch: async (...args) => {
+          try {
+            return await counted.api.jsonPatch(...args);
+          } catch (error) {
+            refused.push((error as { status?: number }).status ?? 0);
+            throw error;
+          }
+        },
+      });
+      const kv = make({ cache: false, api });
+      const model = new Map<string, string>();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < 300) {
+            const [key, written] = [`k${next++}`, value()];
+            await kv.put(key, written);
+            model.set(key, written);
+          }
+        }),
+      );
+      await kv.close(); // waits for the splits under way
+      const splits = (await partsOf(kv.bucket)).length - 1;
+      expect(splits).toBeGreaterThanOrEqual(7);
+      // Its writes waited for its splits: none met a seal (422) or a part switched away (404).
+      expect(refused).toEqual([]);
+      // One GET per split (its first look at the object) and one for the first write, none before a
+      // write to a part a split made (a slow moment may cost a split one more look: two allowed).
+      expect(counted.counts.get ?? 0).toBeLessThanOrEqual(splits + 3);
+      await expectHolds(kv.bucket, model);
+    });
+
     it('writes to a part its cache shows with one patch, without reading the part first', async () => {
       const counted = countingApi(getEnv().api);
       const writer = make({ cache: false });
