@@ -8,7 +8,8 @@
 //   small     64-caller puts and cached list at 10 keys: default options against a bucket
 //             created with maxBytes 1 MiB (one ConfigMap that never splits)
 //   growth    every put's latency while a bucket grows from 0 to 2,000 keys (16 callers),
-//             beside the time of one split, both seen from the API server's watch
+//             beside the time of one split, both seen from the API server's watch, and
+//             beside the same puts into the grown bucket with no split under way
 //   procs     4 processes writing one elastic bucket of ~2,000 keys (many parts) against 4
 //             processes writing a bucket each (the control that shares nothing)
 //   patch     the API server's time for a one-key patch against the object's size (what the
@@ -352,55 +353,95 @@ async function smallBuckets(ctx, rounds = ctx.quick ? 4 : 8) {
  * concurrent callers of one store that only writes (no cache), every put timed. A watch
  * of the bucket's objects times each split (splitsOf). Puts that overlapped a split (ran
  * while some object was sealed) are also summarized apart, and the store's API calls are
- * counted (what the splits cost the writers beyond their patches: layout reads).
+ * counted (what the splits cost the writers beyond their patches: layout reads). The
+ * baseline, measured right after in each round: the same callers put the same keys again
+ * (values of the same size, so nothing splits) into the grown bucket - what a put costs at
+ * this concurrency when no split is under way. Rounds (3; 1 with --quick) each grow a new
+ * bucket; each figure is the median of the rounds'.
  */
-async function writesDuringSplits(ctx, callers = 16) {
+async function writesDuringSplits(ctx, callers = 16, rounds = ctx.quick ? 1 : 3) {
   const count = ctx.n(2000);
   const valueSize = 450;
   const bucket = 'bench-e-grow';
+  const results = [];
+  for (let round = 0; round < rounds; round++) {
+    await teardown(ctx, bucket);
+    const watch = await watchBucket(ctx, bucket);
+    const counting = countingApi(ctx.api);
+    const kv = open(ctx, bucket, { api: counting.api });
+    const puts = [];
+    const started = performance.now();
+    await withCallers(count, callers, async (i) => {
+      const value = randomValue(valueSize);
+      const start = performance.now();
+      await kv.put(benchKey(i), value);
+      puts.push({ start, end: performance.now() });
+    });
+    const ms = performance.now() - started;
+    const calls = { ...counting.counts };
+    await kv.close();
+    const layout = await settle(ctx, bucket);
+    await sleep(500); // the last events
+    watch.stop();
+    if (watch.lost()) console.error(`  (the watch failed during the run: ${watch.lost().message}; splits after it are not counted)`);
+    const splits = watch.splits();
+    const done = splits.filter((s) => s.switchedAt !== undefined);
+    const overlapped = puts.filter((p) => splits.some((s) => p.start < (s.doneAt ?? s.switchedAt ?? Infinity) && p.end > s.sealedAt));
+    // The baseline: the same puts into the grown bucket, no split under way.
+    const again = open(ctx, bucket);
+    const steady = [];
+    await withCallers(count, callers, async (i) => {
+      const value = randomValue(valueSize);
+      const start = performance.now();
+      await again.put(benchKey(i), value);
+      steady.push(performance.now() - start);
+    });
+    await again.close();
+    const result = {
+      ops: (count / ms) * 1000,
+      parts: layout.parts,
+      put: summarize(puts.map((p) => p.end - p.start)),
+      overlapped: summarize(overlapped.map((p) => p.end - p.start)),
+      steady: summarize(steady),
+      splits: done.length,
+      rolledBack: splits.filter((s) => s.rolledBack).length,
+      sealToSwitch: summarize(done.map((s) => s.switchedAt - s.sealedAt)),
+      sealToActive: summarize(done.filter((s) => s.doneAt !== undefined).map((s) => s.doneAt - s.sealedAt)),
+      calls,
+      watchLost: watch.lost() ? String(watch.lost().message) : undefined,
+    };
+    console.error(
+      `  round ${round + 1}: 0 -> ${count} keys, ${callers} callers: ${result.ops.toFixed(0)} puts/s, put p50 ${result.put.p50.toFixed(2)} ms, p99 ${result.put.p99.toFixed(2)} ms, max ${result.put.max.toFixed(1)} ms; ` +
+        `${result.splits} splits into ${result.parts} parts, seal -> switch p50 ${result.sealToSwitch.p50?.toFixed(1)} ms (max ${result.sealToSwitch.max?.toFixed(1)}); ` +
+        `the same puts with no split: p50 ${result.steady.p50.toFixed(2)} ms, p99 ${result.steady.p99.toFixed(2)} ms`,
+    );
+    results.push(result);
+  }
   await teardown(ctx, bucket);
-  const watch = await watchBucket(ctx, bucket);
-  const counting = countingApi(ctx.api);
-  const kv = open(ctx, bucket, { api: counting.api });
-  const puts = [];
-  const started = performance.now();
-  await withCallers(count, callers, async (i) => {
-    const value = randomValue(valueSize);
-    const start = performance.now();
-    await kv.put(benchKey(i), value);
-    puts.push({ start, end: performance.now() });
-  });
-  const ms = performance.now() - started;
-  await kv.close();
-  const layout = await settle(ctx, bucket);
-  await sleep(500); // the last events
-  watch.stop();
-  if (watch.lost()) console.error(`  (the watch failed during the run: ${watch.lost().message}; splits after it are not counted)`);
-  await teardown(ctx, bucket);
-  const splits = watch.splits();
-  const done = splits.filter((s) => s.switchedAt !== undefined);
-  const overlapped = puts.filter((p) => splits.some((s) => p.start < (s.doneAt ?? s.switchedAt ?? Infinity) && p.end > s.sealedAt));
-  const result = {
+  /** The median over the rounds of the figure `pick` takes from a round. */
+  const mid = (pick) => median(results.map(pick));
+  const summary = (pick) => ({ p50: mid((r) => pick(r).p50), p99: mid((r) => pick(r).p99), max: mid((r) => pick(r).max), count: mid((r) => pick(r).count) });
+  const calls = {};
+  for (const method of new Set(results.flatMap((r) => Object.keys(r.calls)))) calls[method] = mid((r) => r.calls[method] ?? 0);
+  return {
     keys: count,
     callers,
     valueSize,
-    parts: layout.parts,
-    ops: (count / ms) * 1000,
-    put: summarize(puts.map((p) => p.end - p.start)),
-    overlapped: summarize(overlapped.map((p) => p.end - p.start)),
-    splits: done.length,
-    rolledBack: splits.filter((s) => s.rolledBack).length,
-    sealToSwitch: summarize(done.map((s) => s.switchedAt - s.sealedAt)),
-    sealToActive: summarize(done.filter((s) => s.doneAt !== undefined).map((s) => s.doneAt - s.sealedAt)),
-    calls: { ...counting.counts },
-    watchRestarts: watch.restarts(),
-    watchLost: watch.lost() ? String(watch.lost().message) : undefined,
+    rounds,
+    parts: mid((r) => r.parts),
+    ops: mid((r) => r.ops),
+    put: summary((r) => r.put),
+    overlapped: summary((r) => r.overlapped),
+    steady: summary((r) => r.steady),
+    /** What the splits add to the put p99, per round: p99 while growing less p99 with no split. */
+    added: summarize(results.map((r) => r.put.p99 - r.steady.p99)),
+    splits: mid((r) => r.splits),
+    rolledBack: results.reduce((sum, r) => sum + r.rolledBack, 0),
+    sealToSwitch: summary((r) => r.sealToSwitch),
+    sealToActive: summary((r) => r.sealToActive),
+    calls,
+    watchLost: results.find((r) => r.watchLost)?.watchLost,
   };
-  console.error(
-    `  0 -> ${count} keys, ${callers} callers: ${result.ops.toFixed(0)} puts/s, put p50 ${result.put.p50.toFixed(2)} ms, p99 ${result.put.p99.toFixed(2)} ms, max ${result.put.max.toFixed(1)} ms; ` +
-      `${result.splits} splits into ${result.parts} parts, seal -> switch p50 ${result.sealToSwitch.p50?.toFixed(1)} ms (max ${result.sealToSwitch.max?.toFixed(1)})`,
-  );
-  return result;
 }
 
 // ------------------------------------------------------------------ 5. several processes, one elastic bucket
@@ -594,8 +635,9 @@ export function elasticLines(r) {
   if (r.growth) {
     const g = r.growth;
     lines.push(
-      `Elastic growth 0 -> ${g.keys} keys of ${g.valueSize} random bytes, ${g.callers} callers, ${g.ops.toFixed(0)} puts/s: put p50 ${ms(g.put.p50)}, p99 ${ms(g.put.p99)}, max ${ms(g.put.max)}; ` +
-        `${g.overlapped.count} puts overlapped a split: p50 ${ms(g.overlapped.p50)}, p99 ${ms(g.overlapped.p99)}. ` +
+      `Elastic growth 0 -> ${g.keys} keys of ${g.valueSize} random bytes, ${g.callers} callers, medians of ${g.rounds} round(s), ${g.ops.toFixed(0)} puts/s: put p50 ${ms(g.put.p50)}, p99 ${ms(g.put.p99)}, max ${ms(g.put.max)}; ` +
+        `${g.overlapped.count} puts overlapped a split: p50 ${ms(g.overlapped.p50)}, p99 ${ms(g.overlapped.p99)}; ` +
+        `the same puts into the grown bucket, no split under way: p50 ${ms(g.steady.p50)}, p99 ${ms(g.steady.p99)} (the splits added ${ms(g.added.p50)} to the p99). ` +
         `${g.splits} splits into ${g.parts} parts${g.rolledBack ? ` (${g.rolledBack} rolled back)` : ''}${g.watchLost ? ` (the watch failed, later splits not seen: ${g.watchLost})` : ''}, one split (seal -> switch, from the watch) p50 ${ms(g.sealToSwitch.p50)}, max ${ms(g.sealToSwitch.max)}; ` +
         `seal -> both children active p50 ${ms(g.sealToActive.p50)}, max ${ms(g.sealToActive.max)}. ` +
         `The store's API calls: ${Object.entries(g.calls)
@@ -667,7 +709,13 @@ export function elasticTargets(r) {
       `put p99 while a bucket grows to ${g.keys} keys (${g.callers} callers) < the time of one split (seal -> switch, p50)`,
       g.put.p99 / g.sealToSwitch.p50,
       -1,
-      () => `${ms(g.put.p99)} vs ${ms(g.sealToSwitch.p50)} (max put ${ms(g.put.max)})`,
+      () => `${ms(g.put.p99)} vs ${ms(g.sealToSwitch.p50)} (max put ${ms(g.put.max)}; with no split the p99 is ${ms(g.steady.p99)})`,
+    ]);
+    rows.push([
+      `what the splits add to the put p99 while a bucket grows (p99 less the p99 of the same puts with no split) < the time of one split`,
+      g.added.p50 / g.sealToSwitch.p50,
+      -1,
+      () => `${ms(g.added.p50)} vs ${ms(g.sealToSwitch.p50)} (${ms(g.put.p99)} less ${ms(g.steady.p99)})`,
     ]);
   }
   if (r.procs) {
