@@ -174,7 +174,8 @@ const COMMANDS: CommandSpec[] = [
     summary: 'store the entries of an export (FILE or -)',
     description:
       'Stores the entries of an export file (FILE, or - for stdin) in batches of about 200 KiB: ' +
-      'each batch is one atomic patch (one per shard, in a sharded bucket). Entries already ' +
+      'each batch is one atomic patch per ConfigMap it goes to (its parts or shards, once the ' +
+      'bucket has several). Entries already ' +
       'expired are skipped; the others keep their expiry time. Keys not in the file are left ' +
       'alone. The whole file is checked before anything is written. Progress and a summary go ' +
       'to stderr (progress only when stderr is a terminal, or with --progress).',
