@@ -31,6 +31,7 @@ import { callApi, MAX_ROUTES } from './retry-policy.ts';
 import { mergeSnapshots, type Snapshot } from './snapshot.ts';
 import { activatePart, SPLIT_BYTES, splitObject, type SplitContext, type SplitProgress, type SplitTarget } from './split.ts';
 import { rvNumber, WatchLoop } from './watch-loop.ts';
+import { WriteLimit } from './write-limit.ts';
 
 /** Settings of a {@link Bucket}. */
 export interface BucketSettings extends ObjectStoreSettings {
@@ -66,6 +67,8 @@ export class Bucket {
   readonly head: ObjectStore;
   /** The stores of the bucket's other objects (shards, parts), by object name. */
   private readonly stores = new Map<string, ObjectStore>();
+  /** The puts its objects keep on the wire at once, together (write-limit.ts). */
+  private readonly writeLimit = new WriteLimit();
   /** One list+watch by label for every object of the bucket: the read cache, and `kv.watch()`. */
   private readonly loop: WatchLoop;
   /** The layout last read from the server (uncached processes reuse it until the server contradicts it). */
@@ -127,6 +130,7 @@ export class Bucket {
       ...this.s,
       maxBytes,
       watchLoop: this.loop,
+      writeLimit: this.writeLimit,
       onSnapshot: (snapshot) => this.changed(this.s.bucket, snapshot),
       afterWrite: (bytes) => this.afterWrite(this.head, bytes),
       splits: () => this.maxParts > 1,
@@ -155,6 +159,7 @@ export class Bucket {
       ...role,
       ...('shard' in role ? { beforeCreate: () => this.confirmShards(role.shard.count) } : {}),
       watchLoop: this.loop,
+      writeLimit: this.writeLimit,
       onSnapshot: (snapshot) => this.changed(name, snapshot),
       afterWrite: (bytes) => this.afterWrite(store!, bytes),
       splits: () => 'part' in role && this.maxParts > 1,

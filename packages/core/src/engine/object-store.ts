@@ -28,6 +28,7 @@ import { compareAndSwap, pointer, RaceLost, type SwapState, type SwapTarget, typ
 import { planWrite, type EvictionPolicy, type ObjectBudget, type Removal, type WritePlan } from './eviction.ts';
 import { DEFAULT_SWEEP_INTERVAL_MS, ExpirySweeper } from './expiry-sweeper.ts';
 import { GroupCommit } from './group-commit.ts';
+import type { WriteLimit } from './write-limit.ts';
 import { LayoutChanged, SplitInProgress, SplitWaited } from './layout-changed.ts';
 import {
   bucketLabels,
@@ -90,6 +91,8 @@ export interface ObjectStoreSettings extends BucketIdentity {
   onSnapshot?: ((snapshot: Snapshot, previous: Snapshot | undefined) => void) | undefined;
   /** The list+watch loop shared by a sharded bucket's shards; default: one of its own, by name. */
   watchLoop?: WatchLoop | undefined;
+  /** How many puts the bucket's objects keep on the wire at once, together (write-limit.ts); default: no limit. */
+  writeLimit?: WriteLimit | undefined;
   /**
    * The object's budget NOW, when it has one below the object limit (the bucket
    * decides how its `maxBytes` and `maxEntries` are shared among its objects: an
@@ -465,6 +468,29 @@ export class ObjectStore implements SwapTarget {
   }
 
   /**
+   * A put's or a delete's patch, sent in its turn among the bucket's writes on the wire
+   * (write-limit.ts) and timed for that limit. `holdable` (a put): while this process
+   * splits the object, wait for the split and route again instead (holdWrites).
+   */
+  private async limitedPatch(ops: JsonPatchOp[], expected: (refusal: KubeApiError) => boolean, holdable = false): Promise<KubeObject | KubeApiError> {
+    const answered = await this.s.writeLimit?.acquire();
+    if (holdable && this.held) {
+      answered?.(undefined);
+      await untilDeadline(this.held, 'a split of the bucket was finishing').catch(() => undefined);
+      throw new SplitWaited(`${this.ref.name} was being split`);
+    }
+    const sent = performance.now();
+    try {
+      const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), expected);
+      answered?.(patched instanceof KubeApiError ? undefined : performance.now() - sent);
+      return patched;
+    } catch (error) {
+      answered?.(undefined);
+      throw error;
+    }
+  }
+
+  /**
    * This process is about to seal the object for a split (bucket.ts): puts not yet sent
    * wait until `until` settles (the split's switch, or its end), then route again
    * ({@link SplitWaited}) instead of meeting the seal or the deleted object at the
@@ -631,15 +657,7 @@ export class ObjectStore implements SwapTarget {
       for (const dataKey of Object.keys(patchEntries)) if (strays.has(dataKey)) ops.push({ op: 'remove', path: pointer('data', dataKey) });
       if (entryMap) for (const [dataKey, b64] of Object.entries(patchEntries)) ops.push({ op: 'add', path: pointer(this.field, dataKey), value: b64 });
       else ops.push({ op: 'test', path: `/${this.field}`, value: null }, { op: 'add', path: `/${this.field}`, value: patchEntries });
-      if (this.held) {
-        await untilDeadline(this.held, 'a split of the bucket was finishing').catch(() => undefined);
-        throw new SplitWaited(`${this.ref.name} was being split`);
-      }
-      const patched = await this.call(
-        'patch',
-        () => this.jsonPatch(ops, this.answerOptions()),
-        (refusal) => isRaceLost(refusal) || refusal.status === 409 || this.isTooLarge(refusal),
-      );
+      const patched = await this.limitedPatch(ops, (refusal) => isRaceLost(refusal) || refusal.status === 409 || this.isTooLarge(refusal), true);
       if (!(patched instanceof KubeApiError)) {
         for (const dataKey of Object.keys(patchEntries)) strays.delete(dataKey);
         // Replaced by the exact figure when the answer is decoded.
@@ -750,7 +768,7 @@ export class ObjectStore implements SwapTarget {
           ops.push({ op: 'test', path, value: null });
         }
       }
-      const patched = await this.call('patch', () => this.jsonPatch(ops, this.answerOptions()), isRaceLost);
+      const patched = await this.limitedPatch(ops, isRaceLost);
       if (!(patched instanceof KubeApiError)) {
         await this.learn(patched);
         for (const k of targets) result.set(k, present.get(k)!.live);

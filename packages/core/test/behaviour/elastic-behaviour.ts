@@ -494,6 +494,45 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       await expectHolds(kv.bucket, model);
     });
 
+    it('keeps fewer writes on the wire while the server queues them', async () => {
+      const env = getEnv();
+      let onWire = 0;
+      /** The writes on the wire as each was sent. */
+      const sent: number[] = [];
+      const api = overriding(env.api, {
+        jsonPatch: async (...args) => {
+          sent.push(++onWire);
+          try {
+            await sleep(2 + onWire); // a server whose answers take 1 ms more for each write on the wire: a queue
+            return await env.api.jsonPatch(...args);
+          } finally {
+            onWire--;
+          }
+        },
+      });
+      const writer = make({ cache: false });
+      const model = await fill(writer, 'k', 720);
+      await settled(writer.bucket);
+      expect((await partsOf(writer.bucket)).length).toBeGreaterThanOrEqual(32);
+      const kv = make({ bucket: writer.bucket, cache: false, api });
+      const keys = [...model.keys()];
+      let next = 0;
+      // 48 callers rewrite the keys in turn (put i + 720 of a key starts after put i of it ended).
+      await Promise.all(
+        Array.from({ length: 48 }, async () => {
+          while (next < 1800) {
+            const i = next++;
+            const key = keys[i % keys.length]!;
+            await kv.put(key, `v${i}`);
+            model.set(key, `v${i}`);
+          }
+        }),
+      );
+      // Without a limit, each part with a put waiting has one on the wire (30-31 seen); the limit follows the queue down (9-17 seen).
+      expect(Math.max(...sent.slice(sent.length / 2))).toBeLessThanOrEqual(22);
+      await expectHolds(kv.bucket, model);
+    });
+
     it('writes to a part its cache shows with one patch, without reading the part first', async () => {
       const counted = countingApi(getEnv().api);
       const writer = make({ cache: false });
