@@ -30,6 +30,44 @@ describe('WriteLimit', () => {
     expect(limit.active).toBe(0);
   });
 
+  it('lets waiting writes go earliest deadline first (the first to come among equal ones)', async () => {
+    const limit = new WriteLimit();
+    const turns = await take(limit, INITIAL_WRITES);
+    const order: string[] = [];
+    const wait = (name: string, deadline?: number): Promise<(ms: number | undefined) => void> =>
+      limit.acquire(deadline).then((turn) => {
+        order.push(name);
+        return turn;
+      });
+    const waiting = [wait('late', 3000), wait('none'), wait('early', 1000), wait('early too', 1000)];
+    for (const turn of turns.slice(1)) turn(undefined); // three turns free up: the earliest three go
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['early', 'early too', 'late']);
+    turns[0]!(undefined);
+    for (const turn of await Promise.all(waiting)) turn(undefined);
+    expect(order).toEqual(['early', 'early too', 'late', 'none']);
+    expect(limit.active).toBe(0);
+  });
+
+  it('makes a newcomer wait behind the writes already waiting', async () => {
+    const limit = new WriteLimit();
+    const turns = await take(limit, INITIAL_WRITES);
+    const order: string[] = [];
+    const wait = (name: string, deadline: number): Promise<(ms: number | undefined) => void> =>
+      limit.acquire(deadline).then((turn) => {
+        order.push(name);
+        return turn;
+      });
+    const first = wait('waiting', 2000);
+    turns[0]!(undefined); // the waiting write takes the turn freed...
+    const second = wait('newcomer', 1000);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['waiting']); // ... and the newcomer, with an earlier deadline, waits for the next one
+    turns[1]!(undefined);
+    for (const turn of [await first, await second, ...turns.slice(2)]) turn(undefined);
+    expect(order).toEqual(['waiting', 'newcomer']);
+  });
+
   it('grows while used writes are answered at the no-queue time, up to MAX_WRITES', () => {
     const limit = new WriteLimit();
     for (let i = 0; i < 2000; i++) limit.record(5, limit.limit);

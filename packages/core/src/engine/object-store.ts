@@ -20,7 +20,7 @@
 import { setTimeout } from 'node:timers';
 import type { PreparedEntry } from '../codec/entry.ts';
 import { BucketFullError, ConflictError, ForeignObjectError, type KVError } from '../errors.ts';
-import { untilDeadline } from '../kube/call-deadline.ts';
+import { currentDeadline, untilDeadline } from '../kube/call-deadline.ts';
 import { MAX_OBJECT_DATA_BYTES, objectDataBytes } from '../kube/object-rules.ts';
 import { KubeApiError, type JsonPatchOp, type KubeApi, type KubeObject, type ObjectMeta, type ObjectRef, type PatchOptions } from '../kube/port.ts';
 import { isStatus, TOO_LARGE_FOR_ETCD, toKVError, type CallContext } from './api-errors.ts';
@@ -473,7 +473,7 @@ export class ObjectStore implements SwapTarget {
    * splits the object, wait for the split and route again instead (holdWrites).
    */
   private async limitedPatch(ops: JsonPatchOp[], expected: (refusal: KubeApiError) => boolean, holdable = false): Promise<KubeObject | KubeApiError> {
-    const answered = await this.s.writeLimit?.acquire();
+    const answered = await this.s.writeLimit?.acquire(currentDeadline());
     if (holdable && this.held) {
       answered?.(undefined);
       await untilDeadline(this.held, 'a split of the bucket was finishing').catch(() => undefined);

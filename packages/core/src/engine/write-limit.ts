@@ -44,12 +44,29 @@ const BETA = 4;
  */
 const NO_LOAD_DRIFT = 1.0002;
 
-/** Counts a store's writes on the wire and makes the next one wait while the limit is reached. */
+/** A write waiting for its turn. */
+interface Waiter {
+  deadline: number;
+  /** Arrival order, for writes of the same deadline. */
+  order: number;
+  go: (answered: Answered) => void;
+}
+
+/** What a write calls when it is answered: with how long it took (ms), or `undefined` when it failed or was not sent. */
+export type Answered = (ms: number | undefined) => void;
+
+/**
+ * Counts a store's writes on the wire and makes the next one wait while the limit is
+ * reached. Waiting writes go earliest deadline first (the call budget each carries,
+ * kube/call-deadline.ts): a write that has waited longest, such as one routed again
+ * after a split held it, goes before a put that has just begun.
+ */
 export class WriteLimit {
   private current = INITIAL_WRITES;
   private inFlight = 0;
   private noLoadMs = Infinity;
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting: Waiter[] = [];
+  private arrivals = 0;
 
   /** The current limit (for tests and diagnostics). */
   get limit(): number {
@@ -62,23 +79,39 @@ export class WriteLimit {
   }
 
   /**
-   * Resolves once this write may go (at once while under the limit) to the function to
-   * call when it is answered: with how long it took (ms), or with `undefined` when it
-   * failed or was not sent (not timed).
+   * Resolves once this write may go (at once while under the limit and no write waits)
+   * to the function to call when it is answered. `deadline`: when the write's call must
+   * be over (epoch ms; none: after every write that has one).
    */
-  async acquire(): Promise<(ms: number | undefined) => void> {
-    while (this.inFlight >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+  acquire(deadline = Infinity): Promise<Answered> {
+    if (this.inFlight < this.limit && this.waiting.length === 0) return Promise.resolve(this.take());
+    return new Promise((go) => {
+      this.waiting.push({ deadline, order: this.arrivals++, go });
+    });
+  }
+
+  /** A turn on the wire, and the function that ends it. */
+  private take(): Answered {
     this.inFlight++;
     const used = this.inFlight;
-    let released = false;
+    let ended = false;
     return (ms) => {
-      if (released) return;
-      released = true;
+      if (ended) return;
+      ended = true;
       this.inFlight--;
       if (ms !== undefined) this.record(ms, used);
-      // Wake as many as the limit lets go (each checks again).
-      for (let room = this.limit - this.inFlight; room > 0 && this.waiting.length > 0; room--) this.waiting.shift()!();
+      while (this.inFlight < this.limit && this.waiting.length > 0) this.next().go(this.take());
     };
+  }
+
+  /** Removes and returns the waiting write with the earliest deadline (of those, the first to come). */
+  private next(): Waiter {
+    let best = 0;
+    for (let i = 1; i < this.waiting.length; i++) {
+      const [a, b] = [this.waiting[i]!, this.waiting[best]!];
+      if (a.deadline < b.deadline || (a.deadline === b.deadline && a.order < b.order)) best = i;
+    }
+    return this.waiting.splice(best, 1)[0]!;
   }
 
   /** Adjusts the limit to a write answered in `ms`, sent when `used` writes were on the wire (itself included). */
