@@ -451,15 +451,16 @@ async function writesDuringSplits(ctx, callers = 16, rounds = ctx.quick ? 1 : 3)
  * ~2,000 keys (many parts, filled before the clock starts), against four processes each
  * rewriting the same share of keys in a bucket of its own filled the same way (the
  * control: nothing shared). Values keep their size, so no part splits during a run.
- * Alternating rounds, the median of each kind kept; after each run every key a process
- * wrote must hold its last value (`lost` counts those that do not). `options`: the
- * writers' store options (default: none, default options), for experiments.
+ * Alternating rounds (5: one kind varied by 15% between the rounds of one run), the
+ * median of each kind kept; after each run every key a process wrote must hold its last
+ * value (`lost` counts those that do not). `options`: the writers' store options
+ * (default: none, default options), for experiments.
  */
 export async function severalProcesses(ctx, { processes = 4, concurrency = 16, options = undefined } = {}) {
   const prefill = ctx.n(2000);
   const perProcess = Math.round(ctx.n(4800) / processes);
   const valueSize = 450;
-  const rounds = ctx.quick ? 1 : 3;
+  const rounds = ctx.quick ? 1 : 5;
   const shared = 'bench-e-procs';
   const own = Array.from({ length: processes }, (_, id) => `bench-e-procs-own-${id}`);
   const filled = {};
