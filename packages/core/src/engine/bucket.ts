@@ -67,7 +67,7 @@ export class Bucket {
   readonly head: ObjectStore;
   /** The stores of the bucket's other objects (shards, parts), by object name. */
   private readonly stores = new Map<string, ObjectStore>();
-  /** The puts its objects keep on the wire at once, together (write-limit.ts). */
+  /** How many puts and deletes its objects keep on the wire at once, together (write-limit.ts). */
   private readonly writeLimit = new WriteLimit();
   /** One list+watch by label for every object of the bucket: the read cache, and `kv.watch()`. */
   private readonly loop: WatchLoop;

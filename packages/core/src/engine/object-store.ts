@@ -28,7 +28,6 @@ import { compareAndSwap, pointer, RaceLost, type SwapState, type SwapTarget, typ
 import { planWrite, type EvictionPolicy, type ObjectBudget, type Removal, type WritePlan } from './eviction.ts';
 import { DEFAULT_SWEEP_INTERVAL_MS, ExpirySweeper } from './expiry-sweeper.ts';
 import { GroupCommit } from './group-commit.ts';
-import type { WriteLimit } from './write-limit.ts';
 import { LayoutChanged, SplitInProgress, SplitWaited } from './layout-changed.ts';
 import {
   bucketLabels,
@@ -45,6 +44,7 @@ import { callApi, conflictBackoff, DEFAULT_MAX_UPDATE_ATTEMPTS, MAX_REPLANS } fr
 import { emptySnapshot, entryField, isExpired, snapshotOf, type Snapshot } from './snapshot.ts';
 import { WatchCache } from './watch-cache.ts';
 import type { WatchLoop } from './watch-loop.ts';
+import type { WriteLimit } from './write-limit.ts';
 
 /**
  * Every patch sets `metadata.managedFields` to `[{}]`, which the API server
@@ -91,7 +91,7 @@ export interface ObjectStoreSettings extends BucketIdentity {
   onSnapshot?: ((snapshot: Snapshot, previous: Snapshot | undefined) => void) | undefined;
   /** The list+watch loop shared by a sharded bucket's shards; default: one of its own, by name. */
   watchLoop?: WatchLoop | undefined;
-  /** How many puts the bucket's objects keep on the wire at once, together (write-limit.ts); default: no limit. */
+  /** How many puts and deletes the bucket's objects keep on the wire at once, together (write-limit.ts); default: no limit. */
   writeLimit?: WriteLimit | undefined;
   /**
    * The object's budget NOW, when it has one below the object limit (the bucket
@@ -112,10 +112,10 @@ export function isEntrylessHead(snapshot: Snapshot): boolean {
 }
 
 const isMissing = (refusal: KubeApiError): boolean => refusal.status === 404;
+const isRaceLost = (refusal: KubeApiError): boolean => refusal.status === 404 || refusal.status === 422;
 
 /** The longest a split waits for this store's patches on the wire before it seals the object (holdWrites). */
 const QUIET_WAIT_MS = 1000;
-const isRaceLost = (refusal: KubeApiError): boolean => refusal.status === 404 || refusal.status === 422;
 
 /** Reads and writes of one object's entries. */
 export class ObjectStore implements SwapTarget {

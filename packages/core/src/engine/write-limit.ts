@@ -1,7 +1,7 @@
 /**
- * How many writes a store keeps on the wire at once, across the objects of its bucket:
- * a limit that follows the API server's queue, in the manner of TCP Vegas (and of
- * Netflix's concurrency-limits).
+ * How many writes (puts and deletes) a store keeps on the wire at once, across the
+ * objects of its bucket: a limit that follows the API server's queue, in the manner of
+ * TCP Vegas (and of Netflix's concurrency-limits).
  *
  * The API server applies a patch to the copy of the object in its watch cache and
  * applies it again when etcd refuses that copy as stale: two patches of one object that
