@@ -77,8 +77,6 @@ export class Bucket {
   private readonly gone = new Set<string>();
   /** Splits this process is running, by object name. */
   private readonly splits = new Map<string, Promise<void>>();
-  /** Objects this process has sealed for a split and not yet switched: what settles once they are (or the split ends). */
-  private readonly sealed = new Map<string, Promise<void>>();
   /** Failures of splits already reported through onError (each once). */
   private readonly reported = new Set<string>();
   /** True once a GET confirmed what the cache shows of the head (a foreign object without our labels is not in the watch). */
@@ -374,7 +372,7 @@ export class Bucket {
     // write that met its seal or its switch before this process heard of them waits for it, and one
     // that found its part gone after the switch routes again on that layout.
     const name = error instanceof SplitInProgress ? error.objectName : store.ref.name;
-    const running = this.sealed.get(name) ?? this.splits.get(name);
+    const running = this.storeNamed(name)?.splitHold ?? this.splits.get(name);
     if (running) {
       await untilDeadline(running, 'a split of the bucket was finishing').catch(() => undefined);
       return;
@@ -443,7 +441,7 @@ export class Bucket {
       const settled = await Promise.allSettled(
         entries.map(async ([store, group]) => {
           // An object this process has sealed for a split: wait for its switch instead of meeting the seal.
-          const splitting = this.sealed.get(store.ref.name);
+          const splitting = store.splitHold;
           if (splitting) {
             await untilDeadline(splitting, 'a split of the bucket was finishing').catch(() => undefined);
             throw new SplitWaited(`${store.ref.name} was being split`);
@@ -707,7 +705,6 @@ export class Bucket {
       if (event === 'sealing' || event === 'sealed') {
         // Writes not sent yet wait for the switch; the seal waits for the ones on the wire (a write the seal
         // overtook would meet it, read the object to see why, and only then wait).
-        this.sealed.set(target.name, switched);
         const quiet = this.storeNamed(target.name)?.holdWrites(switched);
         if (event === 'sealing') await quiet;
         return;
@@ -715,13 +712,13 @@ export class Bucket {
       // The children hold the object's keys from now on: writes that waited route again, on the
       // layout this process knows with the children in the object's place (no LIST needed).
       this.noteGone(target.name);
-      this.known = this.withChildren(this.known, target.name, children);
-      // Their first writes test what the creates answered (no GET before each child's first write).
-      for (const child of children) {
+      const made = children.flatMap((child) => {
         const part = partInfo(child.metadata);
+        // Their first writes test what the creates answered (no GET before each child's first write).
         if (part) this.storeFor(part.name, { part: { depth: part.depth, suffix: part.suffix, headUid: part.headUid } }).ownCreated(child);
-      }
-      this.sealed.delete(target.name);
+        return part ?? [];
+      });
+      this.known = this.withChildren(this.known, target.name, made);
       released();
     };
     const context: SplitContext = { ...this.s, beforeStep: this.s.beforeSplitStep, progress };
@@ -754,7 +751,6 @@ export class Bucket {
         throw error;
       } finally {
         this.splits.delete(target.name);
-        this.sealed.delete(target.name);
         released();
       }
     });
@@ -774,8 +770,7 @@ export class Bucket {
    * A known layout with an object replaced by the children its split made (the root's split:
    * the children alone); undefined when that does not give a complete layout.
    */
-  private withChildren(known: Layout | undefined, name: string, children: KubeObject[]): Layout | undefined {
-    const made = children.flatMap((child) => partInfo(child.metadata) ?? []);
+  private withChildren(known: Layout | undefined, name: string, made: PartInfo[]): Layout | undefined {
     let others: PartInfo[] = [];
     if (name !== this.s.bucket) {
       if (known?.kind !== 'elastic' || !known.parts.live.has(name)) return undefined;

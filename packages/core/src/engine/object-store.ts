@@ -490,6 +490,11 @@ export class ObjectStore implements SwapTarget {
     }
   }
 
+  /** While this process splits the object: what settles at the split's switch, or at its end (see holdWrites). */
+  get splitHold(): Promise<void> | undefined {
+    return this.held;
+  }
+
   /**
    * This process is about to seal the object for a split (bucket.ts): puts not yet sent
    * wait until `until` settles (the split's switch, or its end), then route again
