@@ -389,20 +389,14 @@ async function writesDuringSplits(ctx, callers = 16, rounds = ctx.quick ? 1 : 3)
     const overlapped = puts.filter((p) => splits.some((s) => p.start < (s.doneAt ?? s.switchedAt ?? Infinity) && p.end > s.sealedAt));
     // The baseline: the same puts into the grown bucket, no split under way.
     const again = open(ctx, bucket);
-    const steady = [];
-    await withCallers(count, callers, async (i) => {
-      const value = randomValue(valueSize);
-      const start = performance.now();
-      await again.put(benchKey(i), value);
-      steady.push(performance.now() - start);
-    });
+    const steady = await measure(count, (i) => again.put(benchKey(i), randomValue(valueSize)), callers);
     await again.close();
     const result = {
       ops: (count / ms) * 1000,
       parts: layout.parts,
       put: summarize(puts.map((p) => p.end - p.start)),
       overlapped: summarize(overlapped.map((p) => p.end - p.start)),
-      steady: summarize(steady),
+      steady,
       splits: done.length,
       rolledBack: splits.filter((s) => s.rolledBack).length,
       sealToSwitch: summarize(done.map((s) => s.switchedAt - s.sealedAt)),
@@ -432,7 +426,7 @@ async function writesDuringSplits(ctx, callers = 16, rounds = ctx.quick ? 1 : 3)
     ops: mid((r) => r.ops),
     put: summary((r) => r.put),
     overlapped: summary((r) => r.overlapped),
-    steady: summary((r) => r.steady),
+    steady: { p50: mid((r) => r.steady.p50), p99: mid((r) => r.steady.p99) },
     /** What the splits add to the put p99, per round: p99 while growing less p99 with no split. */
     added: summarize(results.map((r) => r.put.p99 - r.steady.p99)),
     splits: mid((r) => r.splits),
