@@ -1,6 +1,6 @@
 // Small helpers every test suite shares (packages' unit tests and the
-// integration tests alike): fresh bucket names, a clock moved by hand, and
-// waiting for what another process or a watch delivers.
+// integration tests alike): fresh bucket names, a clock moved by hand, waiting
+// for what another process or a watch delivers, and concurrent callers.
 import { randomBytes } from 'node:crypto';
 import { vi } from 'vitest';
 
@@ -25,4 +25,14 @@ export function manualClock(start = Date.now()): { now: () => number; advance: (
 /** Retries `assertion` until it passes (reads may come from a watch cache that has not caught up yet), for at most `timeoutMs`. */
 export function eventually<T>(assertion: () => T | Promise<T>, timeoutMs = 15_000): Promise<T> {
   return vi.waitFor(assertion, { timeout: timeoutMs, interval: 25 });
+}
+
+/** Calls `op(i)` for i from 0 to `count - 1` with `callers` concurrent callers, each waiting for its call before taking the next i. */
+export async function withCallers(count: number, callers: number, op: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (next < count) await op(next++);
+    }),
+  );
 }

@@ -13,7 +13,7 @@ import { countingApi, SPLIT_BYTES, SPLIT_HOOK, SPLIT_STEPS, type SplitStep } fro
 import { encodeKey } from '../../src/codec/key-codec.ts';
 import { bucketSelector } from '../../src/engine/ownership.ts';
 import { splitObject, type SplitTarget } from '../../src/engine/split.ts';
-import { bucketName, eventually } from '../../../../test/support/test-helpers.ts';
+import { bucketName, eventually, withCallers } from '../../../../test/support/test-helpers.ts';
 import { objectsOfBucket, type KvTestEnv } from './kv-behaviour.ts';
 import { cuttableWatches, holdingWatches, overriding } from './port-wrappers.ts';
 
@@ -473,16 +473,11 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       });
       const kv = make({ cache: false, api });
       const model = new Map<string, string>();
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 16 }, async () => {
-          while (next < 300) {
-            const [key, written] = [`k${next++}`, value()];
-            await kv.put(key, written);
-            model.set(key, written);
-          }
-        }),
-      );
+      await withCallers(300, 16, async (i) => {
+        const written = value();
+        await kv.put(`k${i}`, written);
+        model.set(`k${i}`, written);
+      });
       await kv.close(); // waits for the splits under way
       const splits = (await partsOf(kv.bucket)).length - 1;
       expect(splits).toBeGreaterThanOrEqual(7);
@@ -516,18 +511,12 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       expect((await partsOf(writer.bucket)).length).toBeGreaterThanOrEqual(32);
       const kv = make({ bucket: writer.bucket, cache: false, api });
       const keys = [...model.keys()];
-      let next = 0;
       // 48 callers rewrite the keys in turn (put i + 720 of a key starts after put i of it ended).
-      await Promise.all(
-        Array.from({ length: 48 }, async () => {
-          while (next < 1800) {
-            const i = next++;
-            const key = keys[i % keys.length]!;
-            await kv.put(key, `v${i}`);
-            model.set(key, `v${i}`);
-          }
-        }),
-      );
+      await withCallers(1800, 48, async (i) => {
+        const key = keys[i % keys.length]!;
+        await kv.put(key, `v${i}`);
+        model.set(key, `v${i}`);
+      });
       // Without a limit, each part with a put waiting has one on the wire (30-31 seen); the limit follows the queue down (9-17 seen).
       expect(Math.max(...sent.slice(sent.length / 2))).toBeLessThanOrEqual(22);
       await expectHolds(kv.bucket, model);
