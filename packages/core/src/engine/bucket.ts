@@ -712,6 +712,8 @@ export class Bucket {
       // The children hold the object's keys from now on: writes that waited route again, on the
       // layout this process knows with the children in the object's place (no LIST needed).
       this.noteGone(target.name);
+      const split = this.storeNamed(target.name);
+      if (split?.isPart) split.switchedAway();
       const made = children.flatMap((child) => {
         const part = partInfo(child.metadata);
         // Their first writes test what the creates answered (no GET before each child's first write).

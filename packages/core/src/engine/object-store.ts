@@ -277,6 +277,7 @@ export class ObjectStore implements SwapTarget {
   /** Forgets the object (it was deleted): the next write creates it again. */
   forget(): void {
     this.owned = undefined;
+    this.held = undefined;
     this.cache.offer(undefined, emptySnapshot());
   }
 
@@ -490,9 +491,22 @@ export class ObjectStore implements SwapTarget {
     }
   }
 
-  /** While this process splits the object: what settles at the split's switch, or at its end (see holdWrites). */
+  /**
+   * While this process splits the object: what settles at the split's switch, or at its end
+   * (see holdWrites); settled for good once the split switched a part away (see switchedAway).
+   */
   get splitHold(): Promise<void> | undefined {
     return this.held;
+  }
+
+  /**
+   * This process's split switched the object (a part) away: it is deleted, and the layout this
+   * process knows holds its children. A put that waited meanwhile (for a turn on the wire, or
+   * behind another batch of this object) routes again instead of meeting the deleted object at
+   * the server, and so does every later one (until forget(): a bucket made anew).
+   */
+  switchedAway(): void {
+    this.held = Promise.resolve();
   }
 
   /**

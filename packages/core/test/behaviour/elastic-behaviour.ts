@@ -489,6 +489,68 @@ export function describeElasticBucket(name: string, getEnv: () => KvTestEnv): vo
       await expectHolds(kv.bucket, model);
     });
 
+    it('a put that waited for a turn on the wire while this process split its part goes to the part that now holds its key', async () => {
+      const env = getEnv();
+      const writer = make({ cache: false });
+      const model = await fill(writer, 'k', 240);
+      await settled(writer.bucket);
+      const parts = await partsOf(writer.bucket);
+      const holding = (key: string): string => parts.find((part) => part.binaryData?.[encodeKey(key).dataKey] !== undefined)!.metadata.name;
+      const key = 'k0';
+      const target = holding(key);
+      // One key in each of four other parts: their puts take the store's four turns on the wire (write-limit.ts INITIAL_WRITES).
+      const others: string[] = [];
+      for (const k of model.keys()) if (![target, ...others.map(holding)].includes(holding(k)) && others.length < 4) others.push(k);
+      /** Parts whose patches are held back (their writes stay on the wire) until released. */
+      const heldParts = new Set<string>();
+      const held: Array<() => void> = [];
+      const refused: number[] = [];
+      const api = overriding(env.api, {
+        jsonPatch: async (...args) => {
+          if (heldParts.has(args[0].name)) await new Promise<void>((resolve) => held.push(resolve));
+          try {
+            return await env.api.jsonPatch(...args);
+          } catch (error) {
+            refused.push((error as { status?: number }).status ?? 0);
+            throw error;
+          }
+        },
+      });
+      const atSeal = deferred();
+      const goOn = deferred();
+      const switched = deferred();
+      const kv = make({
+        bucket: writer.bucket,
+        cache: false,
+        api,
+        [SPLIT_HOOK]: async (step: SplitStep, object: string) => {
+          if (object !== target) return;
+          if (step === 'seal') {
+            atSeal.resolve();
+            await goOn.promise;
+          }
+          if (step === 'activate') switched.resolve();
+        },
+      });
+      // The key's part past the threshold in one put: its split starts, and stops before the seal.
+      await kv.put(key, randomBytes(9000).toString('base64'));
+      await atSeal.promise;
+      for (const k of others) heldParts.add(holding(k));
+      const blocking = others.map((k) => kv.put(k, 'blocking'));
+      await eventually(() => expect(held).toHaveLength(4));
+      // This put waits for a turn; meanwhile the split seals (none of its part's writes is on the wire) and switches.
+      const late = kv.put(key, 'late');
+      goOn.resolve();
+      await switched.promise;
+      heldParts.clear();
+      for (const resolve of held) resolve();
+      await Promise.all([...blocking, late]);
+      // It routed again to the part holding its key: no patch met the deleted part (404) or a seal (422).
+      expect(refused).toEqual([]);
+      expect(text(await kv.get(key))).toBe('late');
+      expect((await partsOf(writer.bucket)).map((part) => part.metadata.name)).not.toContain(target);
+    });
+
     it('keeps fewer writes on the wire while the server queues them', async () => {
       const env = getEnv();
       let onWire = 0;
